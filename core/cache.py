@@ -1,0 +1,188 @@
+"""The soundings cache: hive-partitioned Parquet, one file per UTC day, written atomically.
+
+Layout under the cache root (``data_cache/`` unless ``--cache`` or ``OCO2_CACHE`` says otherwise)::
+
+    soundings/month=2019-08/2019-08-01.parquet    good soundings of one day, sorted by sounding_id
+    raw/                                          downloaded or simulated .nc4 files (optional)
+    inventory/sources.parquet                     optional override of the embedded inventory
+
+Design choices:
+
+* **One Parquet file per day.** A Lite file covers one UTC day, so "re-ingesting a file replaces its rows" and
+  "a re-processed file of the same day replaces the older one" are both the replacement of one file, done with
+  ``os.replace`` (atomic on POSIX): a reader sees the old day or the new day, never half of one, never both.
+* **The manifest is derived, not stored.** Each day file carries its provenance (source file, build, production
+  time, counts, ingest time) in its Parquet footer; :meth:`SoundingsCache.manifest` reads the footers. There is
+  no second file that a crash could leave out of step with the data.
+* Temporary files start with a dot, so DuckDB globs (``*.parquet``) and pyarrow datasets skip them; temporaries
+  left by a killed process are removed on the next write.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import json
+import os
+from pathlib import Path
+from typing import Iterable
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .lite_format import SOUNDINGS_SCHEMA
+from .lite_reader import LiteMetadata
+from .paths import cache_root
+
+META_KEY = b"oco2peak"
+ROW_GROUP_ROWS = 131_072
+MANIFEST_COLUMNS = ["file_name", "build", "build_family", "day", "month", "production_time", "n_read", "n_kept",
+                    "n_flagged", "n_fill", "n_duplicate", "ingested_at", "partition_file", "size_bytes"]
+
+
+class SoundingsCache:
+    """A cache root holding the soundings Parquet partitions (see the module docstring for the layout)."""
+
+    def __init__(self, root=None):
+        self.root = cache_root(root)
+        self.soundings_dir = self.root / "soundings"
+        self.raw_dir = self.root / "raw"
+
+    # -- paths ---------------------------------------------------------------------------------------------------
+    def day_path(self, day: dt.date) -> Path:
+        return self.soundings_dir / f"month={day:%Y-%m}" / f"{day:%Y-%m-%d}.parquet"
+
+    def month_glob(self, month: str | None = None) -> str:
+        """Glob of the day files of one month (``YYYY-MM``) or of all months, for DuckDB ``read_parquet``."""
+        return str(self.soundings_dir / (f"month={month}" if month else "month=*") / "*.parquet")
+
+    # -- reading -------------------------------------------------------------------------------------------------
+    def day_files(self, month: str | None = None) -> list[Path]:
+        if not self.soundings_dir.is_dir():
+            return []
+        pattern = f"month={month}/*.parquet" if month else "month=*/*.parquet"
+        return sorted(p for p in self.soundings_dir.glob(pattern) if not p.name.startswith("."))
+
+    def months(self) -> list[str]:
+        return sorted({p.parent.name.removeprefix("month=") for p in self.day_files()})
+
+    def manifest(self) -> pd.DataFrame:
+        """One row per ingested file, read from the day files' footers (the cache cannot disagree with it)."""
+        rows = []
+        for path in self.day_files():
+            record = _footer_record(path)
+            if record is not None:
+                rows.append(record)
+        return pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
+
+    def read_month(self, month: str, columns: list[str] | None = None) -> pd.DataFrame:
+        """All good soundings of a month, sorted by ``sounding_id``."""
+        files = self.day_files(month)
+        if not files:
+            return SOUNDINGS_SCHEMA.empty_table().to_pandas() if columns is None else \
+                SOUNDINGS_SCHEMA.empty_table().select(columns).to_pandas()
+        table = pa.concat_tables(pq.read_table(f, columns=columns) for f in files)
+        return table.to_pandas()
+
+    # -- writing -------------------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def write_lock(self):
+        """An exclusive lock on the cache for writers (several ingest processes may run at once)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".write.lock", "a+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def store_day(self, table: pa.Table, meta: LiteMetadata, force: bool = False) -> tuple[str, str]:
+        """Store one file's soundings as the partition file of its day.
+
+        Returns ``(status, detail)``: status is ``"ingested"`` (new day), ``"replaced"`` (an older production of
+        the same day), ``"re-ingested"`` (the same file again: its rows replaced, never duplicated) or
+        ``"skipped-older"`` (the cache already holds a newer production of that day; ``force`` overrides).
+        """
+        path = self.day_path(meta.day)
+        with self.write_lock():
+            current = _footer_record(path) if path.exists() else None
+            if current is None:
+                status, detail = "ingested", ""
+            elif current["file_name"] == meta.file_name:
+                status, detail = "re-ingested", "its rows replaced"
+            elif current["production_time"] > meta.production_time.isoformat() and not force:
+                return "skipped-older", f"the cache holds the newer {current['file_name']} for {meta.day}"
+            else:
+                status, detail = "replaced", f"replaces {current['file_name']}"
+            record = {**meta.as_dict(), "day": meta.day.isoformat(),
+                      "production_time": meta.production_time.isoformat(),
+                      "ingested_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+            write_parquet_atomic(path, table.to_batches(max_chunksize=ROW_GROUP_ROWS), table.schema,
+                                 {META_KEY: json.dumps(record).encode()})
+        return status, detail
+
+
+def write_parquet_atomic(path: Path, batches: Iterable[pa.RecordBatch], schema: pa.Schema,
+                         metadata: dict[bytes, bytes] | None = None) -> None:
+    """Write record batches to ``path`` so that readers see the old file or the whole new one, never a part.
+
+    The batches go to a hidden temporary file in the same folder, which is flushed to disk and renamed over
+    ``path`` (``os.replace`` is atomic on POSIX). If anything fails before the rename, including an exception
+    raised by the batch iterator itself, the temporary is removed and ``path`` is untouched.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(path.parent)
+    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
+    schema = schema.with_metadata({**(schema.metadata or {}), **(metadata or {})})
+    try:
+        with pq.ParquetWriter(tmp, schema, compression="zstd", compression_level=1,
+                              write_statistics=["sounding_id", "time", "orbit", "latitude", "longitude"]) as w:
+            for batch in batches:
+                w.write_batch(batch, row_group_size=ROW_GROUP_ROWS)
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _footer_record(path: Path) -> dict | None:
+    try:
+        meta = pq.read_schema(path).metadata or {}
+        record = json.loads(meta[META_KEY])
+    except (OSError, KeyError, ValueError, pa.ArrowException):
+        return None  # not one of ours (or unreadable): listed by nobody, never overwritten silently
+    record["month"] = record["day"][:7]
+    record["partition_file"] = str(path)
+    record["size_bytes"] = path.stat().st_size
+    return record
+
+
+def _remove_stale_temporaries(folder: Path) -> None:
+    for tmp in folder.glob(".*.tmp-*"):
+        pid = tmp.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
