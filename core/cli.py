@@ -1,4 +1,4 @@
-"""The command line: ``python -m core {ingest,simulate,demo,months} ... [--cache DIR]``.
+"""The command line: ``python -m core {ingest,simulate,demo,detect,export,months} ... [--cache DIR]``.
 
 Every command takes ``--cache DIR`` (default: ``$OCO2_CACHE``, else ``data_cache/``). Summaries go to stdout,
 progress and problems to stderr; the exit status is 1 when any input was bad, 0 otherwise.
@@ -61,6 +61,60 @@ def _cmd_demo(args) -> int:
     return 0
 
 
+def _load_settings(path):
+    from .settings import DetectionSettings
+
+    return DetectionSettings.load(path) if path else DetectionSettings()
+
+
+def _cmd_detect(args) -> int:
+    from .batch import peaks_table, run_month
+
+    try:
+        settings = _load_settings(args.rules)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    from .cache import SoundingsCache
+
+    if args.month not in SoundingsCache(args.cache).months():
+        print(f"error: the cache {cache_root(args.cache)} holds no soundings for {args.month} "
+              f"(months: {', '.join(SoundingsCache(args.cache).months()) or 'none'})", file=sys.stderr)
+        return 2
+    bar = ProgressBar(f"detect {args.month}")
+    candidates, seconds = run_month(args.month, settings, cache=args.cache,
+                                    on_orbit=lambda i, n, orbit: bar.update(i, n, f"orbit {orbit}"))
+    peaks = peaks_table(candidates, include_rejected=args.all)
+    n_events = int(candidates["is_event"].sum()) if len(candidates) else 0
+    n_accepted = int((candidates["is_event"] & candidates["status"].eq("accepted")).sum()) if len(candidates) else 0
+    n_attributed = int(peaks["source_id"].notna().sum()) if len(peaks) else 0
+    print(f"{args.month}: {len(candidates):,} candidates, {n_events:,} events, {n_accepted:,} accepted, "
+          f"{n_attributed:,} attributed in {seconds:.1f} s (settings {settings.preset}, hash {settings.hash})")
+    if args.out:
+        peaks.to_csv(args.out, index=False)
+        print(f"wrote {len(peaks):,} rows to {args.out}")
+    return 0
+
+
+def _cmd_export(args) -> int:
+    from .batch import load_detections, peaks_table
+
+    try:
+        settings = _load_settings(args.rules)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    candidates = load_detections(args.cache, args.month, settings)
+    if candidates is None:
+        print(f"error: no detections for {args.month} with settings {settings.hash}: run "
+              f"`python -m core detect --month {args.month}` first", file=sys.stderr)
+        return 2
+    peaks = peaks_table(candidates, include_rejected=args.all)
+    peaks.to_csv(args.out, index=False)
+    print(f"wrote {len(peaks):,} rows to {args.out}")
+    return 0
+
+
 def _cmd_months(args) -> int:
     from .cache import SoundingsCache
 
@@ -98,6 +152,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", parents=[common], help="make and ingest the embedded demo month (idempotent)")
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("detect", parents=[common], help="detect plume events in a month")
+    p.add_argument("--month", required=True, help="YYYY-MM")
+    p.add_argument("--rules", metavar="FILE.toml", help="detection settings (default: the recommended preset)")
+    p.add_argument("--out", metavar="FILE.csv", help="write the accepted events as CSV")
+    p.add_argument("--all", action="store_true", help="with --out: rejected candidates too")
+    p.set_defaults(func=_cmd_detect)
+
+    p = sub.add_parser("export", parents=[common], help="export stored detections of a month as CSV")
+    p.add_argument("--month", required=True, help="YYYY-MM")
+    p.add_argument("--rules", metavar="FILE.toml", help="the settings the detections were made with")
+    p.add_argument("--out", required=True, metavar="FILE.csv")
+    p.add_argument("--all", action="store_true", help="rejected candidates too")
+    p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("months", parents=[common], help="list the months the cache holds")
     p.set_defaults(func=_cmd_months)

@@ -1,0 +1,238 @@
+"""Detection of one orbit: soundings -> candidates (screen or stride) -> lmfit fits -> rules -> plume events.
+
+Stages, each cached by what it depends on so a workbench can re-run only what a change invalidates:
+
+1. :func:`prepare_orbit` - along-track geometry (depends on the soundings only).
+2. :func:`find_candidates` - every window screened at once (``screen.*``, window and sigma bounds); candidates
+   are the screen's local extrema. ``screen.stride > 0`` instead takes a candidate every N-th sounding and fits
+   them all, as the 2020 project did.
+3. :func:`fit_candidates` - a bounded, converged lmfit fit per candidate the screen found strong enough, plus
+   the statistics the rules need (``fit.*``).
+4. :func:`judge` - rules (thresholds only: milliseconds), de-duplication into one event per plume, emission.
+
+Attribution to inventory sources is a separate step (:mod:`core.attribution`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from . import emission as em
+from .fitting import SQRT_2PI, fit_window
+from .rules import STAT_COLUMNS, evaluate_rules, window_stats
+from .screen import local_extrema, screen_orbit
+from .settings import DetectionSettings
+from .track import along_track, cross_track_wind_ms
+
+FIT_COLUMNS = ("amplitude_ppm_km", "sigma_km", "center_km", "slope_ppm_km", "intercept_ppm")
+_FIT_PARAM = dict(zip(FIT_COLUMNS, ("amplitude", "sigma", "center", "slope", "intercept")))
+
+
+@dataclass(frozen=True)
+class OrbitData:
+    """One orbit's soundings sorted along the track, with its geometry."""
+
+    orbit: int
+    soundings: pd.DataFrame  # sorted by x_km; columns of the soundings contract + x_km, bearing_deg, frame
+
+    @property
+    def x_km(self) -> np.ndarray:
+        return self.soundings["x_km"].to_numpy()
+
+
+def prepare_orbit(soundings: pd.DataFrame) -> OrbitData:
+    """Along-track geometry for one orbit's soundings (any order in; sorted by along-track distance out)."""
+    df = soundings.sort_values("sounding_id", kind="stable").reset_index(drop=True)
+    track = along_track(df["sounding_id"].to_numpy(), df["latitude"].to_numpy(), df["longitude"].to_numpy())
+    df = df.assign(x_km=track.x_km, bearing_deg=track.bearing_deg, frame=track.frame)
+    df = df.sort_values("x_km", kind="stable").reset_index(drop=True)
+    orbit = int(df["orbit"].iloc[0]) if len(df) else -1
+    return OrbitData(orbit, df)
+
+
+def find_candidates(od: OrbitData, settings: DetectionSettings) -> pd.DataFrame:
+    """Candidate centres with the screen's values (``screen_*`` columns)."""
+    s = settings
+    df = od.soundings
+    if len(df) == 0:
+        return pd.DataFrame(columns=["center_km", "screen_snr", "screen_amplitude", "screen_sigma",
+                                     "screen_slope", "screen_intercept"])
+    stride = int(s["screen.stride"])
+    if stride > 0:  # the original: a candidate every N-th sounding, started from crude values
+        pick = np.arange(0, len(df), stride)
+        x = df["x_km"].to_numpy()[pick]
+        return pd.DataFrame({"center_km": x, "screen_snr": np.nan, "screen_amplitude": 1.0,
+                             "screen_sigma": 5.0, "screen_slope": 0.0,
+                             "screen_intercept": df["xco2"].to_numpy()[pick].astype(float)})
+    scr = screen_orbit(df["x_km"].to_numpy(), df["xco2"].to_numpy(), df["xco2_uncertainty"].to_numpy(),
+                       window_km=s["fit.window_km"], sigma_min_km=s["fit.sigma_min_km"],
+                       sigma_max_km=s["fit.sigma_max_km"], n_sigma=s["screen.n_sigma"], bin_km=s["screen.bin_km"])
+    idx = local_extrema(scr, min_separation_km=s["screen.min_separation_km"], min_abs_snr=s["screen.min_abs_snr"])
+    return pd.DataFrame({"center_km": scr.x_km[idx], "screen_snr": scr.snr[idx],
+                         "screen_amplitude": scr.amplitude_ppm_km[idx], "screen_sigma": scr.sigma_km[idx],
+                         "screen_slope": scr.slope_ppm_km[idx], "screen_intercept": scr.intercept_ppm[idx]})
+
+
+def fit_candidates(od: OrbitData, candidates: pd.DataFrame, settings: DetectionSettings) -> pd.DataFrame:
+    """Fit every candidate strong enough (all of them in stride mode); add fit values, errors and statistics.
+
+    Candidates not fitted carry ``fixed_reason`` ``screen`` (too weak) or ``fit-failed`` (with ``fit_message``).
+    """
+    s = settings
+    df = od.soundings
+    x, y = df["x_km"].to_numpy(), df["xco2"].to_numpy().astype(float)
+    unc = df["xco2_uncertainty"].to_numpy().astype(float)
+    frame, footprint = df["frame"].to_numpy(), df["footprint"].to_numpy()
+    land_water = df["land_water_indicator"].to_numpy()
+    half = s["fit.window_km"] / 2
+    strided = int(s["screen.stride"]) > 0
+    rows = []
+    for cand in candidates.itertuples(index=False):
+        row = {"center_km": cand.center_km, "screen_snr": cand.screen_snr, "fixed_reason": "", "fit_message": "",
+               "nfev": 0}
+        lo, hi = np.searchsorted(x, [cand.center_km - half, cand.center_km + half], side="left")
+        row["n_window"] = int(hi - lo)
+        if not strided and abs(cand.screen_snr) < s["screen.min_significance"]:
+            row.update(_screen_values(cand), fixed_reason="screen", fit_message="below the screen threshold")
+            rows.append(row)
+            continue
+        start = {"amplitude": cand.screen_amplitude, "sigma": cand.screen_sigma, "center": cand.center_km,
+                 "slope": cand.screen_slope, "intercept": cand.screen_intercept}
+        fit = fit_window(x[lo:hi], y[lo:hi], unc[lo:hi], start, s)
+        row["nfev"], row["fit_message"] = fit.nfev, fit.message
+        if not fit.ok:
+            row.update(_screen_values(cand), fixed_reason="fit-failed")
+            rows.append(row)
+            continue
+        for column, param in _FIT_PARAM.items():
+            row[column] = fit.values[param]
+            row[f"{param}_stderr"] = fit.stderr[param]
+        row["chi2"], row["redchi"] = fit.chi2, fit.redchi
+        row.update(window_stats(x[lo:hi], y[lo:hi], unc[lo:hi], frame[lo:hi], footprint[lo:hi],
+                                land_water[lo:hi], fit, len(df), s["rules.surface_transition.margin_km"]))
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    if out.empty:
+        return out
+    for column in (*FIT_COLUMNS, *STAT_COLUMNS):
+        if column not in out:
+            out[column] = np.nan
+    out["delta_ppm"] = out["amplitude_ppm_km"] / (out["sigma_km"] * SQRT_2PI)
+    return out
+
+
+def _screen_values(cand) -> dict:
+    return {"amplitude_ppm_km": cand.screen_amplitude, "sigma_km": cand.screen_sigma,
+            "slope_ppm_km": cand.screen_slope, "intercept_ppm": cand.screen_intercept}
+
+
+def judge(od: OrbitData, fitted: pd.DataFrame, settings: DetectionSettings) -> pd.DataFrame:
+    """Rules, de-duplication and emission: the candidates table of the orbit (one row per candidate)."""
+    if fitted.empty:
+        return fitted
+    out = evaluate_rules(fitted, settings)
+    out = merge_duplicates(out)
+    out = _locate(od, out)
+    out = _emission(out, settings)
+    out["orbit"] = od.orbit
+    out["rules_hash"] = settings.hash
+    return out
+
+
+def merge_duplicates(candidates: pd.DataFrame) -> pd.DataFrame:
+    """One event per plume: fitted candidates whose centres lie within a width of each other are one event.
+
+    The best fit is kept (accepted before rejected, then the highest A/stderr); the others are marked
+    ``duplicate`` (added to their ``rejected_by``) and point to it through ``event_id``; ``n_windows`` counts
+    the windows that saw the event.
+    """
+    out = candidates.copy()
+    out["event_id"] = -1
+    out["n_windows"] = 0
+    fitted = np.flatnonzero(out["fixed_reason"].eq("").to_numpy())
+    if fitted.size == 0:
+        return out
+    priority = sorted(fitted, key=lambda i: (out.at[i, "status"] != "accepted", -abs(out.at[i, "snr"])))
+    centres, sigmas = out["center_km"].to_numpy(), out["sigma_km"].to_numpy()
+    kept: list[int] = []
+    event_of = {}
+    for i in priority:
+        match = next((k for k in kept if abs(centres[i] - centres[k]) <= max(1.0, min(sigmas[i], sigmas[k]))), None)
+        if match is None:
+            kept.append(i)
+            event_of[i] = i
+        else:
+            event_of[i] = match
+    counts = pd.Series(list(event_of.values())).value_counts()
+    for i, k in event_of.items():
+        out.at[i, "event_id"] = k
+        if i != k:
+            out.at[i, "rejected_by"] = "+".join(filter(None, [out.at[i, "rejected_by"], "duplicate"]))
+            out.at[i, "status"] = "rejected"
+    for k in kept:
+        out.at[k, "n_windows"] = int(counts[k])
+    out["is_event"] = out.index.isin(kept)
+    return out
+
+
+def _locate(od: OrbitData, cands: pd.DataFrame) -> pd.DataFrame:
+    """Nearest sounding to each centre: its id, time, position; local wind, track bearing, psurf, tcwv."""
+    df = od.soundings
+    x = df["x_km"].to_numpy()
+    centre = cands["center_km"].to_numpy(float)
+    nearest = np.clip(np.searchsorted(x, centre), 0, len(x) - 1)
+    left = np.clip(nearest - 1, 0, len(x) - 1)
+    nearest = np.where(np.abs(x[left] - centre) < np.abs(x[nearest] - centre), left, nearest)
+    out = cands.copy()
+    for column in ("sounding_id", "time", "latitude", "longitude", "footprint"):
+        out[column] = df[column].to_numpy()[nearest]
+    # meteorology around the peak: soundings within +-max(sigma, 2.5 km) of the centre
+    sigma = np.nan_to_num(out["sigma_km"].to_numpy(float), nan=2.5)
+    reach = np.maximum(sigma, 2.5)
+    lo = np.searchsorted(x, centre - reach, side="left")
+    hi = np.maximum(np.searchsorted(x, centre + reach, side="right"), lo + 1)
+    for column, name in (("windspeed_u", "wind_u_ms"), ("windspeed_v", "wind_v_ms"),
+                         ("surface_pressure", "surface_pressure_hpa"), ("tcwv", "tcwv_kg_m2")):
+        values = df[column].to_numpy(float)
+        out[name] = _span_means(values, lo, hi)
+    bearing = np.radians(df["bearing_deg"].to_numpy(float))
+    out["track_bearing_deg"] = np.degrees(np.arctan2(_span_means(np.sin(bearing), lo, hi),
+                                                     _span_means(np.cos(bearing), lo, hi))) % 360
+    return out
+
+
+def _span_means(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """NaN-aware mean of ``values[lo:hi]`` for many spans at once."""
+    finite = np.isfinite(values)
+    csum = np.concatenate([[0.0], np.cumsum(np.where(finite, values, 0.0))])
+    ccount = np.concatenate([[0], np.cumsum(finite)])
+    count = ccount[hi] - ccount[lo]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, (csum[hi] - csum[lo]) / count, np.nan)
+
+
+def _emission(cands: pd.DataFrame, settings: DetectionSettings) -> pd.DataFrame:
+    out = cands.copy()
+    u_perp = cross_track_wind_ms(out["wind_u_ms"], out["wind_v_ms"], out["track_bearing_deg"])
+    out["wind_perp_ms"] = u_perp
+    q = em.emission_kg_s(out["amplitude_ppm_km"], u_perp, out["surface_pressure_hpa"], out["tcwv_kg_m2"])
+    ok = np.abs(u_perp) >= settings["emission.min_wind_perp_ms"]
+    q = np.where(ok, q, np.nan)
+    rel_a = out["amplitude_stderr"].to_numpy(float) / np.abs(out["amplitude_ppm_km"].to_numpy(float))
+    rel_w = settings["emission.wind_uncertainty_ms"] / np.abs(u_perp)
+    q_se = np.abs(q) * np.sqrt(rel_a ** 2 + rel_w ** 2)
+    out["emission_gCO2_s"] = q * 1e3
+    out["emission_gCO2_s_stderr"] = q_se * 1e3
+    out["emission_ktCO2_h"] = q * 3600 / 1e6
+    out["emission_MtCO2_yr"] = q * em.SECONDS_PER_YEAR / 1e9
+    out["emission_MtCO2_yr_stderr"] = q_se * em.SECONDS_PER_YEAR / 1e9
+    return out
+
+
+def detect_orbit(soundings: pd.DataFrame, settings: DetectionSettings | None = None) -> pd.DataFrame:
+    """All stages for one orbit: the candidates table (events are the rows with ``is_event``)."""
+    settings = settings or DetectionSettings()
+    od = prepare_orbit(soundings)
+    return judge(od, fit_candidates(od, find_candidates(od, settings), settings), settings)

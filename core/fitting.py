@@ -1,0 +1,126 @@
+"""The along-track model, Gaussian + line, fitted with lmfit under the declared constraints.
+
+    XCO2(x) = m (x - x0) + b + A / (sigma sqrt(2 pi)) exp(-(x - x0)^2 / (2 sigma^2))
+
+``A`` [ppm km] is the Gaussian area (it carries the emission), ``sigma`` [km] its width, ``x0`` [km] its centre,
+``m`` [ppm/km] and ``b`` [ppm] the background line. Fits are weighted by ``xco2_uncertainty``, bounded
+(``fit.sigma_min_km`` .. ``fit.sigma_max_km``, centre within ``fit.centre_shift_km`` of the candidate, optionally
+A >= 0), capped at ``fit.max_nfev`` evaluations, and converged (Levenberg-Marquardt to its default tolerances,
+not the single step that the original ``ftol=xtol=0.5`` allowed). Standard errors come from the covariance,
+scaled by the reduced chi-square (lmfit's default).
+
+A fit that raises, does not converge, hits the evaluation cap or has no standard errors is reported as failed,
+never raised: the caller turns it into a rejected candidate with reason ``fit-failed``.
+
+References
+----------
+Zheng, T. et al. (2020), ACP 20, 8501-8510; Chevallier, F. et al. (2020), GRL 47, e2020GL090007;
+Newville, M. et al., LMFIT: Non-Linear Least-Square Minimization and Curve-Fitting for Python (Zenodo).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import lmfit
+import numpy as np
+
+SQRT_2PI = np.sqrt(2 * np.pi)
+PARAMS = ("amplitude", "sigma", "center", "slope", "intercept")
+
+
+def gaussian_line(x, amplitude, sigma, center, slope, intercept):
+    """Gaussian of area ``amplitude`` [ppm km] and width ``sigma`` [km] at ``center`` [km] on a line.
+
+    Parameters
+    ----------
+    x : array_like
+        Along-track distance [km].
+    amplitude : float
+        Gaussian area A [ppm km].
+    sigma : float
+        Gaussian width [km].
+    center : float
+        Gaussian centre x0 [km].
+    slope : float
+        Background slope [ppm/km], relative to the centre.
+    intercept : float
+        Background at the centre [ppm].
+    """
+    d = np.asarray(x, float) - center
+    return slope * d + intercept + amplitude / (sigma * SQRT_2PI) * np.exp(-0.5 * (d / sigma) ** 2)
+
+
+#: The model, declared once (for reports and interactive fits: ``MODEL.fit(y, params, x=x, weights=1/unc)``).
+MODEL = lmfit.Model(gaussian_line)
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """Outcome of one window fit; ``ok`` False means ``fit-failed`` (``message`` says why)."""
+
+    ok: bool
+    message: str
+    values: dict
+    stderr: dict
+    nfev: int
+    chi2: float
+    redchi: float
+    n: int
+
+    @property
+    def peak_height_ppm(self) -> float:
+        """delta = A / (sigma sqrt(2 pi)) [ppm]."""
+        return self.values["amplitude"] / (self.values["sigma"] * SQRT_2PI)
+
+
+def make_params(start: dict, settings) -> lmfit.Parameters:
+    """Parameters with the bounds the settings declare, starting at ``start`` (e.g. the screen's values)."""
+    shift = float(settings["fit.centre_shift_km"])
+    lo_sigma, hi_sigma = float(settings["fit.sigma_min_km"]), float(settings["fit.sigma_max_km"])
+    params = MODEL.make_params()
+    params["amplitude"].set(value=float(start["amplitude"]), min=0.0 if settings["fit.positive_amplitude"] else -np.inf,
+                            max=np.inf)
+    if settings["fit.positive_amplitude"]:
+        params["amplitude"].set(value=max(float(start["amplitude"]), 1e-3))
+    params["sigma"].set(value=float(np.clip(start["sigma"], lo_sigma, hi_sigma)), min=lo_sigma, max=hi_sigma)
+    c = float(start["center"])
+    params["center"].set(value=c, min=c - shift, max=c + shift, vary=shift > 0)
+    params["slope"].set(value=float(start.get("slope", 0.0)))
+    params["intercept"].set(value=float(start["intercept"]))
+    return params
+
+
+def _residual(params, x, y, weight):
+    v = params.valuesdict()
+    return (gaussian_line(x, v["amplitude"], v["sigma"], v["center"], v["slope"], v["intercept"]) - y) * weight
+
+
+def fit_window(x_km, xco2_ppm, uncertainty_ppm, start: dict, settings) -> FitResult:
+    """Fit the model to one window's soundings; never raises (see the module docstring)."""
+    x = np.asarray(x_km, float)
+    y = np.asarray(xco2_ppm, float)
+    weight = 1.0 / np.asarray(uncertainty_ppm, float)
+    ok = np.isfinite(x) & np.isfinite(y) & np.isfinite(weight)
+    x, y, weight = x[ok], y[ok], weight[ok]
+    n = int(x.size)
+    empty = {p: np.nan for p in PARAMS}
+    if n < max(int(settings["fit.min_soundings"]), len(PARAMS) + 1):
+        return FitResult(False, f"only {n} usable soundings in the window", empty, empty, 0, np.nan, np.nan, n)
+    if np.ptp(y) == 0:
+        return FitResult(False, "constant data: nothing to fit", empty, empty, 0, np.nan, np.nan, n)
+    max_nfev = int(settings["fit.max_nfev"])
+    try:
+        params = make_params(start, settings)
+        result = lmfit.minimize(_residual, params, args=(x, y, weight), method="leastsq", max_nfev=max_nfev)
+    except (ValueError, FloatingPointError, ZeroDivisionError, np.linalg.LinAlgError) as exc:
+        return FitResult(False, f"fit raised {type(exc).__name__}: {exc}", empty, empty, 0, np.nan, np.nan, n)
+    values = {p: float(result.params[p].value) for p in PARAMS}
+    stderr = {p: (float(result.params[p].stderr) if result.params[p].stderr is not None else np.nan)
+              for p in PARAMS}
+    if not result.success or result.nfev >= max_nfev:
+        return FitResult(False, f"did not converge in {result.nfev} evaluations ({result.message})", values,
+                         stderr, result.nfev, float(result.chisqr), float(result.redchi), n)
+    if not np.isfinite(stderr["amplitude"]) or not all(np.isfinite(list(values.values()))):
+        return FitResult(False, "no standard errors (singular covariance: a parameter at its bound?)", values,
+                         stderr, result.nfev, float(result.chisqr), float(result.redchi), n)
+    return FitResult(True, "converged", values, stderr, result.nfev, float(result.chisqr), float(result.redchi), n)

@@ -1,0 +1,163 @@
+"""Rejection rules: per-candidate statistics (computed once per fit) and the rules evaluated over them.
+
+Statistics depend on the data and the fit only; the rules compare them with the thresholds of a
+:class:`core.settings.DetectionSettings`. So changing a threshold re-evaluates the rules over a table of
+candidates in milliseconds, without refitting, and every candidate gets the list of the rules it failed
+(``rejected_by``), not just a verdict.
+
+References
+----------
+Chevallier, F. et al. (2020), GRL 47, e2020GL090007, as implemented by oco2peak (2020): the rules
+``min-soundings`` .. ``fit-quality``. The rules ``significance``, ``step-like``, ``surface-transition`` and
+``support`` are this project's (METHOD.md section 2, known weaknesses).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .fitting import FitResult, gaussian_line
+from .settings import RULES, DetectionSettings
+
+#: Statistics columns each fitted candidate carries (inputs of the rules).
+STAT_COLUMNS = ("n_window", "n_orbit", "near_left", "near_right", "flank_left", "flank_right", "r", "r2",
+                "snr", "delta_chi2_step", "surface_transition", "support_frames", "support_footprints",
+                "top_share")
+
+
+def window_stats(x_km, y_ppm, unc_ppm, frame, footprint, land_water, fit: FitResult, n_orbit: int,
+                 surface_margin_km: float) -> dict:
+    """Statistics of one fitted window (arrays: the window's soundings, sorted by ``x_km``).
+
+    ``surface_margin_km`` widens the +-2 sigma span searched for a land/water transition.
+    """
+    v = fit.values
+    x0, sigma = v["center"], v["sigma"]
+    d = x_km - x0
+    stats = {"n_window": int(x_km.size), "n_orbit": int(n_orbit)}
+    stats["near_left"] = int(np.count_nonzero((d >= -sigma) & (d < 0)))
+    stats["near_right"] = int(np.count_nonzero((d >= 0) & (d <= sigma)))
+    stats["flank_left"] = int(np.count_nonzero((d >= -3 * sigma) & (d <= -2 * sigma)))
+    stats["flank_right"] = int(np.count_nonzero((d >= 2 * sigma) & (d <= 3 * sigma)))
+
+    model = gaussian_line(x_km, **v)
+    core = np.abs(d) <= 4 * sigma
+    if core.sum() >= 3 and np.ptp(model[core]) > 0 and np.ptp(y_ppm[core]) > 0:
+        r = float(np.corrcoef(model[core], y_ppm[core])[0, 1])
+    else:
+        r = 0.0
+    stats["r"], stats["r2"] = r, r * r
+    se = fit.stderr["amplitude"]
+    stats["snr"] = float(v["amplitude"] / se) if se and np.isfinite(se) and se > 0 else 0.0
+
+    weight = 1.0 / unc_ppm ** 2
+    stats["delta_chi2_step"] = float(best_step_chi2(d, y_ppm, weight, 2 * sigma) - fit.chi2)
+
+    span = np.abs(d) <= 2 * sigma + surface_margin_km
+    kinds = np.unique(np.where(land_water[span] == 0, 0, 1)) if span.any() else np.zeros(0)
+    stats["surface_transition"] = bool(kinds.size > 1 or np.any(land_water[span] == 3))
+
+    near = np.abs(d) <= 2 * sigma
+    excess = y_ppm[near] - (v["slope"] * d[near] + v["intercept"])
+    if excess.size:
+        stats["support_frames"] = _groups_above(frame[near], excess)
+        stats["support_footprints"] = _groups_above(footprint[near], excess)
+        positive = np.clip(excess, 0, None)
+        total = positive.sum()
+        top = np.sort(positive)[::-1][: max(1, int(np.ceil(0.1 * positive.size)))]
+        stats["top_share"] = float(top.sum() / total) if total > 0 else 1.0
+    else:
+        stats["support_frames"] = stats["support_footprints"] = 0
+        stats["top_share"] = 1.0
+    return stats
+
+
+def _groups_above(groups: np.ndarray, excess: np.ndarray) -> int:
+    """How many distinct groups (frames, footprints) have a positive mean excess."""
+    keys, inverse = np.unique(groups, return_inverse=True)
+    sums = np.bincount(inverse, weights=excess, minlength=keys.size)
+    return int(np.count_nonzero(sums > 0))
+
+
+def best_step_chi2(d_km, y_ppm, weight, half_span_km: float) -> float:
+    """Smallest weighted chi-square of ``y = b + m d + s H(d - d_s)`` over step positions |d_s| <= half_span.
+
+    Every split between consecutive soundings in the span is tried at once from cumulative sums (3x3 normal
+    equations per split), so a land/water edge or a bias jump is compared fairly with the Gaussian.
+    """
+    order = np.argsort(d_km, kind="stable")
+    d, y, w = d_km[order], y_ppm[order], weight[order]
+    n = d.size
+    if n < 6:
+        return np.inf
+    totals = np.array([w.sum(), (w * d).sum(), (w * d * d).sum(), (w * y).sum(), (w * d * y).sum()])
+    cum = np.cumsum(np.stack([w, w * d, w * d * d, w * y, w * d * y]), axis=1)  # left sums up to index t
+    splits = np.flatnonzero((d[:-1] >= -half_span_km) & (d[1:] <= half_span_km))  # step between t and t+1
+    splits = splits[(splits >= 1) & (splits <= n - 3)]
+    if splits.size == 0:
+        return np.inf
+    sw, swd, swdd, swy, swdy = totals
+    # the step column H is 1 on the right of the split: its sums are totals minus the left sums
+    rw, rwd, _, rwy, _ = (totals[:, None] - cum[:, splits])
+    a = np.empty((splits.size, 3, 3))
+    a[:, 0, 0], a[:, 0, 1], a[:, 0, 2] = sw, swd, rw
+    a[:, 1, 0], a[:, 1, 1], a[:, 1, 2] = swd, swdd, rwd
+    a[:, 2, 0], a[:, 2, 1], a[:, 2, 2] = rw, rwd, rw
+    b = np.stack([np.full(splits.size, swy), np.full(splits.size, swdy), rwy], axis=1)
+    with np.errstate(all="ignore"):
+        p = np.linalg.solve(a + np.eye(3) * 1e-12, b[..., None])[..., 0]
+    swyy = (w * y * y).sum()
+    chi2 = swyy - np.einsum("ni,ni->n", p, b)
+    chi2 = chi2[np.isfinite(chi2)]
+    return float(max(chi2.min(), 0.0)) if chi2.size else np.inf
+
+
+def rule_failures(stats: pd.DataFrame, settings: DetectionSettings) -> dict[str, np.ndarray]:
+    """For each enabled rule, a boolean array: True where the candidate fails it."""
+    s = settings
+    sigma = stats["sigma_km"].to_numpy(float)
+    amplitude = stats["amplitude_ppm_km"].to_numpy(float)
+    col = {c: stats[c].to_numpy() for c in STAT_COLUMNS if c in stats}
+    need_near = np.floor(s["rules.near_sides.per_sigma_km"] * sigma)
+    need_flank = np.floor(s["rules.flanks.per_sigma_km"] * sigma)
+    tests = {
+        "min-soundings": lambda: col["n_window"] < s["rules.min_soundings.threshold"],
+        "min-orbit-soundings": lambda: col["n_orbit"] < s["rules.min_orbit_soundings.threshold"],
+        "too-narrow": lambda: sigma < s["rules.too_narrow.min_sigma_km"],
+        "too-wide": lambda: s["rules.too_wide.n_sigma"] * sigma > s["fit.window_km"] / 2,
+        "depletion": lambda: ~(amplitude > 0),
+        "near-sides": lambda: (col["near_left"] < need_near) | (col["near_right"] < need_near),
+        "flanks": lambda: (col["flank_left"] < need_flank) | (col["flank_right"] < need_flank),
+        "fit-quality": lambda: ~((col["r"] > 0) & (col["r2"] >= s["rules.fit_quality.min_r2"])),
+        "significance": lambda: ~(col["snr"] >= s["rules.significance.min_snr"]),
+        "step-like": lambda: ~(col["delta_chi2_step"] > s["rules.step_like.min_delta_chi2"]),
+        "surface-transition": lambda: col["surface_transition"].astype(bool),
+        "support": lambda: ((col["support_frames"] < s["rules.support.min_frames"])
+                            | (col["support_footprints"] < s["rules.support.min_footprints"])
+                            | (col["top_share"] > s["rules.support.max_top_share"])),
+    }
+    assert set(tests) == {r.name for r in RULES}, "every declared rule needs a test"
+    return {name: np.asarray(test(), bool) for name, test in tests.items() if settings.enabled(name)}
+
+
+def evaluate_rules(candidates: pd.DataFrame, settings: DetectionSettings) -> pd.DataFrame:
+    """Set ``status`` and ``rejected_by`` ('+'-joined rule names) on fitted candidates; others keep theirs.
+
+    Candidates whose ``fixed_reason`` is set (``screen``, ``fit-failed``) are rejected by that reason alone.
+    """
+    out = candidates.copy()
+    fitted = out["fixed_reason"].eq("").to_numpy()
+    reasons = np.full(len(out), "", dtype=object)
+    if fitted.any():
+        failures = rule_failures(out.loc[fitted], settings)
+        names = np.array(list(failures))
+        if names.size:
+            matrix = np.stack([failures[n] for n in names], axis=1)
+            joined = ["+".join(names[row]) for row in matrix]
+        else:
+            joined = [""] * int(fitted.sum())
+        reasons[fitted] = joined
+    reasons[~fitted] = out.loc[~fitted, "fixed_reason"].to_numpy()
+    out["rejected_by"] = reasons
+    out["status"] = np.where(reasons == "", "accepted", "rejected")
+    return out

@@ -1,0 +1,167 @@
+"""Vectorised screen: the along-track Gaussian + line fitted at every window of an orbit at once.
+
+The soundings are binned along the track (``bin_km``); for every bin centre x0 and every width sigma of a
+log-spaced grid, the weighted linear least-squares problem
+
+    y = b + m (x - x0) + A g(x - x0; sigma),   g(d; s) = exp(-d^2 / 2 s^2) / (s sqrt(2 pi)),
+
+over the window |x - x0| <= W/2 is solved in closed form. Its normal equations need window sums of w, w d,
+w d^2, w y, w d y (box sums: cumulative sums) and of w g, w d g, w g^2, w g y (correlations with the kernel:
+FFT convolutions), so an orbit of 40k soundings costs a few tens of milliseconds for all widths.
+
+The statistic kept at each x0 is the best significance A / stderr(A) over the widths (stderr scaled by the
+reduced chi-square, as lmfit does); candidates are its local extrema, enhancements and depletions alike.
+
+References
+----------
+PLATFORM_NOTES.md (a grid of 20 widths solved by linear least squares gave recall equal to or better than
+converged fits at ~10,000 windows/s); Zheng et al. (2020), ACP 20, 8501 (the model).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.ndimage import maximum_filter1d
+from scipy.signal import fftconvolve
+
+SQRT_2PI = np.sqrt(2 * np.pi)
+
+
+@dataclass(frozen=True)
+class ScreenResult:
+    """Best screen fit at every bin centre of an orbit."""
+
+    x_km: np.ndarray  # bin centres [km]
+    snr: np.ndarray  # signed A / stderr(A) of the best width (0 where no fit is possible)
+    amplitude_ppm_km: np.ndarray  # A of the best width [ppm km]
+    sigma_km: np.ndarray  # best width [km]
+    slope_ppm_km: np.ndarray  # m of the best width [ppm/km]
+    intercept_ppm: np.ndarray  # b of the best width [ppm]
+    n_window: np.ndarray  # soundings in the window
+
+
+def sigma_grid_km(sigma_min_km: float, sigma_max_km: float, n: int) -> np.ndarray:
+    """Log-spaced widths [km] between the fit bounds (the screen never goes below 1 km: bins are coarse)."""
+    return np.geomspace(max(sigma_min_km, 1.0), sigma_max_km, int(n))
+
+
+def _box_sum(prefix: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Sum of the binned values ``lo..hi`` inclusive, from their cumulative sum with a leading 0."""
+    return prefix[hi + 1] - prefix[lo]
+
+
+def screen_orbit(x_km, xco2_ppm, uncertainty_ppm, window_km: float = 200.0, sigma_min_km: float = 1.0,
+                 sigma_max_km: float = 50.0, n_sigma: int = 16, bin_km: float = 0.5) -> ScreenResult:
+    """Screen every window of one orbit (see the module docstring).
+
+    Parameters
+    ----------
+    x_km : array_like
+        Along-track distance of each sounding [km].
+    xco2_ppm, uncertainty_ppm : array_like
+        XCO2 and its 1-sigma [ppm]; weights are 1 / uncertainty^2.
+    window_km : float
+        Full window width W [km].
+    sigma_min_km, sigma_max_km, n_sigma : float, float, int
+        Widths tried [km].
+    bin_km : float
+        Bin size along the track [km].
+    """
+    x = np.asarray(x_km, float)
+    y = np.asarray(xco2_ppm, float)
+    w = 1.0 / np.asarray(uncertainty_ppm, float) ** 2
+    ok = np.isfinite(x) & np.isfinite(y) & np.isfinite(w)
+    x, y, w = x[ok], y[ok], w[ok]
+    if x.size == 0:
+        empty = np.zeros(0)
+        return ScreenResult(empty, empty, empty, empty, empty, empty, np.zeros(0, int))
+    y_ref = np.average(y, weights=w)
+    y = y - y_ref  # numerically kinder sums
+    x0 = x.min()
+    idx = np.floor((x - x0) / bin_km).astype(np.int64)
+    n_bins = int(idx.max()) + 1
+    centres = x0 + (np.arange(n_bins) + 0.5) * bin_km
+    j = np.arange(n_bins, dtype=float) * bin_km  # bin position relative to bin 0 [km]
+
+    s_w = np.bincount(idx, weights=w, minlength=n_bins)
+    s_wy = np.bincount(idx, weights=w * y, minlength=n_bins)
+    s_wyy = np.bincount(idx, weights=w * y * y, minlength=n_bins)
+    s_n = np.bincount(idx, minlength=n_bins).astype(float)
+
+    h = int(round(window_km / 2 / bin_km))
+    k = np.arange(n_bins)
+    lo, hi = np.maximum(k - h, 0), np.minimum(k + h, n_bins - 1)
+    pre = {name: np.concatenate([[0.0], np.cumsum(v)]) for name, v in {
+        "w": s_w, "wj": s_w * j, "wjj": s_w * j * j, "wy": s_wy, "wjy": s_wy * j, "wyy": s_wyy, "n": s_n}.items()}
+    c = j  # centre of bin k relative to bin 0 is j[k]
+    sw = _box_sum(pre["w"], lo, hi)
+    swd = _box_sum(pre["wj"], lo, hi) - c * sw
+    swdd = _box_sum(pre["wjj"], lo, hi) - 2 * c * _box_sum(pre["wj"], lo, hi) + c * c * sw
+    swy = _box_sum(pre["wy"], lo, hi)
+    swdy = _box_sum(pre["wjy"], lo, hi) - c * swy
+    swyy = _box_sum(pre["wyy"], lo, hi)
+    n_window = _box_sum(pre["n"], lo, hi).astype(int)
+
+    # the line alone (sigma-independent): chi2_0 = swyy - p0 . r0
+    det0 = sw * swdd - swd * swd
+    with np.errstate(divide="ignore", invalid="ignore"):
+        b0 = (swdd * swy - swd * swdy) / det0
+        m0 = (sw * swdy - swd * swy) / det0
+
+    best = dict(snr=np.zeros(n_bins), amplitude=np.zeros(n_bins), sigma=np.zeros(n_bins),
+                slope=np.nan_to_num(m0), intercept=np.nan_to_num(b0))
+    for sigma in sigma_grid_km(sigma_min_km, sigma_max_km, n_sigma):
+        half = min(h, int(np.ceil(5 * sigma / bin_km)))
+        d = np.arange(-half, half + 1) * bin_km
+        g = np.exp(-0.5 * (d / sigma) ** 2) / (sigma * SQRT_2PI)
+        swg = _corr(s_w, g)
+        swdg = _corr(s_w, d * g)
+        swgg = _corr(s_w, g * g)
+        swgy = _corr(s_wy, g)
+        a, bvec = _normal_equations(sw, swd, swdd, swg, swdg, swgg, swy, swdy, swgy)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            cov = np.linalg.inv(a)
+            p = np.einsum("nij,nj->ni", cov, bvec)
+            chi2 = np.maximum(swyy - np.einsum("ni,ni->n", p, bvec), 0.0)
+            dof = np.maximum(n_window - 3, 1)
+            scale = np.maximum(chi2 / dof, 1.0)
+            se = np.sqrt(np.abs(cov[:, 2, 2]) * scale)
+            snr = np.where((n_window > 5) & (se > 0), p[:, 2] / se, 0.0)
+        snr = np.nan_to_num(snr, nan=0.0, posinf=0.0, neginf=0.0)
+        better = np.abs(snr) > np.abs(best["snr"])
+        best["snr"] = np.where(better, snr, best["snr"])
+        best["amplitude"] = np.where(better, p[:, 2], best["amplitude"])
+        best["sigma"] = np.where(better, sigma, best["sigma"])
+        best["slope"] = np.where(better, p[:, 1], best["slope"])
+        best["intercept"] = np.where(better, p[:, 0] + y_ref, best["intercept"])
+    best["intercept"] = np.where(best["sigma"] == 0, best["intercept"] + y_ref, best["intercept"])
+    return ScreenResult(centres, best["snr"], best["amplitude"], best["sigma"], best["slope"], best["intercept"],
+                        n_window)
+
+
+def _corr(values: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """Window sums sum_j values[j] * kernel[j - k] for every k (kernel centred, length 2*half+1)."""
+    out = fftconvolve(values, kernel[::-1], mode="same")
+    return out
+
+
+def _normal_equations(sw, swd, swdd, swg, swdg, swgg, swy, swdy, swgy):
+    a = np.empty((sw.shape[0], 3, 3))
+    a[:, 0, 0], a[:, 0, 1], a[:, 0, 2] = sw, swd, swg
+    a[:, 1, 0], a[:, 1, 1], a[:, 1, 2] = swd, swdd, swdg
+    a[:, 2, 0], a[:, 2, 1], a[:, 2, 2] = swg, swdg, swgg
+    # a tiny ridge keeps windows without data (gaps) invertible; their snr is 0 anyway
+    a[:, 0, 0] += 1e-12
+    a[:, 1, 1] += 1e-12
+    a[:, 2, 2] += 1e-12
+    return a, np.stack([swy, swdy, swgy], axis=1)
+
+
+def local_extrema(screen: ScreenResult, min_separation_km: float = 3.0, min_abs_snr: float = 1.0) -> np.ndarray:
+    """Indices of the local extrema of the screen's |snr| (candidate centres), strongest first."""
+    size = max(3, int(round(2 * min_separation_km / max(np.diff(screen.x_km[:2]).item() if screen.x_km.size > 1
+                                                         else 1.0, 1e-6))) | 1)
+    mag = np.abs(screen.snr)
+    peaks = np.flatnonzero((mag >= maximum_filter1d(mag, size=size, mode="nearest")) & (mag >= min_abs_snr))
+    return peaks[np.argsort(-mag[peaks], kind="stable")]

@@ -1,0 +1,312 @@
+"""Fit constraints and rejection rules, declared once: name, unit, default, bounds and a one-line meaning.
+
+In the spirit of lmfit's ``Parameter`` hints: every number that changes a verdict is a declared, bounded,
+documented :class:`Setting`; a :class:`DetectionSettings` holds one value for each, loads from and saves to
+TOML, validates (unknown keys, wrong types and out-of-range values give a message naming the key), and has a
+stable hash that goes with every exported peak.
+
+Two presets ship: ``chevallier-2020`` (the rules exactly as the 2020 project ran them, to reproduce published
+work) and ``recommended`` (validated on simulated truth: ``bench/bench_quality.py``).
+
+References
+----------
+Chevallier, F. et al. (2020), Large CO2 emitters as seen from satellite: comparison to a gridded global
+emission inventory, GRL 47, e2020GL090007 (rules as implemented in oco2peak, 2020). Zheng, T. et al. (2020),
+ACP 20, 8501-8510 (the along-track Gaussian model).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One tunable value: a fit constraint, a screen or emission setting, or a rule's threshold or switch."""
+
+    key: str  # "section.name", e.g. "fit.window_km" or "rules.min_soundings.threshold"
+    default: float | int | bool
+    unit: str
+    meaning: str
+    minimum: float | None = None
+    maximum: float | None = None
+
+    @property
+    def kind(self) -> type:
+        return type(self.default)
+
+    def check(self, value, source: str = "settings"):
+        """Return ``value`` converted to this setting's type, or raise ``ValueError`` naming the key."""
+        if self.kind is bool:
+            if not isinstance(value, bool):
+                raise ValueError(f"{source}: {self.key} must be true or false, got {value!r}")
+            return value
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{source}: {self.key} must be a number [{self.unit}], got {value!r}")
+        if not math.isfinite(value):
+            raise ValueError(f"{source}: {self.key} must be finite, got {value!r}")
+        if self.kind is int and float(value) != int(value):
+            raise ValueError(f"{source}: {self.key} must be a whole number, got {value!r}")
+        if (self.minimum is not None and value < self.minimum) or (self.maximum is not None and value > self.maximum):
+            raise ValueError(f"{source}: {self.key} = {value!r} is outside [{self.minimum}, {self.maximum}] {self.unit}")
+        return self.kind(value)
+
+    def clamp(self, value):
+        """The nearest allowed value (for values that come from a URL)."""
+        if self.kind is bool:
+            return bool(value)
+        value = self.kind(value)
+        if self.minimum is not None:
+            value = max(value, self.kind(self.minimum))
+        if self.maximum is not None:
+            value = min(value, self.kind(self.maximum))
+        return value
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A rejection rule: a candidate *fails* it when its test does not hold; ``name`` goes in ``rejected_by``."""
+
+    name: str
+    meaning: str
+    origin: str  # "chevallier-2020" or "oco2peak-workbench"
+    settings: tuple[Setting, ...] = field(default_factory=tuple)
+
+
+def _s(key, default, unit, meaning, minimum=None, maximum=None) -> Setting:
+    return Setting(key, default, unit, meaning, minimum, maximum)
+
+
+FIT = (
+    _s("fit.window_km", 200.0, "km", "full width W of the along-track window around a candidate centre", 40, 600),
+    _s("fit.sigma_min_km", 0.5, "km", "lower bound of the Gaussian width in the fit", 0.1, 20),
+    _s("fit.sigma_max_km", 50.0, "km", "upper bound of the Gaussian width in the fit", 5, 200),
+    _s("fit.positive_amplitude", False, "", "bound the Gaussian area to A >= 0 (else the depletion rule judges)"),
+    _s("fit.centre_shift_km", 10.0, "km", "how far the fitted centre may move from the candidate position", 0, 100),
+    _s("fit.max_nfev", 200, "1", "cap on model evaluations per fit (a fit that hits it is fit-failed)", 20, 5000),
+    _s("fit.min_soundings", 30, "1", "fewest soundings in a window for a fit to be attempted", 5, 2000),
+)
+SCREEN = (
+    _s("screen.bin_km", 0.5, "km", "along-track bin of the vectorised screen", 0.1, 5),
+    _s("screen.n_sigma", 16, "1", "number of Gaussian widths tried by the screen (log-spaced over the fit bounds)",
+       4, 64),
+    _s("screen.min_significance", 3.0, "1", "screen A/stderr(A) a local maximum needs to be fitted", 0, 20),
+    _s("screen.min_abs_snr", 2.0, "1", "weakest screen extremum listed as a candidate at all", 0, 20),
+    _s("screen.min_separation_km", 3.0, "km", "closest two screen extrema may be", 0.5, 50),
+    _s("screen.stride", 0, "1", "0: screen every window; N > 0: a candidate every N-th sounding, all fitted "
+       "(the 2020 project used 15)", 0, 500),
+)
+EMISSION = (
+    _s("emission.wind_uncertainty_ms", 1.5, "m/s", "1-sigma error of the analysed wind across the track", 0, 10),
+    _s("emission.min_wind_perp_ms", 0.5, "m/s", "below this cross-track wind no emission is estimated", 0, 5),
+)
+ATTRIBUTION = (
+    _s("attribution.sector_length_km", 0.0, "km",
+       "upwind search length; 0 = automatic (wind speed x 4 h, within 50-150 km)", 0, 1000),
+    _s("attribution.half_angle_deg", 30.0, "deg", "half-angle of the upwind sector around the reversed wind", 1, 90),
+    _s("attribution.crosswind_km", 10.0, "km", "sector widening near the peak (footprint + plume width)", 0, 100),
+)
+
+RULES = (
+    Rule("min-soundings", "the window holds enough soundings", "chevallier-2020",
+         (_s("rules.min_soundings.threshold", 400, "1", "soundings needed in the window", 0, 5000),)),
+    Rule("min-orbit-soundings", "the orbit holds enough soundings", "chevallier-2020",
+         (_s("rules.min_orbit_soundings.threshold", 500, "1", "good soundings needed in the orbit", 0, 50000),)),
+    Rule("too-narrow", "the Gaussian is not narrower than a footprint can resolve", "chevallier-2020",
+         (_s("rules.too_narrow.min_sigma_km", 2.0, "km", "smallest accepted sigma", 0, 30),)),
+    Rule("too-wide", "three sigma fit inside the half-window (3 sigma <= W/2)", "chevallier-2020",
+         (_s("rules.too_wide.n_sigma", 3.0, "1", "k in k*sigma <= W/2", 0.5, 10),)),
+    Rule("depletion", "an enhancement (A > 0), not a depletion", "chevallier-2020"),
+    Rule("near-sides", "soundings on both sides of the centre within one sigma", "chevallier-2020",
+         (_s("rules.near_sides.per_sigma_km", 1.0, "1/km", "soundings needed in [-sigma,0] and in [0,sigma], "
+             "per km of sigma (original: int(sigma))", 0, 20),)),
+    Rule("flanks", "soundings on both flanks, between 2 and 3 sigma", "chevallier-2020",
+         (_s("rules.flanks.per_sigma_km", 1.0, "1/km", "soundings needed in [-3,-2] and [2,3] sigma, per km of "
+             "sigma (original: int(sigma))", 0, 20),)),
+    Rule("fit-quality", "Pearson r between fit and data within +-4 sigma is positive and r^2 high enough",
+         "chevallier-2020",
+         (_s("rules.fit_quality.min_r2", 0.25, "1", "smallest accepted r^2", 0, 1),)),
+    Rule("significance", "the Gaussian area is significant: A / stderr(A) high enough", "oco2peak-workbench",
+         (_s("rules.significance.min_snr", 4.0, "1", "smallest accepted A / stderr(A)", 0, 50),)),
+    Rule("step-like", "a Gaussian explains the window better than a step (land/water edge, bias jump)",
+         "oco2peak-workbench",
+         (_s("rules.step_like.min_delta_chi2", 0.0, "1",
+             "chi2(step) - chi2(Gaussian) must exceed this (0: the Gaussian must simply fit better)", -100, 1000),)),
+    Rule("surface-transition", "no land/water transition within +-2 sigma of the centre", "oco2peak-workbench",
+         (_s("rules.surface_transition.margin_km", 5.0, "km", "extra margin around +-2 sigma", 0, 50),)),
+    Rule("support", "the enhancement is seen by several frames and footprints, not a burst of a few soundings",
+         "oco2peak-workbench",
+         (_s("rules.support.min_frames", 4, "1", "frames within +-2 sigma above the background", 1, 100),
+          _s("rules.support.min_footprints", 4, "1", "distinct footprints (of 8) within +-2 sigma above it", 1, 8),
+          _s("rules.support.max_top_share", 0.5, "1",
+             "largest share of the enhancement carried by the 10 % highest soundings", 0.05, 1),)),
+)
+
+RULE_BY_NAME = {r.name: r for r in RULES}
+#: Always-on reasons that are not tunable rules.
+FIXED_REASONS = {
+    "fit-failed": "the non-linear fit failed, did not converge or hit max_nfev",
+    "screen": "the vectorised screen found the bump too weak to fit (screen.min_significance)",
+    "duplicate": "another window saw the same plume and fitted it better",
+}
+
+
+def _enable_key(rule: Rule) -> str:
+    return f"rules.{rule.name.replace('-', '_')}.enabled"
+
+
+def all_settings() -> dict[str, Setting]:
+    """Every setting by key, switches of the rules included (enabled by default as in ``recommended``)."""
+    out: dict[str, Setting] = {s.key: s for s in (*FIT, *SCREEN, *EMISSION, *ATTRIBUTION)}
+    for rule in RULES:
+        enabled = PRESETS["recommended"].get(_enable_key(rule), True)
+        out[_enable_key(rule)] = _s(_enable_key(rule), enabled, "", f"apply the rule: {rule.meaning}")
+        for s in rule.settings:
+            out[s.key] = s
+    return out
+
+
+PRESETS: dict[str, dict] = {
+    "chevallier-2020": {
+        **{_enable_key(r): r.origin == "chevallier-2020" for r in RULES},
+    },
+    "recommended": {
+        "rules.fit_quality.enabled": False,  # blunt: rejects real 1 ppm plumes (METHOD.md section 2)
+        "rules.min_soundings.enabled": False,  # the significance rule weighs the data the window has
+        "rules.significance.enabled": True,
+        "rules.step_like.enabled": True,
+        "rules.surface_transition.enabled": True,
+        "rules.support.enabled": True,
+    },
+}
+
+
+class DetectionSettings:
+    """One value for every declared setting; immutable, hashable, TOML round-trip.
+
+    >>> s = DetectionSettings.preset("chevallier-2020")
+    >>> s["rules.fit_quality.min_r2"]
+    0.25
+    >>> s.replace({"fit.window_km": 150.0})["fit.window_km"]
+    150.0
+    """
+
+    def __init__(self, values: dict | None = None, preset: str = "recommended"):
+        if preset not in PRESETS:
+            raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+        declared = all_settings()
+        merged = {k: s.default for k, s in declared.items()}
+        merged.update(PRESETS[preset])
+        for key, value in (values or {}).items():
+            if key not in declared:
+                raise ValueError(f"unknown setting {key!r}")
+            merged[key] = declared[key].check(value)
+        self._values = merged
+        self.preset = preset
+
+    # -- access ----------------------------------------------------------------------------------------------
+    def __getitem__(self, key: str):
+        return self._values[key]
+
+    def as_dict(self) -> dict:
+        return dict(self._values)
+
+    def enabled(self, rule_name: str) -> bool:
+        return bool(self._values[_enable_key(RULE_BY_NAME[rule_name])])
+
+    def replace(self, changes: dict) -> "DetectionSettings":
+        return DetectionSettings({**self.changed(), **changes}, preset=self.preset)
+
+    def changed(self) -> dict:
+        """The values that differ from the preset's defaults (what a share link carries)."""
+        base = DetectionSettings(preset=self.preset)._values
+        return {k: v for k, v in self._values.items() if v != base[k]}
+
+    @property
+    def hash(self) -> str:
+        """Stable 12-hex digest of every value (not of the preset's name: equal settings hash equally)."""
+        canonical = json.dumps({k: self._values[k] for k in sorted(self._values)}, sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, DetectionSettings) and self._values == other._values
+
+    def __hash__(self) -> int:
+        return hash(self.hash)
+
+    def __repr__(self) -> str:
+        return f"DetectionSettings(preset={self.preset!r}, changed={self.changed()!r}, hash={self.hash})"
+
+    # -- TOML ------------------------------------------------------------------------------------------------
+    @classmethod
+    def preset_names(cls) -> list[str]:
+        return sorted(PRESETS)
+
+    @classmethod
+    def preset(cls, name: str) -> "DetectionSettings":
+        return cls(preset=name)
+
+    def to_toml(self) -> str:
+        """TOML with every value and its unit and meaning as comments."""
+        declared = all_settings()
+        lines = ["# oco2peak detection settings", f'preset = "{self.preset}"', f'# hash = "{self.hash}"']
+        section = None
+        for key in sorted(self._values, key=_toml_order):
+            head, name = key.rsplit(".", 1)
+            if head != section:
+                section = head
+                lines += ["", f"[{head}]"]
+            value = self._values[key]
+            text = ("true" if value else "false") if isinstance(value, bool) else repr(value)
+            unit = f" [{declared[key].unit}]" if declared[key].unit else ""
+            lines.append(f"{name} = {text}  # {declared[key].meaning}{unit}")
+        return "\n".join(lines) + "\n"
+
+    @classmethod
+    def from_toml(cls, text: str, source: str = "TOML") -> "DetectionSettings":
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"{source}: not valid TOML ({exc})") from None
+        preset = data.pop("preset", "recommended")
+        if not isinstance(preset, str) or preset not in PRESETS:
+            raise ValueError(f"{source}: preset must be one of {sorted(PRESETS)}, got {preset!r}")
+        flat: dict = {}
+        _flatten(data, "", flat)
+        declared = all_settings()
+        for key, value in flat.items():
+            if key not in declared:
+                raise ValueError(f"{source}: unknown setting {key!r}")
+            flat[key] = declared[key].check(value, source)
+        return cls(flat, preset=preset)
+
+    @classmethod
+    def load(cls, path) -> "DetectionSettings":
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{path.name}: cannot read ({exc})") from None
+        return cls.from_toml(text, source=path.name)
+
+    def save(self, path) -> None:
+        Path(path).write_text(self.to_toml(), encoding="utf-8")
+
+
+def _flatten(data: dict, prefix: str, out: dict) -> None:
+    for key, value in data.items():
+        full = f"{prefix}{key}"
+        if isinstance(value, dict):
+            _flatten(value, full + ".", out)
+        else:
+            out[full] = value
+
+
+def _toml_order(key: str):
+    order = ["fit", "screen", "rules", "emission", "attribution"]
+    head = key.split(".")[0]
+    return (order.index(head) if head in order else 99, key)

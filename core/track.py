@@ -1,0 +1,107 @@
+"""Along-track geometry of one orbit: distance along the track, track bearing, cross-track wind.
+
+* Distance follows the track itself, frame by frame (a frame = the 8 footprints sharing a sounding time):
+  the great-circle steps between consecutive frame centres are summed, so an orbit longer than half the Earth
+  never folds back (a distance from the first sounding would), the 8 footprints' sideways steps do not inflate
+  it (summing sounding-to-sounding steps would), and a cloud gap keeps its true length.
+* Each footprint's position is its frame's distance plus the projection of its offset on the track direction.
+* The track direction is taken in local east/north metres on the sphere (never by regressing longitude on
+  latitude in degrees, the original project's error).
+
+References
+----------
+OCO-2 L2 Lite FP Data User's Guide (footprint and frame geometry); METHOD.md sections 1 and 3.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+EARTH_RADIUS_KM = 6371.0088  # mean Earth radius [km] (IUGG)
+
+
+@dataclass(frozen=True)
+class Track:
+    """Geometry of one orbit's soundings (arrays aligned with the soundings given)."""
+
+    x_km: np.ndarray  # along-track distance of each sounding from the first frame [km]
+    bearing_deg: np.ndarray  # track direction at each sounding, clockwise from north [deg]
+    frame: np.ndarray  # frame index of each sounding (0..n_frames-1, in time order)
+    frame_x_km: np.ndarray  # along-track distance of each frame centre [km]
+
+
+def unit_vectors(lat_deg, lon_deg) -> np.ndarray:
+    """Points on the unit sphere, shape (n, 3), from latitude and longitude [deg]."""
+    lat, lon = np.radians(np.asarray(lat_deg, float)), np.radians(np.asarray(lon_deg, float))
+    cos_lat = np.cos(lat)
+    return np.stack([cos_lat * np.cos(lon), cos_lat * np.sin(lon), np.sin(lat)], axis=-1)
+
+
+def local_east_north(lat_deg, lon_deg) -> tuple[np.ndarray, np.ndarray]:
+    """Unit east and north vectors (n, 3) at the given points."""
+    lat, lon = np.radians(np.asarray(lat_deg, float)), np.radians(np.asarray(lon_deg, float))
+    east = np.stack([-np.sin(lon), np.cos(lon), np.zeros_like(lon)], axis=-1)
+    north = np.stack([-np.sin(lat) * np.cos(lon), -np.sin(lat) * np.sin(lon), np.cos(lat)], axis=-1)
+    return east, north
+
+
+def haversine_km(lat1, lon1, lat2, lon2):
+    """Great-circle distance [km] between points given in degrees."""
+    lat1, lon1, lat2, lon2 = map(np.radians, (np.asarray(lat1, float), np.asarray(lon1, float),
+                                              np.asarray(lat2, float), np.asarray(lon2, float)))
+    a = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0, 1)))
+
+
+def along_track(sounding_id, latitude, longitude, tangent_frames: int = 2) -> Track:
+    """Along-track distance and bearing for one orbit's soundings (any order; results aligned with input).
+
+    Parameters
+    ----------
+    sounding_id : array_like of int64
+        Lite sounding ids; ``sounding_id // 10`` identifies the frame (the last digit is the footprint).
+    latitude, longitude : array_like
+        Footprint centres [deg].
+    tangent_frames : int
+        The track direction at a frame is taken between the frames this many steps before and after.
+    """
+    sid = np.asarray(sounding_id, np.int64)
+    frame_ids, frame = np.unique(sid // 10, return_inverse=True)
+    xyz = unit_vectors(latitude, longitude)
+    n_frames = frame_ids.shape[0]
+    centre = np.stack([np.bincount(frame, weights=xyz[:, k], minlength=n_frames) for k in range(3)], axis=-1)
+    centre /= np.linalg.norm(centre, axis=1, keepdims=True)
+
+    chord = np.linalg.norm(np.diff(centre, axis=0), axis=1)
+    step_km = 2 * EARTH_RADIUS_KM * np.arcsin(np.clip(chord / 2, 0, 1))
+    frame_x = np.concatenate([[0.0], np.cumsum(step_km)])
+
+    if n_frames > 1:
+        k = max(1, int(tangent_frames))
+        ahead = centre[np.minimum(np.arange(n_frames) + k, n_frames - 1)]
+        behind = centre[np.maximum(np.arange(n_frames) - k, 0)]
+        tangent = ahead - behind
+        tangent -= np.sum(tangent * centre, axis=1, keepdims=True) * centre  # onto the tangent plane
+        norm = np.linalg.norm(tangent, axis=1, keepdims=True)
+        tangent = np.divide(tangent, norm, out=np.zeros_like(tangent), where=norm > 0)
+    else:
+        tangent = np.zeros_like(centre)
+    offset = xyz - centre[frame]
+    x_km = frame_x[frame] + EARTH_RADIUS_KM * np.sum(offset * tangent[frame], axis=1)
+
+    clat = np.degrees(np.arcsin(np.clip(centre[:, 2], -1, 1)))
+    clon = np.degrees(np.arctan2(centre[:, 1], centre[:, 0]))
+    east, north = local_east_north(clat, clon)
+    bearing = np.degrees(np.arctan2(np.sum(tangent * east, axis=1), np.sum(tangent * north, axis=1))) % 360.0
+    return Track(x_km=x_km, bearing_deg=bearing[frame], frame=frame, frame_x_km=frame_x)
+
+
+def cross_track_wind_ms(u_ms, v_ms, bearing_deg):
+    """Wind component perpendicular to the track [m/s], signed (positive: blowing to the track's right).
+
+    With the track direction ``t = (sin b, cos b)`` in (east, north), the right-hand normal is
+    ``n = (cos b, -sin b)`` and ``u_perp = u cos b - v sin b``.
+    """
+    b = np.radians(np.asarray(bearing_deg, float))
+    return np.asarray(u_ms, float) * np.cos(b) - np.asarray(v_ms, float) * np.sin(b)

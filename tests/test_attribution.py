@@ -1,0 +1,75 @@
+"""Attribution geometry: a source upwind of a peak is found, one downwind or off-axis is not."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from core.attribution import attribute, rank_upwind_sources, search_box, upwind_geometry
+from core.settings import DetectionSettings
+from core.track import EARTH_RADIUS_KM
+
+KM_PER_DEG = np.pi * EARTH_RADIUS_KM / 180
+SETTINGS = DetectionSettings()
+
+
+def _sources(rows):
+    return pd.DataFrame(rows, columns=["source_id", "name", "sector", "country", "latitude", "longitude",
+                                       "emission_tCO2_yr", "year", "dataset"])
+
+
+def _at(lat0, lon0, east_km, north_km):
+    return lat0 + north_km / KM_PER_DEG, lon0 + east_km / (KM_PER_DEG * np.cos(np.radians(lat0)))
+
+
+def test_upwind_source_found_downwind_not():
+    lat0, lon0 = 50.0, 10.0
+    # wind blows to the east (u=5): upwind is west
+    west = _at(lat0, lon0, -30, 0)
+    east = _at(lat0, lon0, 30, 0)
+    north = _at(lat0, lon0, 0, -30)  # 30 km south: 90 deg off the axis
+    sources = _sources([("a", "Upwind plant", "power-coal", "DE", *west, 5e6, 2019, "t"),
+                        ("b", "Downwind plant", "power-coal", "DE", *east, 9e6, 2019, "t"),
+                        ("c", "Side plant", "power-coal", "DE", *north, 9e6, 2019, "t")])
+    ranked = rank_upwind_sources(lat0, lon0, 5.0, 0.0, sources, SETTINGS)
+    assert ranked["source_id"].tolist() == ["a"]
+    assert ranked["upwind_km"].iloc[0] == pytest.approx(30, abs=0.2)
+    assert ranked["angle_deg"].iloc[0] == pytest.approx(0, abs=0.5)
+    # reverse the wind: now the east plant is upwind
+    assert rank_upwind_sources(lat0, lon0, -5.0, 0.0, sources, SETTINGS)["source_id"].tolist() == ["b"]
+
+
+def test_ranking_prefers_aligned_large_near_sources():
+    lat0, lon0 = 30.0, 100.0
+    aligned = _at(lat0, lon0, 0, -40)  # wind from the south (v=4): upwind is south
+    skewed = _at(lat0, lon0, 15, -40)
+    sources = _sources([("small-aligned", "s", "power-gas", "CN", *aligned, 2e5, 2019, "t"),
+                        ("big-aligned", "b", "power-coal", "CN", *_at(lat0, lon0, 1, -45), 2e7, 2019, "t"),
+                        ("big-skewed", "k", "power-coal", "CN", *skewed, 2e7, 2019, "t")])
+    ranked = rank_upwind_sources(lat0, lon0, 0.0, 4.0, sources, SETTINGS)
+    assert ranked["source_id"].iloc[0] == "big-aligned"
+    assert set(ranked["source_id"]) == {"small-aligned", "big-aligned", "big-skewed"}
+
+
+def test_geometry_across_the_antimeridian():
+    up, cross, angle = upwind_geometry(0.0, 179.9, 5.0, 0.0, np.array([0.0]), np.array([179.6]))
+    assert up[0] == pytest.approx(0.3 * KM_PER_DEG, rel=1e-3) and angle[0] == pytest.approx(0, abs=0.1)
+    box = search_box([0.0], [179.9], 50)
+    assert box[2] > box[3]  # west edge > east edge: the box crosses the antimeridian
+
+
+def test_attribute_queries_the_inventory_parquet_through_duckdb(tmp_path):
+    lat0, lon0 = 50.0, 10.0
+    sources = _sources([("a", "Upwind plant", "power-coal", "DE", *_at(lat0, lon0, -30, 0), 5e6, 2019, "t"),
+                        ("b", "Downwind plant", "power-coal", "DE", *_at(lat0, lon0, 30, 0), 9e6, 2019, "t")])
+    (tmp_path / "inventory").mkdir()
+    pq.write_table(pa.Table.from_pandas(sources, preserve_index=False), tmp_path / "inventory" / "sources.parquet")
+    events = pd.DataFrame({"latitude": [lat0], "longitude": [lon0], "wind_u_ms": [5.0], "wind_v_ms": [0.0],
+                           "emission_gCO2_s": [1.0e5], "emission_gCO2_s_stderr": [2.0e4]})
+    out = attribute(events, SETTINGS, cache=tmp_path)
+    assert out["source_id"].tolist() == ["a"] and out["n_sources_upwind"].tolist() == [1]
+    inventory_g_s = 5e6 * 1e6 / (365.25 * 86400)
+    assert out["emission_ratio"].iloc[0] == pytest.approx(1.0e5 / inventory_g_s)
+    assert out["source_distance_km"].iloc[0] == pytest.approx(30, abs=0.2)

@@ -1,0 +1,170 @@
+"""Detection engine: model, emission, geometry, rules on crafted windows, de-duplication, robustness."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core.detect import detect_orbit, fit_candidates, find_candidates, prepare_orbit
+from core.emission import emission_kg_s
+from core.fitting import fit_window, gaussian_line
+from core.settings import DetectionSettings
+from core.track import along_track, cross_track_wind_ms, haversine_km
+from orbit_factory import add_gaussian, add_step, crafted_orbit
+
+RECOMMENDED = DetectionSettings()
+
+
+def test_emission_hand_worked_example():
+    # 1 ppm km at 5 m/s cross-track, psurf 1000 hPa, tcwv 20 kg/m2:
+    # 1e3 m * 1e-6 * (44.01/28.96) * (1e5/9.80665 - 20) kg/m2 * 5 m/s = 77.33 kg/s
+    assert emission_kg_s(1.0, 5.0, 1000.0, 20.0) == pytest.approx(77.33, abs=0.01)
+    assert emission_kg_s(1.0, -5.0, 1000.0, 20.0) == pytest.approx(77.33, abs=0.01)  # |u_perp|
+
+
+def test_model_is_a_gaussian_of_area_a_on_a_line():
+    x = np.linspace(-100, 100, 200_001)
+    y = gaussian_line(x, amplitude=3.0, sigma=4.0, center=2.0, slope=0.01, intercept=410.0)
+    background = 0.01 * (x - 2.0) + 410.0
+    assert np.trapezoid(y - background, x) == pytest.approx(3.0, rel=1e-6)
+    assert (y - background).max() == pytest.approx(3.0 / (4.0 * np.sqrt(2 * np.pi)), rel=1e-6)
+
+
+def test_fit_recovers_parameters_with_standard_errors():
+    df = add_gaussian(crafted_orbit(400, seed=3), 200.0, 12.0, 5.0)
+    x, y, unc = df["x_true_km"].to_numpy(), df["xco2"].to_numpy(), df["xco2_uncertainty"].to_numpy()
+    fit = fit_window(x, y, unc, {"amplitude": 8, "sigma": 3, "center": 198, "slope": 0, "intercept": 410},
+                     RECOMMENDED)
+    assert fit.ok, fit.message
+    assert abs(fit.values["amplitude"] - 12.0) < 3 * fit.stderr["amplitude"]
+    assert abs(fit.values["sigma"] - 5.0) < 3 * fit.stderr["sigma"]
+    assert 0 < fit.stderr["amplitude"] < 3
+
+
+def test_along_track_follows_frames_and_never_folds_back():
+    df = crafted_orbit(900, noise_ppm=0)
+    track = along_track(df["sounding_id"], df["latitude"], df["longitude"])
+    assert np.allclose(track.x_km, df["x_true_km"], atol=0.05)  # footprints sideways do not add distance
+    assert np.allclose(track.bearing_deg[(track.bearing_deg > 180)] - 360, 0, atol=0.01) \
+        and np.allclose(track.bearing_deg[track.bearing_deg <= 180], 0, atol=0.01)
+    # a day-side orbit of 18,000 km: along a meridian through both poles
+    lat = np.concatenate([np.linspace(-80, 89.9, 4000), np.linspace(89.9, 20, 2000)])
+    lon = np.concatenate([np.full(4000, 10.0), np.full(2000, -170.0)])
+    ids = (np.arange(6000, dtype=np.int64) + 2019080112000000) * 10 + 1
+    long_track = along_track(ids, lat, lon)
+    assert np.all(np.diff(long_track.frame_x_km) > 0)
+    expected = haversine_km(-80, 10, 89.9, 10) + haversine_km(89.9, 10, 20, -170)
+    assert long_track.frame_x_km[-1] == pytest.approx(expected, rel=1e-3)
+    assert long_track.frame_x_km[-1] > 20_000 * 0.8  # haversine from the start would fold back below 12,000
+
+
+def test_cloud_gap_is_kept_as_a_gap():
+    df = crafted_orbit(600, noise_ppm=0, gaps_km=((200, 320),))
+    track = along_track(df["sounding_id"], df["latitude"], df["longitude"])
+    assert np.allclose(track.x_km, df["x_true_km"], atol=0.05)
+
+
+def test_cross_track_wind_in_local_metres():
+    assert cross_track_wind_ms(5.0, 0.0, 0.0) == pytest.approx(5.0)  # eastward wind, northward track
+    assert cross_track_wind_ms(0.0, 5.0, 0.0) == pytest.approx(0.0)  # along the track
+    assert cross_track_wind_ms(0.0, 5.0, 90.0) == pytest.approx(-5.0)
+
+
+def _best_near(cands: pd.DataFrame, x_km: float) -> pd.Series:
+    fitted = cands[cands["fixed_reason"].eq("")]
+    near = fitted[(fitted["center_km"] - x_km).abs() < 15]
+    assert not near.empty, "no fitted candidate near the feature"
+    return near.loc[near["snr"].abs().idxmax()]
+
+
+def test_clean_plume_is_accepted_with_its_emission():
+    df = add_gaussian(crafted_orbit(1000, seed=1), 500.0, 15.0, 4.0)
+    cands = detect_orbit(df, RECOMMENDED)
+    best = _best_near(cands, 500)
+    assert best["status"] == "accepted", best["rejected_by"]
+    expected_g_s = emission_kg_s(15.0, 5.0, 1000.0, 20.0) * 1e3
+    assert abs(best["emission_gCO2_s"] - expected_g_s) < 3 * best["emission_gCO2_s_stderr"]
+    accepted = cands[cands["status"].eq("accepted")]
+    assert len(accepted) == 1  # one event per plume, no false event on 1,000 km of noise
+
+
+@pytest.mark.parametrize("preset", ["chevallier-2020", "recommended"])
+def test_narrow_spike_fails_too_narrow(preset):
+    df = add_gaussian(crafted_orbit(1000, seed=2), 500.0, 6.0, 0.7)
+    assert "too-narrow" in _best_near(detect_orbit(df, DetectionSettings.preset(preset)), 500)["rejected_by"]
+
+
+@pytest.mark.parametrize("preset", ["chevallier-2020", "recommended"])
+def test_depletion_fails_depletion(preset):
+    df = add_gaussian(crafted_orbit(1000, seed=4), 500.0, -15.0, 4.0)
+    assert "depletion" in _best_near(detect_orbit(df, DetectionSettings.preset(preset)), 500)["rejected_by"]
+
+
+@pytest.mark.parametrize("preset", ["chevallier-2020", "recommended"])
+def test_wide_hump_fails_too_wide(preset):
+    df = add_gaussian(crafted_orbit(1200, seed=5), 600.0, 200.0, 45.0)
+    assert "too-wide" in _best_near(detect_orbit(df, DetectionSettings.preset(preset)), 600)["rejected_by"]
+
+
+def test_one_sided_data_fails_the_sides_rules():
+    # the plume's centre sits at the edge of a cloud gap: data on one side only
+    df = add_gaussian(crafted_orbit(1000, seed=6, gaps_km=((500.5, 640),)), 500.0, 20.0, 5.0)
+    reasons = _best_near(detect_orbit(df, DetectionSettings.preset("chevallier-2020")), 500)["rejected_by"]
+    assert "near-sides" in reasons or "flanks" in reasons
+
+
+def test_land_water_step_is_not_an_accepted_peak():
+    df = add_step(crafted_orbit(1000, seed=7), 500.0, 1.0)
+    cands = detect_orbit(df, RECOMMENDED)
+    near = cands[(cands["center_km"] - 500).abs() < 60]
+    assert not near["status"].eq("accepted").any()
+    fitted = near[near["fixed_reason"].eq("")]
+    assert fitted.empty or fitted["rejected_by"].str.contains("step-like|surface-transition").all()
+
+
+def test_step_rule_alone_rejects_a_step_without_surface_flag():
+    df = add_step(crafted_orbit(1000, seed=8), 500.0, 1.2, water_after=False)
+    settings = RECOMMENDED.replace({"rules.surface_transition.enabled": False})
+    cands = detect_orbit(df, settings)
+    near = cands[(cands["center_km"] - 500).abs() < 60]
+    assert not near["status"].eq("accepted").any()
+
+
+def test_overlapping_windows_make_one_event():
+    df = add_gaussian(crafted_orbit(800, seed=9), 400.0, 15.0, 4.0)
+    stride = DetectionSettings.preset("chevallier-2020").replace({"screen.stride": 15})
+    cands = detect_orbit(df, stride)
+    near = cands[cands["fixed_reason"].eq("") & ((cands["center_km"] - 400).abs() < 4)]
+    assert len(near) >= 3  # several windows see the plume
+    events = near[near["is_event"]]
+    assert len(events) == 1 and events["n_windows"].iloc[0] == len(near)
+    assert near[~near["is_event"]]["rejected_by"].str.contains("duplicate").all()
+
+
+@pytest.mark.parametrize("kind", ["nan", "constant"])
+def test_nan_or_constant_window_is_a_rejected_candidate_not_an_exception(kind):
+    df = crafted_orbit(300, noise_ppm=0)
+    x, unc = df["x_true_km"].to_numpy(), df["xco2_uncertainty"].to_numpy()
+    y = np.full(x.size, np.nan) if kind == "nan" else np.full(x.size, 410.0)
+    fit = fit_window(x, y, unc, {"amplitude": 1, "sigma": 3, "center": 150, "slope": 0, "intercept": 410},
+                     RECOMMENDED)
+    assert not fit.ok and fit.message
+    df["xco2"] = np.float32(np.nan) if kind == "nan" else np.float32(410.0)
+    od = prepare_orbit(df)
+    cands = pd.DataFrame({"center_km": [150.0], "screen_snr": [9.0], "screen_amplitude": [1.0],
+                          "screen_sigma": [3.0], "screen_slope": [0.0], "screen_intercept": [410.0]})
+    fitted = fit_candidates(od, cands, RECOMMENDED)
+    assert fitted["fixed_reason"].tolist() == ["fit-failed"]
+    assert isinstance(detect_orbit(df, RECOMMENDED), pd.DataFrame)
+
+
+def test_rules_only_change_needs_no_refit():
+    df = add_gaussian(crafted_orbit(1000, seed=10), 500.0, 9.0, 4.0)
+    od = prepare_orbit(df)
+    fitted = fit_candidates(od, find_candidates(od, RECOMMENDED), RECOMMENDED)
+    from core.rules import evaluate_rules
+
+    strict = evaluate_rules(fitted, RECOMMENDED.replace({"rules.significance.min_snr": 50.0}))
+    loose = evaluate_rules(fitted, RECOMMENDED.replace({"rules.significance.min_snr": 0.0}))
+    assert strict["status"].eq("accepted").sum() == 0
+    assert loose["status"].eq("accepted").sum() >= 1

@@ -1,0 +1,1 @@
+"""The Streamlit workbench: presentation only, over :mod:`core`."""
