@@ -103,11 +103,17 @@ def screen_orbit(x_km, xco2_ppm, uncertainty_ppm, window_km: float = 200.0, sigm
     swyy = _box_sum(pre["wyy"], lo, hi)
     n_window = _box_sum(pre["n"], lo, hi).astype(int)
 
-    # the line alone (sigma-independent): chi2_0 = swyy - p0 . r0
-    det0 = sw * swdd - swd * swd
-    with np.errstate(divide="ignore", invalid="ignore"):
-        b0 = (swdd * swy - swd * swdy) / det0
-        m0 = (sw * swdy - swd * swy) / det0
+    # The line alone is sigma-independent: L = [[sw, swd], [swd, swdd]], p0 = L^-1 [swy, swdy].
+    # Adding the Gaussian column g is one more regressor (Schur complement): with u = [swg, swdg],
+    # s = swgg - u.L^-1.u, the area is A = (swgy - u.p0) / s, var(A) = 1/s, chi2 = chi2_line - A^2 s.
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        det0 = sw * swdd - swd * swd
+        i00, i01, i11 = swdd / det0, -swd / det0, sw / det0
+        b0 = i00 * swy + i01 * swdy
+        m0 = i01 * swy + i11 * swdy
+        chi2_line = swyy - (b0 * swy + m0 * swdy)
+    dof = np.maximum(n_window - 3, 1)
+    usable = (n_window > 5) & np.isfinite(det0) & (det0 > 0)
 
     best = dict(snr=np.zeros(n_bins), amplitude=np.zeros(n_bins), sigma=np.zeros(n_bins),
                 slope=np.nan_to_num(m0), intercept=np.nan_to_num(b0))
@@ -119,23 +125,22 @@ def screen_orbit(x_km, xco2_ppm, uncertainty_ppm, window_km: float = 200.0, sigm
         swdg = _corr(s_w, d * g)
         swgg = _corr(s_w, g * g)
         swgy = _corr(s_wy, g)
-        a, bvec = _normal_equations(sw, swd, swdd, swg, swdg, swgg, swy, swdy, swgy)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            cov = np.linalg.inv(a)
-            p = np.einsum("nij,nj->ni", cov, bvec)
-            chi2 = np.maximum(swyy - np.einsum("ni,ni->n", p, bvec), 0.0)
-            dof = np.maximum(n_window - 3, 1)
-            scale = np.maximum(chi2 / dof, 1.0)
-            se = np.sqrt(np.abs(cov[:, 2, 2]) * scale)
-            snr = np.where((n_window > 5) & (se > 0), p[:, 2] / se, 0.0)
+            lu0 = i00 * swg + i01 * swdg  # L^-1 u
+            lu1 = i01 * swg + i11 * swdg
+            schur = swgg - (swg * lu0 + swdg * lu1)
+            amplitude = (swgy - (swg * b0 + swdg * m0)) / schur
+            chi2 = np.maximum(chi2_line - amplitude * amplitude * schur, 0.0)
+            se = np.sqrt(np.maximum(chi2 / dof, 1.0) / schur)
+            snr = np.where(usable & (schur > 1e-9 * swgg), amplitude / se, 0.0)
         snr = np.nan_to_num(snr, nan=0.0, posinf=0.0, neginf=0.0)
         better = np.abs(snr) > np.abs(best["snr"])
         best["snr"] = np.where(better, snr, best["snr"])
-        best["amplitude"] = np.where(better, p[:, 2], best["amplitude"])
+        best["amplitude"] = np.where(better, amplitude, best["amplitude"])
         best["sigma"] = np.where(better, sigma, best["sigma"])
-        best["slope"] = np.where(better, p[:, 1], best["slope"])
-        best["intercept"] = np.where(better, p[:, 0] + y_ref, best["intercept"])
-    best["intercept"] = np.where(best["sigma"] == 0, best["intercept"] + y_ref, best["intercept"])
+        best["slope"] = np.where(better, m0 - lu1 * amplitude, best["slope"])
+        best["intercept"] = np.where(better, b0 - lu0 * amplitude, best["intercept"])
+    best["intercept"] = best["intercept"] + y_ref
     return ScreenResult(centres, best["snr"], best["amplitude"], best["sigma"], best["slope"], best["intercept"],
                         n_window)
 
@@ -144,18 +149,6 @@ def _corr(values: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     """Window sums sum_j values[j] * kernel[j - k] for every k (kernel centred, length 2*half+1)."""
     out = fftconvolve(values, kernel[::-1], mode="same")
     return out
-
-
-def _normal_equations(sw, swd, swdd, swg, swdg, swgg, swy, swdy, swgy):
-    a = np.empty((sw.shape[0], 3, 3))
-    a[:, 0, 0], a[:, 0, 1], a[:, 0, 2] = sw, swd, swg
-    a[:, 1, 0], a[:, 1, 1], a[:, 1, 2] = swd, swdd, swdg
-    a[:, 2, 0], a[:, 2, 1], a[:, 2, 2] = swg, swdg, swgg
-    # a tiny ridge keeps windows without data (gaps) invertible; their snr is 0 anyway
-    a[:, 0, 0] += 1e-12
-    a[:, 1, 1] += 1e-12
-    a[:, 2, 2] += 1e-12
-    return a, np.stack([swy, swdy, swgy], axis=1)
 
 
 def local_extrema(screen: ScreenResult, min_separation_km: float = 3.0, min_abs_snr: float = 1.0) -> np.ndarray:
