@@ -62,24 +62,27 @@ def _cmd_demo(args) -> int:
 
 
 def _load_settings(path):
+    """The settings of ``--rules FILE`` (default: the recommended preset), or None after printing why not."""
     from .settings import DetectionSettings
 
-    return DetectionSettings.load(path) if path else DetectionSettings()
+    try:
+        return DetectionSettings.load(path) if path else DetectionSettings()
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
 
 
 def _cmd_detect(args) -> int:
     from .batch import peaks_table, run_month
-
-    try:
-        settings = _load_settings(args.rules)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     from .cache import SoundingsCache
 
-    if args.month not in SoundingsCache(args.cache).months():
+    settings = _load_settings(args.rules)
+    if settings is None:
+        return 2
+    months = SoundingsCache(args.cache).months()
+    if args.month not in months:
         print(f"error: the cache {cache_root(args.cache)} holds no soundings for {args.month} "
-              f"(months: {', '.join(SoundingsCache(args.cache).months()) or 'none'})", file=sys.stderr)
+              f"(months: {', '.join(months) or 'none'})", file=sys.stderr)
         return 2
     bar = ProgressBar(f"detect {args.month}")
     candidates, seconds = run_month(args.month, settings, cache=args.cache,
@@ -99,10 +102,8 @@ def _cmd_detect(args) -> int:
 def _cmd_export(args) -> int:
     from .batch import load_detections, peaks_table
 
-    try:
-        settings = _load_settings(args.rules)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    settings = _load_settings(args.rules)
+    if settings is None:
         return 2
     candidates = load_detections(args.cache, args.month, settings)
     if candidates is None:
