@@ -54,7 +54,7 @@ def haversine_km(lat1, lon1, lat2, lon2):
     return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0, 1)))
 
 
-def along_track(sounding_id, latitude, longitude, tangent_frames: int = 2) -> Track:
+def along_track(sounding_id, latitude, longitude, tangent_frames: int = 20) -> Track:
     """Along-track distance and bearing for one orbit's soundings (any order; results aligned with input).
 
     Parameters
@@ -64,7 +64,8 @@ def along_track(sounding_id, latitude, longitude, tangent_frames: int = 2) -> Tr
     latitude, longitude : array_like
         Footprint centres [deg].
     tangent_frames : int
-        The track direction at a frame is taken between the frames this many steps before and after.
+        The track direction at a frame is taken between the frames this many steps before and after (20 frames,
+        ~45 km each way, make the direction insensitive to a missing footprint's sideways shift).
     """
     sid = np.asarray(sounding_id, np.int64)
     frame_ids, frame = np.unique(sid // 10, return_inverse=True)
@@ -73,20 +74,25 @@ def along_track(sounding_id, latitude, longitude, tangent_frames: int = 2) -> Tr
     centre = np.stack([np.bincount(frame, weights=xyz[:, k], minlength=n_frames) for k in range(3)], axis=-1)
     centre /= np.linalg.norm(centre, axis=1, keepdims=True)
 
-    chord = np.linalg.norm(np.diff(centre, axis=0), axis=1)
-    step_km = 2 * EARTH_RADIUS_KM * np.arcsin(np.clip(chord / 2, 0, 1))
-    frame_x = np.concatenate([[0.0], np.cumsum(step_km)])
-
     if n_frames > 1:
         k = max(1, int(tangent_frames))
         ahead = centre[np.minimum(np.arange(n_frames) + k, n_frames - 1)]
         behind = centre[np.maximum(np.arange(n_frames) - k, 0)]
-        tangent = ahead - behind
-        tangent -= np.sum(tangent * centre, axis=1, keepdims=True) * centre  # onto the tangent plane
-        norm = np.linalg.norm(tangent, axis=1, keepdims=True)
-        tangent = np.divide(tangent, norm, out=np.zeros_like(tangent), where=norm > 0)
+        tangent = _unit(_on_tangent_plane(ahead - behind, centre))
     else:
         tangent = np.zeros_like(centre)
+
+    # A frame's centre moves sideways when some of its footprints are missing (the cache holds good soundings
+    # only), so summing the raw steps between centres would zigzag and inflate the distance (~15 %). Sum
+    # instead each step's component along the smoothed track direction; such sums telescope, so centre jitter
+    # does not accumulate. Steps across long gaps (> 50 km) are great-circle arcs.
+    delta = np.diff(centre, axis=0)
+    chord = np.linalg.norm(delta, axis=1)
+    arc_km = 2 * EARTH_RADIUS_KM * np.arcsin(np.clip(chord / 2, 0, 1))
+    direction = _unit(tangent[:-1] + tangent[1:])
+    along_km = EARTH_RADIUS_KM * np.abs(np.sum(delta * direction, axis=1))
+    step_km = np.where(arc_km > 50.0, arc_km, np.minimum(along_km, arc_km))
+    frame_x = np.concatenate([[0.0], np.cumsum(step_km)])
     offset = xyz - centre[frame]
     x_km = frame_x[frame] + EARTH_RADIUS_KM * np.sum(offset * tangent[frame], axis=1)
 
@@ -95,6 +101,15 @@ def along_track(sounding_id, latitude, longitude, tangent_frames: int = 2) -> Tr
     east, north = local_east_north(clat, clon)
     bearing = np.degrees(np.arctan2(np.sum(tangent * east, axis=1), np.sum(tangent * north, axis=1))) % 360.0
     return Track(x_km=x_km, bearing_deg=bearing[frame], frame=frame, frame_x_km=frame_x)
+
+
+def _on_tangent_plane(vectors: np.ndarray, points: np.ndarray) -> np.ndarray:
+    return vectors - np.sum(vectors * points, axis=1, keepdims=True) * points
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    norm = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return np.divide(vectors, norm, out=np.zeros_like(vectors), where=norm > 0)
 
 
 def cross_track_wind_ms(u_ms, v_ms, bearing_deg):

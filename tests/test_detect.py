@@ -168,3 +168,14 @@ def test_rules_only_change_needs_no_refit():
     loose = evaluate_rules(fitted, RECOMMENDED.replace({"rules.significance.min_snr": 0.0}))
     assert strict["status"].eq("accepted").sum() == 0
     assert loose["status"].eq("accepted").sum() >= 1
+
+
+def test_missing_footprints_do_not_inflate_the_distance():
+    # the cache holds good soundings only: frames miss footprints at random, shifting their centres sideways
+    df = crafted_orbit(1500, noise_ppm=0)
+    keep = np.random.default_rng(0).random(len(df)) > 0.45
+    df = df[keep]
+    track = along_track(df["sounding_id"], df["latitude"], df["longitude"])
+    error_km = track.x_km - df["x_true_km"].to_numpy()
+    assert np.abs(error_km).max() < 1.0  # summing raw centre-to-centre steps gave ~ +15 % (~200 km here)
+    assert np.median(np.abs(error_km)) < 0.3
