@@ -78,7 +78,9 @@ def find_candidates(od: OrbitData, settings: DetectionSettings) -> pd.DataFrame:
 def fit_candidates(od: OrbitData, candidates: pd.DataFrame, settings: DetectionSettings) -> pd.DataFrame:
     """Fit every candidate strong enough (all of them in stride mode); add fit values, errors and statistics.
 
-    Candidates not fitted carry ``fixed_reason`` ``screen`` (too weak) or ``fit-failed`` (with ``fit_message``).
+    Candidates not fitted carry a ``fixed_reason``: ``depletion`` (the screen's area is negative and the
+    depletion rule is on: no fit can make it an enhancement within the centre shift), ``screen`` (too weak to
+    fit) or ``fit-failed`` (with ``fit_message``).
     """
     s = settings
     df = od.soundings
@@ -94,6 +96,10 @@ def fit_candidates(od: OrbitData, candidates: pd.DataFrame, settings: DetectionS
                "nfev": 0}
         lo, hi = np.searchsorted(x, [cand.center_km - half, cand.center_km + half], side="left")
         row["n_window"] = int(hi - lo)
+        if not strided and cand.screen_snr < 0 and s.enabled("depletion"):
+            row.update(_screen_values(cand), fixed_reason="depletion", fit_message="the screen's area is negative")
+            rows.append(row)
+            continue
         if not strided and abs(cand.screen_snr) < s["screen.min_significance"]:
             row.update(_screen_values(cand), fixed_reason="screen", fit_message="below the screen threshold")
             rows.append(row)
@@ -111,7 +117,7 @@ def fit_candidates(od: OrbitData, candidates: pd.DataFrame, settings: DetectionS
             row[f"{param}_stderr"] = fit.stderr[param]
         row["chi2"], row["redchi"] = fit.chi2, fit.redchi
         row.update(window_stats(x[lo:hi], y[lo:hi], unc[lo:hi], frame[lo:hi], footprint[lo:hi],
-                                land_water[lo:hi], fit, len(df), s["rules.surface_transition.margin_km"]))
+                                land_water[lo:hi], fit, len(df), s))
         rows.append(row)
     out = pd.DataFrame(rows)
     if out.empty:
@@ -187,7 +193,7 @@ def _locate(od: OrbitData, cands: pd.DataFrame) -> pd.DataFrame:
     nearest = np.where(np.abs(x[left] - centre) < np.abs(x[nearest] - centre), left, nearest)
     out = cands.copy()
     for column in ("sounding_id", "time", "latitude", "longitude", "footprint"):
-        out[column] = df[column].to_numpy()[nearest]
+        out[column] = df[column].array.take(nearest)  # .array keeps the UTC timestamps' dtype (no objects)
     # meteorology around the peak: soundings within +-max(sigma, 2.5 km) of the centre
     sigma = np.nan_to_num(out["sigma_km"].to_numpy(float), nan=2.5)
     reach = np.maximum(sigma, 2.5)

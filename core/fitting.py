@@ -77,22 +77,34 @@ def make_params(start: dict, settings) -> lmfit.Parameters:
     """Parameters with the bounds the settings declare, starting at ``start`` (e.g. the screen's values)."""
     shift = float(settings["fit.centre_shift_km"])
     lo_sigma, hi_sigma = float(settings["fit.sigma_min_km"]), float(settings["fit.sigma_max_km"])
-    params = MODEL.make_params()
-    params["amplitude"].set(value=float(start["amplitude"]), min=0.0 if settings["fit.positive_amplitude"] else -np.inf,
-                            max=np.inf)
-    if settings["fit.positive_amplitude"]:
-        params["amplitude"].set(value=max(float(start["amplitude"]), 1e-3))
-    params["sigma"].set(value=float(np.clip(start["sigma"], lo_sigma, hi_sigma)), min=lo_sigma, max=hi_sigma)
+    positive = bool(settings["fit.positive_amplitude"])
+    amplitude = float(start["amplitude"])
     c = float(start["center"])
-    params["center"].set(value=c, min=c - shift, max=c + shift, vary=shift > 0)
-    params["slope"].set(value=float(start.get("slope", 0.0)))
-    params["intercept"].set(value=float(start["intercept"]))
+    params = lmfit.Parameters()
+    params.add_many(
+        ("amplitude", max(amplitude, 1e-3) if positive else amplitude, True, 0.0 if positive else -np.inf, np.inf),
+        ("sigma", float(np.clip(start["sigma"], lo_sigma, hi_sigma)), True, lo_sigma, hi_sigma),
+        ("center", c, shift > 0, c - shift, c + shift),
+        ("slope", float(start.get("slope", 0.0)), True, -np.inf, np.inf),
+        ("intercept", float(start["intercept"]), True, -np.inf, np.inf),
+    )
     return params
 
 
 def _residual(params, x, y, weight):
     v = params.valuesdict()
     return (gaussian_line(x, v["amplitude"], v["sigma"], v["center"], v["slope"], v["intercept"]) - y) * weight
+
+
+def _jacobian(params, x, y, weight):
+    """Analytic derivatives of the weighted residual, one column per varied parameter (lmfit's ``Dfun``)."""
+    v = params.valuesdict()
+    a, sigma, m = v["amplitude"], v["sigma"], v["slope"]
+    d = x - v["center"]
+    g = np.exp(-0.5 * (d / sigma) ** 2) / (sigma * SQRT_2PI)
+    columns = {"amplitude": g, "sigma": a * g * (d * d / sigma ** 3 - 1.0 / sigma),
+               "center": a * g * d / sigma ** 2 - m, "slope": d, "intercept": np.ones_like(d)}
+    return np.stack([columns[name] * weight for name in PARAMS if params[name].vary], axis=1)
 
 
 def fit_window(x_km, xco2_ppm, uncertainty_ppm, start: dict, settings) -> FitResult:
@@ -111,7 +123,8 @@ def fit_window(x_km, xco2_ppm, uncertainty_ppm, start: dict, settings) -> FitRes
     max_nfev = int(settings["fit.max_nfev"])
     try:
         params = make_params(start, settings)
-        result = lmfit.minimize(_residual, params, args=(x, y, weight), method="leastsq", max_nfev=max_nfev)
+        result = lmfit.minimize(_residual, params, args=(x, y, weight), method="leastsq", max_nfev=max_nfev,
+                                Dfun=_jacobian)
     except (ValueError, FloatingPointError, ZeroDivisionError, np.linalg.LinAlgError) as exc:
         return FitResult(False, f"fit raised {type(exc).__name__}: {exc}", empty, empty, 0, np.nan, np.nan, n)
     values = {p: float(result.params[p].value) for p in PARAMS}

@@ -21,16 +21,19 @@ from .settings import RULES, DetectionSettings
 
 #: Statistics columns each fitted candidate carries (inputs of the rules).
 STAT_COLUMNS = ("n_window", "n_orbit", "near_left", "near_right", "flank_left", "flank_right", "r", "r2",
-                "snr", "delta_chi2_step", "surface_transition", "support_frames", "support_footprints",
+                "snr", "delta_chi2_step", "delta_chi2_box", "surface_transition", "support_frames", "support_footprints",
                 "top_share")
 
 
 def window_stats(x_km, y_ppm, unc_ppm, frame, footprint, land_water, fit: FitResult, n_orbit: int,
-                 surface_margin_km: float) -> dict:
+                 settings) -> dict:
     """Statistics of one fitted window (arrays: the window's soundings, sorted by ``x_km``).
 
-    ``surface_margin_km`` widens the +-2 sigma span searched for a land/water transition.
+    Two settings shape statistics rather than thresholds: ``rules.surface_transition.margin_km`` widens the
+    +-2 sigma span searched for a land/water transition, ``rules.box_like.min_width_km`` is the narrowest
+    plateau compared with the Gaussian.
     """
+    surface_margin_km = settings["rules.surface_transition.margin_km"]
     v = fit.values
     x0, sigma = v["center"], v["sigma"]
     d = x_km - x0
@@ -52,6 +55,8 @@ def window_stats(x_km, y_ppm, unc_ppm, frame, footprint, land_water, fit: FitRes
 
     weight = 1.0 / unc_ppm ** 2
     stats["delta_chi2_step"] = float(best_step_chi2(d, y_ppm, weight, 2 * sigma) - fit.chi2)
+    stats["delta_chi2_box"] = float(best_plateau_chi2(d, y_ppm, weight, 3 * sigma,
+                                                      settings["rules.box_like.min_width_km"]) - fit.chi2)
 
     span = np.abs(d) <= 2 * sigma + surface_margin_km
     kinds = np.unique(np.where(land_water[span] == 0, 0, 1)) if span.any() else np.zeros(0)
@@ -79,6 +84,36 @@ def _groups_above(groups: np.ndarray, excess: np.ndarray) -> int:
     return int(np.count_nonzero(sums > 0))
 
 
+def _step_normal_equations(sums_all, sums_h):
+    """3x3 normal equations of ``y = b + m d + s H`` from the totals and the sums over H (H in {0, 1})."""
+    sw, swd, swdd, swy, swdy = sums_all
+    hw, hwd, hwy = sums_h
+    n = hw.shape[0]
+    a = np.empty((n, 3, 3))
+    a[:, 0, 0], a[:, 0, 1], a[:, 0, 2] = sw, swd, hw
+    a[:, 1, 0], a[:, 1, 1], a[:, 1, 2] = swd, swdd, hwd
+    a[:, 2, 0], a[:, 2, 1], a[:, 2, 2] = hw, hwd, hw
+    b = np.stack([np.full(n, swy), np.full(n, swdy), hwy], axis=1)
+    return a, b
+
+
+def _best_indicator_chi2(d, y, w, starts: np.ndarray, stops: np.ndarray, return_index: bool = False):
+    """Smallest chi-square of ``y = b + m d + s H`` where H is 1 on sorted soundings [start, stop)."""
+    if starts.size == 0:
+        return (np.inf, -1) if return_index else np.inf
+    totals = np.array([w.sum(), (w * d).sum(), (w * d * d).sum(), (w * y).sum(), (w * d * y).sum()])
+    cum = np.concatenate([np.zeros((3, 1)), np.cumsum(np.stack([w, w * d, w * y]), axis=1)], axis=1)
+    h = cum[:, stops] - cum[:, starts]
+    a, b = _step_normal_equations(totals, h)
+    with np.errstate(all="ignore"):
+        p = np.linalg.solve(a + np.eye(3) * 1e-12, b[..., None])[..., 0]
+    chi2 = (w * y * y).sum() - np.einsum("ni,ni->n", p, b)
+    chi2 = np.where(np.isfinite(chi2), chi2, np.inf)
+    best = int(np.argmin(chi2))
+    value = float(max(chi2[best], 0.0))
+    return (value, best) if return_index else value
+
+
 def best_step_chi2(d_km, y_ppm, weight, half_span_km: float) -> float:
     """Smallest weighted chi-square of ``y = b + m d + s H(d - d_s)`` over step positions |d_s| <= half_span.
 
@@ -90,26 +125,33 @@ def best_step_chi2(d_km, y_ppm, weight, half_span_km: float) -> float:
     n = d.size
     if n < 6:
         return np.inf
-    totals = np.array([w.sum(), (w * d).sum(), (w * d * d).sum(), (w * y).sum(), (w * d * y).sum()])
-    cum = np.cumsum(np.stack([w, w * d, w * d * d, w * y, w * d * y]), axis=1)  # left sums up to index t
-    splits = np.flatnonzero((d[:-1] >= -half_span_km) & (d[1:] <= half_span_km))  # step between t and t+1
-    splits = splits[(splits >= 1) & (splits <= n - 3)]
-    if splits.size == 0:
+    splits = np.flatnonzero((d[:-1] >= -half_span_km) & (d[1:] <= half_span_km)) + 1
+    splits = splits[(splits >= 2) & (splits <= n - 2)]
+    return _best_indicator_chi2(d, y, w, splits, np.full(splits.size, n))
+
+
+def best_plateau_chi2(d_km, y_ppm, weight, half_span_km: float, min_width_km: float = 0.0,
+                      max_edges: int = 48) -> float:
+    """Smallest chi-square of ``y = b + m d + s 1[d_a <= d < d_b]`` (a plateau with sharp edges, the shape of a
+    burst of cloud-contaminated soundings), over plateaus at least ``min_width_km`` wide with both edges within
+    |d| <= half_span (at most ``max_edges`` candidate edges, evenly spread: at most ~1,100 pairs).
+
+    A plateau one or two frames wide is also what a narrow plume looks like at 2.25 km sampling, so only wide
+    plateaus are compared with the Gaussian.
+    """
+    order = np.argsort(d_km, kind="stable")
+    d, y, w = d_km[order], y_ppm[order], weight[order]
+    n = d.size
+    if n < 8:
         return np.inf
-    sw, swd, swdd, swy, swdy = totals
-    # the step column H is 1 on the right of the split: its sums are totals minus the left sums
-    rw, rwd, _, rwy, _ = (totals[:, None] - cum[:, splits])
-    a = np.empty((splits.size, 3, 3))
-    a[:, 0, 0], a[:, 0, 1], a[:, 0, 2] = sw, swd, rw
-    a[:, 1, 0], a[:, 1, 1], a[:, 1, 2] = swd, swdd, rwd
-    a[:, 2, 0], a[:, 2, 1], a[:, 2, 2] = rw, rwd, rw
-    b = np.stack([np.full(splits.size, swy), np.full(splits.size, swdy), rwy], axis=1)
-    with np.errstate(all="ignore"):
-        p = np.linalg.solve(a + np.eye(3) * 1e-12, b[..., None])[..., 0]
-    swyy = (w * y * y).sum()
-    chi2 = swyy - np.einsum("ni,ni->n", p, b)
-    chi2 = chi2[np.isfinite(chi2)]
-    return float(max(chi2.min(), 0.0)) if chi2.size else np.inf
+    edges = np.flatnonzero((d[:-1] >= -half_span_km) & (d[1:] <= half_span_km) & (d[1:] > d[:-1])) + 1
+    edges = edges[(edges >= 2) & (edges <= n - 2)]
+    if edges.size > max_edges:
+        edges = edges[np.linspace(0, edges.size - 1, max_edges).astype(int)]
+    first, second = np.triu_indices(edges.size, k=1)
+    starts, stops = edges[first], edges[second]
+    wide = (d[stops - 1] - d[starts]) >= min_width_km
+    return _best_indicator_chi2(d, y, w, starts[wide], stops[wide])
 
 
 def rule_failures(stats: pd.DataFrame, settings: DetectionSettings) -> dict[str, np.ndarray]:
@@ -131,6 +173,7 @@ def rule_failures(stats: pd.DataFrame, settings: DetectionSettings) -> dict[str,
         "fit-quality": lambda: ~((col["r"] > 0) & (col["r2"] >= s["rules.fit_quality.min_r2"])),
         "significance": lambda: ~(col["snr"] >= s["rules.significance.min_snr"]),
         "step-like": lambda: ~(col["delta_chi2_step"] > s["rules.step_like.min_delta_chi2"]),
+        "box-like": lambda: ~(col["delta_chi2_box"] > s["rules.box_like.min_delta_chi2"]),
         "surface-transition": lambda: col["surface_transition"].astype(bool),
         "support": lambda: ((col["support_frames"] < s["rules.support.min_frames"])
                             | (col["support_footprints"] < s["rules.support.min_footprints"])

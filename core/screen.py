@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.ndimage import maximum_filter1d
-from scipy.signal import fftconvolve
+from scipy import fft as sp_fft
 
 SQRT_2PI = np.sqrt(2 * np.pi)
 
@@ -117,14 +117,10 @@ def screen_orbit(x_km, xco2_ppm, uncertainty_ppm, window_km: float = 200.0, sigm
 
     best = dict(snr=np.zeros(n_bins), amplitude=np.zeros(n_bins), sigma=np.zeros(n_bins),
                 slope=np.nan_to_num(m0), intercept=np.nan_to_num(b0))
-    for sigma in sigma_grid_km(sigma_min_km, sigma_max_km, n_sigma):
-        half = min(h, int(np.ceil(5 * sigma / bin_km)))
-        d = np.arange(-half, half + 1) * bin_km
-        g = np.exp(-0.5 * (d / sigma) ** 2) / (sigma * SQRT_2PI)
-        swg = _corr(s_w, g)
-        swdg = _corr(s_w, d * g)
-        swgg = _corr(s_w, g * g)
-        swgy = _corr(s_wy, g)
+    sigmas = sigma_grid_km(sigma_min_km, sigma_max_km, n_sigma)
+    sums = _gaussian_window_sums(s_w, s_wy, sigmas, h, bin_km)
+    for i, sigma in enumerate(sigmas):
+        swg, swdg, swgg, swgy = sums[:, i]
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             lu0 = i00 * swg + i01 * swdg  # L^-1 u
             lu1 = i01 * swg + i11 * swdg
@@ -133,22 +129,38 @@ def screen_orbit(x_km, xco2_ppm, uncertainty_ppm, window_km: float = 200.0, sigm
             chi2 = np.maximum(chi2_line - amplitude * amplitude * schur, 0.0)
             se = np.sqrt(np.maximum(chi2 / dof, 1.0) / schur)
             snr = np.where(usable & (schur > 1e-9 * swgg), amplitude / se, 0.0)
+            slope, intercept = m0 - lu1 * amplitude, b0 - lu0 * amplitude
         snr = np.nan_to_num(snr, nan=0.0, posinf=0.0, neginf=0.0)
         better = np.abs(snr) > np.abs(best["snr"])
         best["snr"] = np.where(better, snr, best["snr"])
         best["amplitude"] = np.where(better, amplitude, best["amplitude"])
         best["sigma"] = np.where(better, sigma, best["sigma"])
-        best["slope"] = np.where(better, m0 - lu1 * amplitude, best["slope"])
-        best["intercept"] = np.where(better, b0 - lu0 * amplitude, best["intercept"])
+        best["slope"] = np.where(better, slope, best["slope"])
+        best["intercept"] = np.where(better, intercept, best["intercept"])
     best["intercept"] = best["intercept"] + y_ref
     return ScreenResult(centres, best["snr"], best["amplitude"], best["sigma"], best["slope"], best["intercept"],
                         n_window)
 
 
-def _corr(values: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    """Window sums sum_j values[j] * kernel[j - k] for every k (kernel centred, length 2*half+1)."""
-    out = fftconvolve(values, kernel[::-1], mode="same")
-    return out
+def _gaussian_window_sums(s_w, s_wy, sigmas, h: int, bin_km: float) -> np.ndarray:
+    """For every width and bin centre k: sum_j over the window of s_w*g, s_w*d*g, s_w*g^2 and s_wy*g.
+
+    Each is a correlation of the binned sums with a kernel centred on k (d = (j - k) bin_km); all widths are
+    done with one batch of FFTs (the kernels share a support of +-min(h, 5 sigma_max) bins). Returns an array
+    of shape (4, n_sigma, n_bins).
+    """
+    n = s_w.shape[0]
+    half = min(h, int(np.ceil(5 * sigmas.max() / bin_km)))
+    d = np.arange(-half, half + 1) * bin_km
+    size = sp_fft.next_fast_len(n + 2 * half, real=True)
+    g = np.exp(-0.5 * (d[None, :] / sigmas[:, None]) ** 2) / (sigmas[:, None] * SQRT_2PI)
+    # correlation = convolution with the reversed kernel: g and g^2 are even, d*g is odd
+    kernels = sp_fft.rfft(np.concatenate([g, -d * g, g * g]), size, axis=1)
+    k_g, k_dg, k_gg = np.split(kernels, 3)
+    f_w, f_wy = sp_fft.rfft(s_w, size), sp_fft.rfft(s_wy, size)
+    products = np.stack([f_w * k_g, f_w * k_dg, f_w * k_gg, f_wy * k_g])
+    full = sp_fft.irfft(products, size, axis=2)
+    return full[:, :, half:half + n]
 
 
 def local_extrema(screen: ScreenResult, min_separation_km: float = 3.0, min_abs_snr: float = 1.0) -> np.ndarray:

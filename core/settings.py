@@ -94,7 +94,7 @@ SCREEN = (
     _s("screen.bin_km", 0.5, "km", "along-track bin of the vectorised screen", 0.1, 5),
     _s("screen.n_sigma", 16, "1", "number of Gaussian widths tried by the screen (log-spaced over the fit bounds)",
        4, 64),
-    _s("screen.min_significance", 3.0, "1", "screen A/stderr(A) a local maximum needs to be fitted", 0, 20),
+    _s("screen.min_significance", 3.5, "1", "screen A/stderr(A) a local maximum needs to be fitted", 0, 20),
     _s("screen.min_abs_snr", 2.0, "1", "weakest screen extremum listed as a candidate at all", 0, 20),
     _s("screen.min_separation_km", 3.0, "km", "closest two screen extrema may be", 0.5, 50),
     _s("screen.stride", 0, "1", "0: screen every window; N > 0: a candidate every N-th sounding, all fitted "
@@ -136,6 +136,13 @@ RULES = (
          "oco2peak-workbench",
          (_s("rules.step_like.min_delta_chi2", 0.0, "1",
              "chi2(step) - chi2(Gaussian) must exceed this (0: the Gaussian must simply fit better)", -100, 1000),)),
+    Rule("box-like", "a Gaussian explains the window better than a plateau with sharp edges (a burst of "
+         "cloud-contaminated soundings)", "oco2peak-workbench",
+         (_s("rules.box_like.min_delta_chi2", -6.0, "1",
+             "chi2(plateau) - chi2(Gaussian) must exceed this (negative: the plateau must win clearly to reject)",
+             -1000, 1000),
+          _s("rules.box_like.min_width_km", 5.0, "km",
+             "narrowest plateau compared (narrower ones look like a narrow plume at 2.25 km sampling)", 0, 100))),
     Rule("surface-transition", "no land/water transition within +-2 sigma of the centre", "oco2peak-workbench",
          (_s("rules.surface_transition.margin_km", 5.0, "km", "extra margin around +-2 sigma", 0, 50),)),
     Rule("support", "the enhancement is seen by several frames and footprints, not a burst of a few soundings",
@@ -151,6 +158,7 @@ RULE_BY_NAME = {r.name: r for r in RULES}
 FIXED_REASONS = {
     "fit-failed": "the non-linear fit failed, did not converge or hit max_nfev",
     "screen": "the vectorised screen found the bump too weak to fit (screen.min_significance)",
+    "depletion": "the screen found a depletion (A < 0): not fitted (the depletion rule)",
     "duplicate": "another window saw the same plume and fitted it better",
 }
 
@@ -179,8 +187,17 @@ PRESETS: dict[str, dict] = {
         "rules.min_soundings.enabled": False,  # the significance rule weighs the data the window has
         "rules.significance.enabled": True,
         "rules.step_like.enabled": True,
+        "rules.box_like.enabled": True,
         "rules.surface_transition.enabled": True,
         "rules.support.enabled": True,
+        # values chosen on the OSSE by bench/bench_quality.py (the trade-off is printed there):
+        "rules.too_narrow.min_sigma_km": 1.0,  # plumes 10-30 km downwind are 1-2 km wide along the track
+        "rules.support.min_frames": 2,
+        "rules.significance.min_snr": 3.0,
+        "rules.box_like.min_delta_chi2": -15.0,
+        "rules.near_sides.per_sigma_km": 0.5,  # judged on the data the window has (cloud gaps)
+        "rules.flanks.per_sigma_km": 0.5,
+        "screen.min_significance": 3.0,
     },
 }
 

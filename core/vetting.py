@@ -1,0 +1,246 @@
+"""Analysts' decisions on peaks: a durable, append-only store that many analysts can write at once.
+
+A decision says *accept*, *reject* or *unsure* about one peak, with a note, the analyst's name and the UTC time.
+The peak is keyed by ``(month, orbit, sounding_id, rules_hash)``: the sounding nearest the plume centre, and the
+hash of the settings that produced the peak (:attr:`core.settings.DetectionSettings.hash`), so a decision never
+silently carries over to a peak that other settings made.
+
+Storage: SQLite at ``<cache>/vetting/decisions.sqlite`` in WAL mode (readers never block the writer), with a busy
+timeout (writers queue instead of failing), ``synchronous=FULL`` (a committed decision survives a power cut). One
+connection per call, so the store is safe from any thread or process; every write is one ``INSERT`` in its own
+``BEGIN IMMEDIATE`` transaction, with bound parameters only. Rows are never updated nor deleted (triggers refuse
+it): the history of a peak is every decision made on it, and its current decision is the latest one.
+
+Each row may carry a snapshot of the peak as it was judged (``peak_json``) and the settings values
+(``settings_json``), so an export of vetted peaks says exactly what was vetted, whatever the settings are later.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import math
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from .paths import cache_root
+
+DECISIONS = ("accept", "reject", "unsure")
+#: Seconds a writer waits for the lock before giving up (SQLite busy timeout).
+BUSY_TIMEOUT_S = 60.0
+KEY_COLUMNS = ["month", "orbit", "sounding_id", "rules_hash"]
+COLUMNS = ["decision_id", *KEY_COLUMNS, "decision", "note", "analyst", "decided_at", "software_version",
+           "peak_json", "settings_json"]
+
+_SCHEMA = ("""
+CREATE TABLE IF NOT EXISTS decisions (
+    decision_id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    month            TEXT    NOT NULL CHECK (length(month) = 7),
+    orbit            INTEGER NOT NULL,
+    sounding_id      INTEGER NOT NULL,
+    rules_hash       TEXT    NOT NULL,
+    decision         TEXT    NOT NULL CHECK (decision IN ('accept', 'reject', 'unsure')),
+    note             TEXT    NOT NULL DEFAULT '',
+    analyst          TEXT    NOT NULL CHECK (length(analyst) > 0),
+    decided_at       TEXT    NOT NULL,
+    software_version TEXT    NOT NULL DEFAULT '',
+    peak_json        TEXT,
+    settings_json    TEXT
+)""",
+    "CREATE INDEX IF NOT EXISTS decisions_by_peak ON decisions (month, orbit, sounding_id, rules_hash, decision_id)",
+    """CREATE TRIGGER IF NOT EXISTS decisions_no_update BEFORE UPDATE ON decisions
+    BEGIN SELECT RAISE(ABORT, 'decisions are append-only: record a new decision instead'); END""",
+    """CREATE TRIGGER IF NOT EXISTS decisions_no_delete BEFORE DELETE ON decisions
+    BEGIN SELECT RAISE(ABORT, 'decisions are append-only: the history is kept'); END""",
+)
+
+
+@dataclass(frozen=True)
+class PeakKey:
+    """Which peak a decision is about."""
+
+    month: str  # YYYY-MM
+    orbit: int
+    sounding_id: int  # the sounding nearest the fitted centre
+    rules_hash: str  # settings that produced the peak
+
+    def as_params(self) -> list:
+        return [self.month, int(self.orbit), int(self.sounding_id), self.rules_hash]
+
+
+def store_path(cache=None) -> Path:
+    """``<cache>/vetting/decisions.sqlite``."""
+    return cache_root(cache) / "vetting" / "decisions.sqlite"
+
+
+class VettingStore:
+    """The decisions of one cache (see the module docstring).
+
+    >>> store = VettingStore(cache_dir)                                        # doctest: +SKIP
+    >>> store.record(PeakKey("2019-08", 27054, 2019080205181564, "63ac103768fa"), "accept", "clear plume", "ana")
+    """
+
+    def __init__(self, cache=None, path=None):
+        self.path = Path(path) if path is not None else store_path(cache)
+        self._ready = False
+        self._init_lock = threading.Lock()
+
+    # -- connections ---------------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _connect(self):
+        self._ensure_schema()
+        con = self._open()
+        try:
+            yield con
+        finally:
+            con.close()
+
+    def _open(self) -> sqlite3.Connection:
+        con = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        con.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        con.execute("PRAGMA synchronous = FULL")
+        return con
+
+    def _ensure_schema(self) -> None:
+        if self._ready:
+            return
+        with self._init_lock:
+            if self._ready:
+                return
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            con = self._open()
+            try:
+                # WAL is a property of the database file: set once, every later connection uses it
+                mode = con.execute("PRAGMA journal_mode = WAL").fetchall()[0][0]
+                if str(mode).lower() != "wal":
+                    raise sqlite3.OperationalError(f"{self.path}: cannot switch to WAL mode (got {mode!r})")
+                con.execute("BEGIN IMMEDIATE")
+                try:
+                    for statement in _SCHEMA:
+                        con.execute(statement)
+                    con.execute("COMMIT")
+                except BaseException:
+                    con.execute("ROLLBACK")
+                    raise
+            finally:
+                con.close()
+            self._ready = True
+
+    # -- writing -------------------------------------------------------------------------------------------------
+    def record(self, key: PeakKey, decision: str, note: str = "", analyst: str = "", *, peak: dict | None = None,
+               settings: dict | None = None, software_version: str = "", decided_at: dt.datetime | None = None
+               ) -> int:
+        """Append one decision; returns its ``decision_id``.
+
+        Parameters
+        ----------
+        key : PeakKey
+            The peak.
+        decision : str
+            ``"accept"``, ``"reject"`` or ``"unsure"``.
+        note : str
+            Why (free text).
+        analyst : str
+            Who (required, non-blank).
+        peak : dict, optional
+            Snapshot of the peak's values (JSON-serialisable; NaN becomes null).
+        settings : dict, optional
+            The settings values that produced the peak.
+        software_version : str
+            ``core.__version__`` of the software that judged the peak.
+        decided_at : datetime, optional
+            UTC time of the decision (default: now).
+        """
+        if decision not in DECISIONS:
+            raise ValueError(f"decision must be one of {DECISIONS}, got {decision!r}")
+        analyst = (analyst or "").strip()
+        if not analyst:
+            raise ValueError("the analyst's name is required")
+        if not isinstance(key, PeakKey):
+            raise TypeError("key must be a PeakKey")
+        when = (decided_at or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc)
+        row = [*key.as_params(), decision, note or "", analyst, when.isoformat(timespec="microseconds"),
+               software_version or "", _to_json(peak), _to_json(settings)]
+        with self._connect() as con:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                cur = con.execute(
+                    "INSERT INTO decisions (month, orbit, sounding_id, rules_hash, decision, note, analyst, "
+                    "decided_at, software_version, peak_json, settings_json) VALUES (?,?,?,?,?,?,?,?,?,?,?)", row)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            return int(cur.lastrowid)
+
+    # -- reading -------------------------------------------------------------------------------------------------
+    def history(self, key: PeakKey | None = None, month: str | None = None) -> pd.DataFrame:
+        """Every decision (of one peak, of one month, or all), oldest first."""
+        where, params = _where(key, month)
+        return self._frame(f"SELECT {', '.join(COLUMNS)} FROM decisions {where} ORDER BY decision_id", params)
+
+    def current_decisions(self, month: str | None = None) -> pd.DataFrame:
+        """The latest decision of each peak (of one month, or all), with ``n_decisions`` (its history length)."""
+        where, params = _where(None, month)
+        sql = (f"SELECT {', '.join('d.' + c for c in COLUMNS)}, g.n_decisions FROM decisions d JOIN "
+               f"(SELECT MAX(decision_id) AS last_id, COUNT(*) AS n_decisions FROM decisions {where} "
+               f"GROUP BY month, orbit, sounding_id, rules_hash) g ON d.decision_id = g.last_id "
+               f"ORDER BY d.month, d.orbit, d.sounding_id, d.rules_hash")
+        return self._frame(sql, params, extra=["n_decisions"])
+
+    def current(self, key: PeakKey) -> dict | None:
+        """The latest decision on one peak, or None."""
+        found = self.history(key)
+        return None if found.empty else found.iloc[-1].to_dict()
+
+    def count(self) -> int:
+        if not self.path.exists():
+            return 0
+        with self._connect() as con:
+            return int(con.execute("SELECT COUNT(*) FROM decisions").fetchall()[0][0])
+
+    def _frame(self, sql: str, params: list, extra: list | None = None) -> pd.DataFrame:
+        columns = COLUMNS + (extra or [])
+        if not self.path.exists():
+            return pd.DataFrame(columns=columns)
+        with self._connect() as con:
+            rows = con.execute(sql, params).fetchall()
+        frame = pd.DataFrame(rows, columns=columns)
+        for column in ("decision_id", "orbit", "sounding_id", *(extra or [])):
+            frame[column] = frame[column].astype("int64")
+        return frame
+
+
+def _where(key: PeakKey | None, month: str | None) -> tuple[str, list]:
+    if key is not None:
+        return "WHERE month = ? AND orbit = ? AND sounding_id = ? AND rules_hash = ?", key.as_params()
+    if month is not None:
+        return "WHERE month = ?", [month]
+    return "", []
+
+
+def _to_json(values: dict | None) -> str | None:
+    if values is None:
+        return None
+    return json.dumps({k: _json_value(v) for k, v in values.items()}, sort_keys=True)
+
+
+def _json_value(v):
+    """JSON-safe scalar: NaN/inf -> None, numpy scalars -> Python, timestamps -> ISO text."""
+    if v is None:
+        return None
+    if hasattr(v, "isoformat"):
+        return v.isoformat()
+    if hasattr(v, "item") and not isinstance(v, (str, bytes)):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, (bool, int, float, str)):
+        return v
+    if v is pd.NA or v is pd.NaT:
+        return None
+    return str(v)
