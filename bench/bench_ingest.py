@@ -4,7 +4,7 @@ Writes a simulated month slice in the real Lite layout (at least 1 million good 
 NetCDF4 like the real files) once under ``bench/out/ingest/``, then ingests it into a fresh cache three times
 and prints the figures of each run and the best. Target (issue 2): >= 500k soundings/s on a 2-core machine.
 
-    python bench/bench_ingest.py [--days 8] [--passes-per-day 12]
+    python bench/bench_ingest.py [--days 22] [--passes-per-day 12]
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ OUT = Path(__file__).resolve().parent / "out" / "ingest"
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--days", type=int, default=8)
+    parser.add_argument("--days", type=int, default=22)
     parser.add_argument("--passes-per-day", type=int, default=12)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args(argv)
