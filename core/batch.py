@@ -10,7 +10,9 @@ Events (one per plume) are the candidates with ``is_event``; accepted events are
 """
 from __future__ import annotations
 
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Callable
 
@@ -45,27 +47,30 @@ def detections_dir(cache: SoundingsCache, month: str, settings: DetectionSetting
 
 def detect_month(month: str, settings: DetectionSettings | None = None, cache=None,
                  on_orbit: Callable[[int, int, int], None] | None = None, attribute_events: bool = True,
-                 sources: pd.DataFrame | None = None) -> pd.DataFrame:
+                 sources: pd.DataFrame | None = None, workers: int = 1) -> pd.DataFrame:
     """Detect every orbit of a month; returns the candidates table (events flagged ``is_event``)."""
     settings = settings or DetectionSettings()
     cache = cache if isinstance(cache, SoundingsCache) else SoundingsCache(cache)
     soundings = cache.read_month(month, columns=SOUNDING_COLUMNS)
     return detect_soundings(soundings, settings, on_orbit=on_orbit, attribute_events=attribute_events,
-                            sources=sources, cache=cache.root)
+                            sources=sources, cache=cache.root, workers=workers)
 
 
 def detect_soundings(soundings: pd.DataFrame, settings: DetectionSettings, on_orbit=None,
                      attribute_events: bool = True, sources: pd.DataFrame | None = None,
-                     cache=None) -> pd.DataFrame:
-    """Detect every orbit in a soundings table (see :func:`detect_month`)."""
+                     cache=None, workers: int = 1) -> pd.DataFrame:
+    """Detect every orbit in a soundings table (see :func:`detect_month`).
+
+    ``workers > 1`` runs the orbits in that many local processes (orbits are independent; the result is the
+    same table, in orbit order).
+    """
+    orbits = [g for _, g in soundings.groupby("orbit", sort=True)]
     parts = []
-    groups = soundings.groupby("orbit", sort=True)
-    for i, (orbit, orbit_soundings) in enumerate(groups, 1):
-        part = detect_orbit(orbit_soundings, settings)
+    for i, part in enumerate(_map_orbits(orbits, settings, workers), 1):
         if not part.empty:
             parts.append(part)
         if on_orbit:
-            on_orbit(i, groups.ngroups, int(orbit))
+            on_orbit(i, len(orbits), int(orbits[i - 1]["orbit"].iloc[0]))
     candidates = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     if attribute_events and not candidates.empty:
         accepted = candidates.index[candidates["is_event"] & candidates["status"].eq("accepted")]
@@ -73,6 +78,20 @@ def detect_soundings(soundings: pd.DataFrame, settings: DetectionSettings, on_or
         for column in SOURCE_COLUMNS:
             candidates[column] = attributed[column].reindex(candidates.index)
     return candidates
+
+
+def _map_orbits(orbits: list[pd.DataFrame], settings: DetectionSettings, workers: int):
+    """``detect_orbit`` over the orbits, in order, in this process or in a pool of local processes."""
+    if workers <= 1 or len(orbits) < 2:
+        yield from (detect_orbit(orbit, settings) for orbit in orbits)
+        return
+    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        # largest orbits first keeps both workers busy to the end; results come back in orbit order
+        order = sorted(range(len(orbits)), key=lambda i: -len(orbits[i]))
+        futures = {i: pool.submit(detect_orbit, orbits[i], settings) for i in order}
+        for i in range(len(orbits)):
+            yield futures[i].result()
 
 
 def peaks_table(candidates: pd.DataFrame, include_rejected: bool = False) -> pd.DataFrame:
@@ -112,9 +131,10 @@ def load_detections(cache, month: str, settings: DetectionSettings) -> pd.DataFr
     return pd.read_parquet(path) if path.exists() else None
 
 
-def run_month(month: str, settings: DetectionSettings, cache=None, on_orbit=None) -> tuple[pd.DataFrame, float]:
+def run_month(month: str, settings: DetectionSettings, cache=None, on_orbit=None,
+              workers: int = 1) -> tuple[pd.DataFrame, float]:
     """Detect, attribute and store a month; returns the candidates and the seconds it took."""
     start = time.perf_counter()
-    candidates = detect_month(month, settings, cache=cache, on_orbit=on_orbit)
+    candidates = detect_month(month, settings, cache=cache, on_orbit=on_orbit, workers=workers)
     store_detections(cache, month, settings, candidates)
     return candidates, time.perf_counter() - start

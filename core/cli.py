@@ -85,7 +85,7 @@ def _cmd_detect(args) -> int:
               f"(months: {', '.join(months) or 'none'})", file=sys.stderr)
         return 2
     bar = ProgressBar(f"detect {args.month}")
-    candidates, seconds = run_month(args.month, settings, cache=args.cache,
+    candidates, seconds = run_month(args.month, settings, cache=args.cache, workers=args.workers,
                                     on_orbit=lambda i, n, orbit: bar.update(i, n, f"orbit {orbit}"))
     peaks = peaks_table(candidates, include_rejected=args.all)
     n_events = int(candidates["is_event"].sum()) if len(candidates) else 0
@@ -159,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rules", metavar="FILE.toml", help="detection settings (default: the recommended preset)")
     p.add_argument("--out", metavar="FILE.csv", help="write the accepted events as CSV")
     p.add_argument("--all", action="store_true", help="with --out: rejected candidates too")
+    p.add_argument("--workers", type=int, default=1, metavar="N", help="local processes (default 1)")
     p.set_defaults(func=_cmd_detect)
 
     p = sub.add_parser("export", parents=[common], help="export stored detections of a month as CSV")
