@@ -79,8 +79,10 @@ def fit_candidates(od: OrbitData, candidates: pd.DataFrame, settings: DetectionS
     """Fit every candidate strong enough (all of them in stride mode); add fit values, errors and statistics.
 
     Candidates not fitted carry a ``fixed_reason``: ``depletion`` (the screen's area is negative and the
-    depletion rule is on: no fit can make it an enhancement within the centre shift), ``screen`` (too weak to
-    fit) or ``fit-failed`` (with ``fit_message``).
+    depletion rule is on), ``too-wide`` (the screen's best width is beyond the too-wide limit by more than a
+    step of its width grid, 15 %: a background wave, not a plume), ``screen`` (too weak to fit) or
+    ``fit-failed`` (with ``fit_message``). These are rules judged on the screen's estimate, which saves the
+    fits that could not be accepted.
     """
     s = settings
     df = od.soundings
@@ -89,6 +91,7 @@ def fit_candidates(od: OrbitData, candidates: pd.DataFrame, settings: DetectionS
     frame, footprint = df["frame"].to_numpy(), df["footprint"].to_numpy()
     land_water = df["land_water_indicator"].to_numpy()
     half = s["fit.window_km"] / 2
+    wide_limit_km = half / s["rules.too_wide.n_sigma"]
     strided = int(s["screen.stride"]) > 0
     rows = []
     for cand in candidates.itertuples(index=False):
@@ -98,6 +101,11 @@ def fit_candidates(od: OrbitData, candidates: pd.DataFrame, settings: DetectionS
         row["n_window"] = int(hi - lo)
         if not strided and cand.screen_snr < 0 and s.enabled("depletion"):
             row.update(_screen_values(cand), fixed_reason="depletion", fit_message="the screen's area is negative")
+            rows.append(row)
+            continue
+        if not strided and cand.screen_sigma > 1.15 * wide_limit_km and s.enabled("too-wide"):
+            row.update(_screen_values(cand), fixed_reason="too-wide",
+                       fit_message=f"the screen's best width {cand.screen_sigma:.0f} km is beyond the too-wide limit")
             rows.append(row)
             continue
         if not strided and abs(cand.screen_snr) < s["screen.min_significance"]:
@@ -122,7 +130,7 @@ def fit_candidates(od: OrbitData, candidates: pd.DataFrame, settings: DetectionS
     out = pd.DataFrame(rows)
     if out.empty:
         return out
-    for column in (*FIT_COLUMNS, *STAT_COLUMNS):
+    for column in (*FIT_COLUMNS, *(f"{p}_stderr" for p in _FIT_PARAM.values()), *STAT_COLUMNS, "chi2", "redchi"):
         if column not in out:
             out[column] = np.nan
     out["delta_ppm"] = out["amplitude_ppm_km"] / (out["sigma_km"] * SQRT_2PI)

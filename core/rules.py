@@ -131,10 +131,10 @@ def best_step_chi2(d_km, y_ppm, weight, half_span_km: float) -> float:
 
 
 def best_plateau_chi2(d_km, y_ppm, weight, half_span_km: float, min_width_km: float = 0.0,
-                      max_edges: int = 48) -> float:
+                      max_edges: int = 32) -> float:
     """Smallest chi-square of ``y = b + m d + s 1[d_a <= d < d_b]`` (a plateau with sharp edges, the shape of a
     burst of cloud-contaminated soundings), over plateaus at least ``min_width_km`` wide with both edges within
-    |d| <= half_span (at most ``max_edges`` candidate edges, evenly spread: at most ~1,100 pairs).
+    |d| <= half_span (at most ``max_edges`` candidate edges, evenly spread: at most ~500 pairs).
 
     A plateau one or two frames wide is also what a narrow plume looks like at 2.25 km sampling, so only wide
     plateaus are compared with the Gaussian.
