@@ -11,7 +11,7 @@ Prints, on this machine:
    starting values, sigma bounded), timed on a subset of that orbit and extrapolated to the month: the ratio
    to (1) (target: >= 50x).
 
-    python bench/bench_detect.py [--days 31] [--passes-per-day 16]
+    python bench/bench_detect.py [--days 31] [--passes-per-day 21]
 """
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def best_of(n, fn):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=31)
-    parser.add_argument("--passes-per-day", type=int, default=16)
+    parser.add_argument("--passes-per-day", type=int, default=21)
     parser.add_argument("--naive-windows", type=int, default=150, help="windows timed for the naive baseline")
     args = parser.parse_args(argv)
     settings = DetectionSettings()
