@@ -205,8 +205,8 @@ def _locate(od: OrbitData, cands: pd.DataFrame) -> pd.DataFrame:
     # meteorology around the peak: soundings within +-max(sigma, 2.5 km) of the centre
     sigma = np.nan_to_num(out["sigma_km"].to_numpy(float), nan=2.5)
     reach = np.maximum(sigma, 2.5)
-    lo = np.searchsorted(x, centre - reach, side="left")
-    hi = np.maximum(np.searchsorted(x, centre + reach, side="right"), lo + 1)
+    lo = np.minimum(np.searchsorted(x, centre - reach, side="left"), len(x) - 1)
+    hi = np.minimum(np.maximum(np.searchsorted(x, centre + reach, side="right"), lo + 1), len(x))
     for column, name in (("windspeed_u", "wind_u_ms"), ("windspeed_v", "wind_v_ms"),
                          ("surface_pressure", "surface_pressure_hpa"), ("tcwv", "tcwv_kg_m2")):
         values = df[column].to_numpy(float)

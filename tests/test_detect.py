@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.detect import detect_orbit, fit_candidates, find_candidates, prepare_orbit
+from core.detect import detect_orbit, find_candidates, fit_candidates, judge, prepare_orbit
 from core.emission import emission_kg_s
 from core.fitting import fit_window, gaussian_line
 from core.settings import DetectionSettings
@@ -179,3 +179,15 @@ def test_missing_footprints_do_not_inflate_the_distance():
     error_km = track.x_km - df["x_true_km"].to_numpy()
     assert np.abs(error_km).max() < 1.0  # summing raw centre-to-centre steps gave ~ +15 % (~200 km here)
     assert np.median(np.abs(error_km)) < 0.3
+
+
+def test_candidate_at_the_end_of_an_orbit_is_located():
+    # a screen bin past the last sounding: the meteorology span must not run past the end of the orbit
+    df = add_gaussian(crafted_orbit(600, seed=11), 598.0, 15.0, 3.0)
+    od = prepare_orbit(df)
+    end = float(od.x_km[-1]) + 3.0
+    cands = pd.DataFrame({"center_km": [end], "screen_snr": [9.0], "screen_amplitude": [5.0],
+                          "screen_sigma": [3.0], "screen_slope": [0.0], "screen_intercept": [410.0]})
+    judged = judge(od, fit_candidates(od, cands, RECOMMENDED), RECOMMENDED)
+    assert judged["wind_u_ms"].notna().all()
+    assert judged["sounding_id"].iloc[0] // 10 == od.soundings["sounding_id"].iloc[-1] // 10  # the last frame
