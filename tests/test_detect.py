@@ -185,7 +185,7 @@ def test_candidate_at_the_end_of_an_orbit_is_located():
     # a screen bin past the last sounding: the meteorology span must not run past the end of the orbit
     df = add_gaussian(crafted_orbit(600, seed=11), 598.0, 15.0, 3.0)
     od = prepare_orbit(df)
-    end = float(od.x_km[-1]) + 3.0
+    end = float(od.x_km[-1]) + 10.0  # beyond the last sounding by more than the +-3 km meteorology span
     cands = pd.DataFrame({"center_km": [end], "screen_snr": [9.0], "screen_amplitude": [5.0],
                           "screen_sigma": [3.0], "screen_slope": [0.0], "screen_intercept": [410.0]})
     judged = judge(od, fit_candidates(od, cands, RECOMMENDED), RECOMMENDED)
