@@ -66,9 +66,12 @@ def find_candidates(od: OrbitData, settings: DetectionSettings) -> pd.DataFrame:
         return pd.DataFrame({"center_km": x, "screen_snr": np.nan, "screen_amplitude": 1.0,
                              "screen_sigma": 5.0, "screen_slope": 0.0,
                              "screen_intercept": df["xco2"].to_numpy()[pick].astype(float)})
+    sigma_max = s["fit.sigma_max_km"]
+    if s.enabled("too-wide"):  # wider humps cannot be accepted: they must not mask a plume inside them
+        sigma_max = min(sigma_max, 1.15 * s["fit.window_km"] / 2 / s["rules.too_wide.n_sigma"])
     scr = screen_orbit(df["x_km"].to_numpy(), df["xco2"].to_numpy(), df["xco2_uncertainty"].to_numpy(),
                        window_km=s["fit.window_km"], sigma_min_km=s["fit.sigma_min_km"],
-                       sigma_max_km=s["fit.sigma_max_km"], n_sigma=s["screen.n_sigma"], bin_km=s["screen.bin_km"])
+                       sigma_max_km=sigma_max, n_sigma=s["screen.n_sigma"], bin_km=s["screen.bin_km"])
     idx = local_extrema(scr, min_separation_km=s["screen.min_separation_km"], min_abs_snr=s["screen.min_abs_snr"])
     return pd.DataFrame({"center_km": scr.x_km[idx], "screen_snr": scr.snr[idx],
                          "screen_amplitude": scr.amplitude_ppm_km[idx], "screen_sigma": scr.sigma_km[idx],

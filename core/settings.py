@@ -83,7 +83,8 @@ def _s(key, default, unit, meaning, minimum=None, maximum=None) -> Setting:
 
 FIT = (
     _s("fit.window_km", 200.0, "km", "full width W of the along-track window around a candidate centre", 40, 600),
-    _s("fit.sigma_min_km", 0.5, "km", "lower bound of the Gaussian width in the fit", 0.1, 20),
+    _s("fit.sigma_min_km", 0.8, "km", "lower bound of the Gaussian width in the fit (frames are 2.25 km apart: "
+       "narrower is unresolved)", 0.1, 20),
     _s("fit.sigma_max_km", 50.0, "km", "upper bound of the Gaussian width in the fit", 5, 200),
     _s("fit.positive_amplitude", False, "", "bound the Gaussian area to A >= 0 (else the depletion rule judges)"),
     _s("fit.centre_shift_km", 10.0, "km", "how far the fitted centre may move from the candidate position", 0, 100),
@@ -194,8 +195,8 @@ PRESETS: dict[str, dict] = {
         # values chosen on the OSSE by bench/bench_quality.py (the trade-off is printed there):
         "rules.too_narrow.min_sigma_km": 1.0,  # plumes 10-30 km downwind are 1-2 km wide along the track
         "rules.support.min_frames": 2,
-        "rules.significance.min_snr": 3.0,
-        "rules.box_like.min_delta_chi2": -15.0,
+        "rules.significance.min_snr": 3.3,
+        "rules.box_like.min_delta_chi2": -25.0,
         "rules.near_sides.per_sigma_km": 0.5,  # judged on the data the window has (cloud gaps)
         "rules.flanks.per_sigma_km": 0.5,
         "screen.min_significance": 3.0,
