@@ -111,6 +111,7 @@ def match_plumes(candidates: pd.DataFrame, plumes: pd.DataFrame) -> pd.DataFrame
     out = plumes.copy()
     out["matched"] = False
     out["emission_error"] = np.nan
+    out["event_snr"] = np.nan
     if candidates.empty:
         return out
     events = candidates[candidates["is_event"] & candidates["status"].eq("accepted")]
@@ -122,6 +123,7 @@ def match_plumes(candidates: pd.DataFrame, plumes: pd.DataFrame) -> pd.DataFrame
         d = np.abs(_along_track_offset_km(g["time"], pd.Timestamp(p.cross_time)))
         if d.min() <= max(2 * p.sigma_footprint_km, 6.0) + 2.0:
             out.at[i, "matched"] = True
+            out.at[i, "event_snr"] = g["snr"].to_numpy(float)[np.argmin(d)]
             if p.isolated:
                 estimate = g["emission_gCO2_s"].to_numpy(float)[np.argmin(d)]
                 out.at[i, "emission_error"] = abs(estimate - p.emission_gCO2_s) / p.emission_gCO2_s
@@ -155,3 +157,16 @@ def score(candidates: pd.DataFrame, osse: Osse, plumes: pd.DataFrame | None = No
     return Score(n_detectable, n_matched, n_matched / n_detectable if n_detectable else float("nan"), free_km,
                  n_false, 1000 * n_false / free_km if free_km else float("nan"), int(errors.size),
                  float(np.median(errors)) if errors.size else float("nan"))
+
+
+def breakdown(matched: pd.DataFrame) -> dict:
+    """Recall by along-track width and emission error by significance, from :func:`match_plumes` tables."""
+    det = matched[matched["detectable"]]
+    narrow = det["sigma_footprint_km"] < 2.0
+    strong = matched["event_snr"] >= 8
+    errors = matched["emission_error"]
+    return {
+        "recall_narrow": float(det.loc[narrow, "matched"].mean()), "n_narrow": int(narrow.sum()),
+        "recall_wide": float(det.loc[~narrow, "matched"].mean()), "n_wide": int((~narrow).sum()),
+        "median_error_strong": float(errors[strong].median()), "n_strong": int(errors[strong].notna().sum()),
+    }
