@@ -46,10 +46,11 @@ def ablation() -> list[tuple[str, DetectionSettings]]:
              ("+ every window screened, converged bounded fits", chev)]
     current = chev
     for label, prefixes in [
+        ("+ wind-aligned coordinate (footprints on the crosswind scale)", ("fit.wind_aligned",)),
         ("+ significance rule; r2 and window-count rules off", ("rules.significance", "rules.fit_quality",
                                                                  "rules.min_soundings", "screen.")),
         ("+ sides and flanks judged on the data present", ("rules.near_sides", "rules.flanks")),
-        ("+ too-narrow at the footprint scale", ("rules.too_narrow",)),
+        ("+ too-narrow at the footprint scale", ("rules.too_narrow", "fit.sigma_min_km")),
         ("+ step-like (Gaussian must beat a step)", ("rules.step_like",)),
         ("+ box-like (Gaussian must beat a plateau: bursts)", ("rules.box_like",)),
         ("+ surface-transition", ("rules.surface_transition",)),
@@ -98,9 +99,9 @@ def main(argv=None) -> int:
         rows.append({"settings": label, "recall": matched / detectable, "false_per_1000_km": 1000 * n_false / free_km,
                      "false_events": n_false, "median_emission_error_pct": 100 * _pooled_median(parts, osses),
                      "seconds": seconds, "hash": settings.hash})
-        print(f"{label:<54} recall {rows[-1]['recall']:.3f}  false/1000 km {rows[-1]['false_per_1000_km']:.3f}  "
+        print(f"{label:<62} recall {rows[-1]['recall']:.3f}  false/1000 km {rows[-1]['false_per_1000_km']:.3f}  "
               f"emission error {rows[-1]['median_emission_error_pct']:.1f} %  ({seconds:.1f} s)\n"
-              f"{'':<54} recall on plumes sigma < 2 km {detail['recall_narrow']:.3f} (n={detail['n_narrow']}), "
+              f"{'':<62} recall on plumes sigma < 2 km {detail['recall_narrow']:.3f} (n={detail['n_narrow']}), "
               f">= 2 km {detail['recall_wide']:.3f} (n={detail['n_wide']}); emission error at A/stderr >= 8 "
               f"{100 * detail['median_error_strong']:.1f} % (n={detail['n_strong']})", flush=True)
     table = pd.DataFrame(rows)

@@ -14,7 +14,7 @@ Attribution to inventory sources is a separate step (:mod:`core.attribution`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -24,7 +24,7 @@ from .fitting import SQRT_2PI, fit_window
 from .rules import STAT_COLUMNS, evaluate_rules, window_stats
 from .screen import local_extrema, screen_orbit
 from .settings import DetectionSettings
-from .track import along_track, cross_track_wind_ms
+from .track import along_track, cross_track_wind_ms, wind_aligned_km
 
 FIT_COLUMNS = ("amplitude_ppm_km", "sigma_km", "center_km", "slope_ppm_km", "intercept_ppm")
 _FIT_PARAM = dict(zip(FIT_COLUMNS, ("amplitude", "sigma", "center", "slope", "intercept")))
@@ -32,10 +32,15 @@ _FIT_PARAM = dict(zip(FIT_COLUMNS, ("amplitude", "sigma", "center", "slope", "in
 
 @dataclass(frozen=True)
 class OrbitData:
-    """One orbit's soundings sorted along the track, with its geometry."""
+    """One orbit's soundings sorted by the detection coordinate ``x_km``, with their geometry.
+
+    ``x_track_km`` is the distance along the track; ``x_wind_km`` the wind-aligned position
+    (:func:`core.track.wind_aligned_km`); ``x_km`` is the one detection uses (see :func:`detection_view`).
+    """
 
     orbit: int
-    soundings: pd.DataFrame  # sorted by x_km; columns of the soundings contract + x_km, bearing_deg, frame
+    soundings: pd.DataFrame
+    views: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def x_km(self) -> np.ndarray:
@@ -43,18 +48,33 @@ class OrbitData:
 
 
 def prepare_orbit(soundings: pd.DataFrame) -> OrbitData:
-    """Along-track geometry for one orbit's soundings (any order in; sorted by along-track distance out)."""
+    """Geometry for one orbit's soundings (any order in; sorted along the track out)."""
     df = soundings.sort_values("sounding_id", kind="stable").reset_index(drop=True)
     track = along_track(df["sounding_id"].to_numpy(), df["latitude"].to_numpy(), df["longitude"].to_numpy())
-    df = df.assign(x_km=track.x_km, bearing_deg=track.bearing_deg, frame=track.frame)
+    x_wind = wind_aligned_km(track.x_km, track.cross_km, track.bearing_deg, df["windspeed_u"].to_numpy(float),
+                             df["windspeed_v"].to_numpy(float))
+    df = df.assign(x_km=track.x_km, x_track_km=track.x_km, x_wind_km=x_wind, cross_km=track.cross_km,
+                   bearing_deg=track.bearing_deg, frame=track.frame)
     df = df.sort_values("x_km", kind="stable").reset_index(drop=True)
     orbit = int(df["orbit"].iloc[0]) if len(df) else -1
     return OrbitData(orbit, df)
 
 
+def detection_view(od: OrbitData, settings: DetectionSettings) -> OrbitData:
+    """The orbit with ``x_km`` set to the coordinate the settings detect in, sorted by it (cached)."""
+    key = "x_wind_km" if settings["fit.wind_aligned"] else "x_track_km"
+    if key == "x_track_km":
+        return od
+    if key not in od.views:
+        df = od.soundings.assign(x_km=od.soundings[key]).sort_values("x_km", kind="stable").reset_index(drop=True)
+        od.views[key] = OrbitData(od.orbit, df)
+    return od.views[key]
+
+
 def find_candidates(od: OrbitData, settings: DetectionSettings) -> pd.DataFrame:
     """Candidate centres with the screen's values (``screen_*`` columns)."""
     s = settings
+    od = detection_view(od, s)
     df = od.soundings
     if len(df) == 0:
         return pd.DataFrame(columns=["center_km", "screen_snr", "screen_amplitude", "screen_sigma",
@@ -88,10 +108,12 @@ def fit_candidates(od: OrbitData, candidates: pd.DataFrame, settings: DetectionS
     fits that could not be accepted.
     """
     s = settings
+    od = detection_view(od, s)
     df = od.soundings
     x, y = df["x_km"].to_numpy(), df["xco2"].to_numpy().astype(float)
     unc = df["xco2_uncertainty"].to_numpy().astype(float)
     frame, footprint = df["frame"].to_numpy(), df["footprint"].to_numpy()
+    x_track = df["x_track_km"].to_numpy()
     land_water = df["land_water_indicator"].to_numpy()
     half = s["fit.window_km"] / 2
     wide_limit_km = half / s["rules.too_wide.n_sigma"]
@@ -128,7 +150,7 @@ def fit_candidates(od: OrbitData, candidates: pd.DataFrame, settings: DetectionS
             row[f"{param}_stderr"] = fit.stderr[param]
         row["chi2"], row["redchi"] = fit.chi2, fit.redchi
         row.update(window_stats(x[lo:hi], y[lo:hi], unc[lo:hi], frame[lo:hi], footprint[lo:hi],
-                                land_water[lo:hi], fit, len(df), s))
+                                land_water[lo:hi], fit, len(df), s, x_track[lo:hi]))
         rows.append(row)
     out = pd.DataFrame(rows)
     if out.empty:
@@ -149,6 +171,7 @@ def judge(od: OrbitData, fitted: pd.DataFrame, settings: DetectionSettings) -> p
     """Rules, de-duplication and emission: the candidates table of the orbit (one row per candidate)."""
     if fitted.empty:
         return fitted
+    od = detection_view(od, settings)
     out = evaluate_rules(fitted, settings)
     out = merge_duplicates(out)
     out = _locate(od, out)

@@ -26,8 +26,12 @@ STAT_COLUMNS = ("n_window", "n_orbit", "near_left", "near_right", "flank_left", 
 
 
 def window_stats(x_km, y_ppm, unc_ppm, frame, footprint, land_water, fit: FitResult, n_orbit: int,
-                 settings) -> dict:
+                 settings, x_track_km=None) -> dict:
     """Statistics of one fitted window (arrays: the window's soundings, sorted by ``x_km``).
+
+    ``x_km`` is the coordinate the Gaussian was fitted in; ``x_track_km`` (default: the same) the distance along
+    the track. The step and plateau alternatives are fitted along the track, where a land/water edge or a burst
+    of contaminated frames is sharp; the chi-squares compare the same soundings under either model.
 
     Two settings shape statistics rather than thresholds: ``rules.surface_transition.margin_km`` widens the
     +-2 sigma span searched for a land/water transition, ``rules.box_like.min_width_km`` is the narrowest
@@ -54,8 +58,9 @@ def window_stats(x_km, y_ppm, unc_ppm, frame, footprint, land_water, fit: FitRes
     stats["snr"] = float(v["amplitude"] / se) if se and np.isfinite(se) and se > 0 else 0.0
 
     weight = 1.0 / unc_ppm ** 2
-    stats["delta_chi2_step"] = float(best_step_chi2(d, y_ppm, weight, 2 * sigma) - fit.chi2)
-    stats["delta_chi2_box"] = float(best_plateau_chi2(d, y_ppm, weight, 3 * sigma,
+    d_track = d if x_track_km is None else x_track_km - x0
+    stats["delta_chi2_step"] = float(best_step_chi2(d_track, y_ppm, weight, 2 * sigma) - fit.chi2)
+    stats["delta_chi2_box"] = float(best_plateau_chi2(d_track, y_ppm, weight, 3 * sigma,
                                                       settings["rules.box_like.min_width_km"]) - fit.chi2)
 
     span = np.abs(d) <= 2 * sigma + surface_margin_km

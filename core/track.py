@@ -29,6 +29,7 @@ class Track:
     bearing_deg: np.ndarray  # track direction at each sounding, clockwise from north [deg]
     frame: np.ndarray  # frame index of each sounding (0..n_frames-1, in time order)
     frame_x_km: np.ndarray  # along-track distance of each frame centre [km]
+    cross_km: np.ndarray  # the sounding's footprint position across the swath, right of the track [km]
 
 
 def unit_vectors(lat_deg, lon_deg) -> np.ndarray:
@@ -95,12 +96,52 @@ def along_track(sounding_id, latitude, longitude, tangent_frames: int = 20) -> T
     frame_x = np.concatenate([[0.0], np.cumsum(step_km)])
     offset = xyz - centre[frame]
     x_km = frame_x[frame] + EARTH_RADIUS_KM * np.sum(offset * tangent[frame], axis=1)
+    # each footprint's place across the swath (to the right of the track): the orbit's median offset of that
+    # footprint from its frame centre, robust to frames that miss footprints
+    right = np.cross(tangent, centre)[frame]
+    offset_right_km = EARTH_RADIUS_KM * np.sum(offset * right, axis=1)
+    footprints, slot = np.unique(np.asarray(sounding_id, np.int64) % 10, return_inverse=True)
+    per_footprint = np.array([np.median(offset_right_km[slot == k]) for k in range(footprints.size)])
 
     clat = np.degrees(np.arcsin(np.clip(centre[:, 2], -1, 1)))
     clon = np.degrees(np.arctan2(centre[:, 1], centre[:, 0]))
     east, north = local_east_north(clat, clon)
     bearing = np.degrees(np.arctan2(np.sum(tangent * east, axis=1), np.sum(tangent * north, axis=1))) % 360.0
-    return Track(x_km=x_km, bearing_deg=bearing[frame], frame=frame, frame_x_km=frame_x)
+    return Track(x_km=x_km, bearing_deg=bearing[frame], frame=frame, frame_x_km=frame_x,
+                 cross_km=per_footprint[slot])
+
+
+def wind_aligned_km(x_km, cross_km, bearing_deg, wind_u_ms, wind_v_ms, min_angle_deg: float = 15.0):
+    """Along-track position at which each sounding's crosswind distance would be met on the track centreline.
+
+    A plume is a function of the distance across the wind. The footprints of one frame lie across the swath
+    (up to +-5 km), so when the track crosses a plume obliquely each footprint meets the plume axis at a
+    different along-track position, which smears the along-track profile. Shifting each sounding by
+    ``cross_km * (u . n_w) / (t . n_w)`` (t the track direction, u its right normal, n_w the normal of the wind)
+    puts every footprint on the same crosswind scale; areas along the track are unchanged (a shift). Where the
+    wind is within ``min_angle_deg`` of the track no shift is applied (a plume along the track has no usable
+    cross-section).
+
+    Parameters
+    ----------
+    x_km, cross_km : array_like
+        Along-track distance and across-swath position of each sounding [km].
+    bearing_deg : array_like
+        Track direction, clockwise from north [deg].
+    wind_u_ms, wind_v_ms : array_like
+        Wind (eastward, northward) [m/s]; NaN gives no shift.
+    """
+    b = np.radians(np.asarray(bearing_deg, float))
+    t_e, t_n = np.sin(b), np.cos(b)
+    u_e, u_n = np.cos(b), -np.sin(b)
+    speed = np.hypot(wind_u_ms, wind_v_ms)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        w_e, w_n = np.asarray(wind_u_ms, float) / speed, np.asarray(wind_v_ms, float) / speed
+        n_e, n_n = -w_n, w_e
+        along = t_e * n_e + t_n * n_n  # sine of the angle between the track and the wind
+        ratio = (u_e * n_e + u_n * n_n) / along
+    usable = np.isfinite(ratio) & (np.abs(along) >= np.sin(np.radians(min_angle_deg)))
+    return np.asarray(x_km, float) + np.where(usable, np.asarray(cross_km, float) * ratio, 0.0)
 
 
 def _on_tangent_plane(vectors: np.ndarray, points: np.ndarray) -> np.ndarray:
