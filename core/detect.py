@@ -67,8 +67,13 @@ def detection_view(od: OrbitData, settings: DetectionSettings) -> OrbitData:
         return od
     if key not in od.views:
         df = od.soundings.assign(x_km=od.soundings[key]).sort_values("x_km", kind="stable").reset_index(drop=True)
-        od.views[key] = OrbitData(od.orbit, df)
+        od.views[key] = OrbitData(od.orbit, df, {"x_track_km": od})
     return od.views[key]
+
+
+def track_view(od: OrbitData) -> OrbitData:
+    """The orbit sorted along the track (positions of events are taken on the track centreline)."""
+    return od.views.get("x_track_km", od)
 
 
 def find_candidates(od: OrbitData, settings: DetectionSettings) -> pd.DataFrame:
@@ -218,9 +223,13 @@ def merge_duplicates(candidates: pd.DataFrame) -> pd.DataFrame:
 
 
 def _locate(od: OrbitData, cands: pd.DataFrame) -> pd.DataFrame:
-    """Nearest sounding to each centre: its id, time, position; local wind, track bearing, psurf, tcwv."""
-    df = od.soundings
-    x = df["x_km"].to_numpy()
+    """Nearest sounding to each centre: its id, time, position; local wind, track bearing, psurf, tcwv.
+
+    On the track centreline the wind-aligned and along-track coordinates agree, so a fitted centre is located
+    along the track: searching in the aligned coordinate could pick a swath-edge footprint shifted by km.
+    """
+    df = track_view(od).soundings
+    x = df["x_track_km"].to_numpy()
     centre = cands["center_km"].to_numpy(float)
     nearest = np.clip(np.searchsorted(x, centre), 0, len(x) - 1)
     left = np.clip(nearest - 1, 0, len(x) - 1)
