@@ -51,9 +51,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from core.paths import EMBEDDED_INVENTORY, cache_root
+from core.track import EARTH_RADIUS_KM, haversine_km  # noqa: F401 (haversine_km is part of this module's API)
 
-#: Mean Earth radius [km] (IUGG).
-EARTH_RADIUS_KM = 6371.0088
 #: Length of one degree of latitude [km].
 KM_PER_DEG_LAT = np.pi * EARTH_RADIUS_KM / 180.0
 #: Hours in a (non-leap) year [h]: the physical ceiling of annual generation is capacity_mw * HOURS_PER_YEAR [MWh].
@@ -189,24 +188,6 @@ CITY_MAX_TCO2_PER_CAPITA = 100.0
 
 
 # --------------------------------------------------------------------------------------------------- geometry
-
-
-def haversine_km(lat1_deg, lon1_deg, lat2_deg, lon2_deg):
-    """Great-circle distance [km] between points given in degrees (broadcasting numpy arrays).
-
-    Parameters
-    ----------
-    lat1_deg, lon1_deg, lat2_deg, lon2_deg : array_like
-        Latitudes and longitudes [deg].
-
-    Returns
-    -------
-    numpy.ndarray
-        Distance [km] on a sphere of radius :data:`EARTH_RADIUS_KM`.
-    """
-    lat1, lon1, lat2, lon2 = (np.radians(np.asarray(x, dtype=float)) for x in (lat1_deg, lon1_deg, lat2_deg, lon2_deg))
-    h = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
-    return 2.0 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))
 
 
 def pairs_within_km(lat_a_deg, lon_a_deg, lat_b_deg, lon_b_deg, radius_km: float):
