@@ -107,8 +107,8 @@ def fit_candidates(od: OrbitData, candidates: pd.DataFrame, settings: DetectionS
     """Fit every candidate strong enough (all of them in stride mode); add fit values, errors and statistics.
 
     Candidates not fitted carry a ``fixed_reason``: ``depletion`` (the screen's area is negative and the
-    depletion rule is on), ``too-wide`` (the screen's best width is beyond the too-wide limit by more than a
-    step of its width grid, 15 %: a background wave, not a plume), ``screen`` (too weak to fit) or
+    depletion rule is on), ``too-wide`` (the screen's best width is beyond the too-wide limit: its widths stop one
+    grid step, 15 %, beyond it: a background wave, not a plume), ``screen`` (too weak to fit) or
     ``fit-failed`` (with ``fit_message``). These are rules judged on the screen's estimate, which saves the
     fits that could not be accepted.
     """
@@ -133,7 +133,7 @@ def fit_candidates(od: OrbitData, candidates: pd.DataFrame, settings: DetectionS
             row.update(_screen_values(cand), fixed_reason="depletion", fit_message="the screen's area is negative")
             rows.append(row)
             continue
-        if not strided and cand.screen_sigma > 1.15 * wide_limit_km and s.enabled("too-wide"):
+        if not strided and cand.screen_sigma > wide_limit_km and s.enabled("too-wide"):
             row.update(_screen_values(cand), fixed_reason="too-wide",
                        fit_message=f"the screen's best width {cand.screen_sigma:.0f} km is beyond the too-wide limit")
             rows.append(row)
