@@ -14,8 +14,8 @@ Definitions (documented here because every figure depends on them):
 * **False events**: accepted events on plume-free passes, per 1,000 km of plume-free track (plume-free passes
   carry the nuisances: land/water steps and cloud-contaminated bursts).
 * **Emission error**: ``|estimate - truth| / truth`` for matched detectable plumes that are isolated (no other
-  truth plume with a peak above a fifth of theirs within 3 sigma_along), so one plume's area is compared with
-  one source's emission.
+  truth plume carrying a tenth of their along-track area within ``3 max(sigma) + 5 km``), so one plume's area
+  is compared with one source's emission (a fit over two overlapping plumes measures their sum).
 """
 from __future__ import annotations
 
@@ -98,12 +98,14 @@ def _along_track_offset_km(times, cross_time) -> np.ndarray:
 
 
 def _isolated(plumes: pd.DataFrame, i: int) -> bool:
+    """No other plume of the pass carries a tenth of this one's area within reach of a fit of either."""
     p = plumes.iloc[i]
     same = plumes[(plumes["orbit"] == p["orbit"]) & (plumes.index != plumes.index[i])]
     if same.empty:
         return True
-    d = haversine_km(p["cross_lat"], p["cross_lon"], same["cross_lat"], same["cross_lon"])
-    return not bool(((d <= 3 * p["sigma_along_km"]) & (same["peak_footprint_ppm"] > 0.2 * p["peak_footprint_ppm"])).any())
+    d = np.abs(_along_track_offset_km(same["cross_time"], p["cross_time"]))
+    reach = 3 * np.maximum(same["sigma_footprint_km"], p["sigma_footprint_km"]) + 5.0
+    return not bool(((d <= reach) & (same["amplitude_ppm_km"] > 0.1 * p["amplitude_ppm_km"])).any())
 
 
 def match_plumes(candidates: pd.DataFrame, plumes: pd.DataFrame) -> pd.DataFrame:
