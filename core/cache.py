@@ -38,7 +38,8 @@ from .paths import cache_root
 META_KEY = b"oco2peak"
 ROW_GROUP_ROWS = 131_072
 MANIFEST_COLUMNS = ["file_name", "build", "build_family", "day", "month", "production_time", "n_read", "n_kept",
-                    "n_flagged", "n_fill", "n_duplicate", "ingested_at", "partition_file", "size_bytes"]
+                    "n_flagged", "n_fill", "n_duplicate", "n_out_of_range", "warnings", "ingested_at",
+                    "partition_file", "size_bytes"]
 
 
 class SoundingsCache:
@@ -68,7 +69,10 @@ class SoundingsCache:
         return sorted({p.parent.name.removeprefix("month=") for p in self.day_files()})
 
     def manifest(self) -> pd.DataFrame:
-        """One row per ingested file, read from the day files' footers (the cache cannot disagree with it)."""
+        """One row per ingested file, read from the day files' footers (the cache cannot disagree with it).
+
+        ``warnings`` is the reader's warnings joined with ``"; "`` (empty when the file had none).
+        """
         rows = []
         for path in self.day_files():
             record = _footer_record(path)
@@ -155,6 +159,8 @@ def _footer_record(path: Path) -> dict | None:
         record = json.loads(meta[META_KEY])
     except (OSError, KeyError, ValueError, pa.ArrowException):
         return None  # not one of ours (or unreadable): listed by nobody, never overwritten silently
+    record.setdefault("n_out_of_range", 0)  # day files written before these were recorded
+    record["warnings"] = "; ".join(record.get("warnings") or ())  # one text cell: what the reader survived
     record["month"] = record["day"][:7]
     record["partition_file"] = str(path)
     record["size_bytes"] = path.stat().st_size

@@ -196,6 +196,7 @@ def merge_duplicates(candidates: pd.DataFrame) -> pd.DataFrame:
     out = candidates.copy()
     out["event_id"] = -1
     out["n_windows"] = 0
+    out["is_event"] = False  # also when nothing was fitted (every candidate judged on the screen)
     fitted = np.flatnonzero(out["fixed_reason"].eq("").to_numpy())
     if fitted.size == 0:
         return out

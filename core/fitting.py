@@ -140,7 +140,8 @@ def fit_window(x_km, xco2_ppm, uncertainty_ppm, start: dict, settings) -> FitRes
         params = make_params(start, settings)
         result = lmfit.minimize(_residual, params, args=(x, y, weight), method="leastsq", max_nfev=max_nfev,
                                 Dfun=_jacobian, ftol=TOLERANCE, xtol=TOLERANCE)
-    except (ValueError, FloatingPointError, ZeroDivisionError, np.linalg.LinAlgError) as exc:
+    # ArithmeticError: also OverflowError, which lmfit's bound transforms raise for a huge start value
+    except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
         return FitResult(False, f"fit raised {type(exc).__name__}: {exc}", empty, empty, 0, np.nan, np.nan, n)
     values = {p: float(result.params[p].value) for p in PARAMS}
     stderr = {p: (float(result.params[p].stderr) if result.params[p].stderr is not None else np.nan)

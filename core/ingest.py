@@ -1,16 +1,19 @@
 """Ingest Lite files (files or folders, recursive) into the soundings cache.
 
-One bad file never stops a batch: it is reported by name with its reason and the others go in.
+One bad file never stops a batch: it is reported by name with its reason and the others go in. What a good
+file survived (values out of range, repeated ids, time going backwards, an all-fill variable) is reported
+with it as warnings. Names are printed safely even when they are not valid UTF-8.
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
 from .cache import SoundingsCache
-from .lite_reader import LiteFileError, LiteMetadata, read_lite_table
+from .lite_reader import LiteFileError, LiteMetadata, printable, read_lite_table
 
 LITE_SUFFIXES = (".nc4", ".nc")
 
@@ -30,13 +33,16 @@ class FileReport:
         return self.status == "bad"
 
     def summary_line(self) -> str:
+        """One line per file (plus one indented ``warning:`` line per reader warning), printable on any stream."""
         if self.bad:
-            return f"BAD  {self.path}: {self.detail}"
+            return f"BAD  {printable(self.path)}: {self.detail}"
         m = self.meta
         counts = (f"{m.n_read:,} read, {m.n_kept:,} kept, {m.n_flagged:,} flagged, {m.n_fill:,} fill"
+                  + (f" ({m.n_out_of_range:,} out of range)" if m.n_out_of_range else "")
                   + (f", {m.n_duplicate:,} duplicate ids" if m.n_duplicate else ""))
         extra = f" ({self.detail})" if self.detail else ""
-        return f"{self.status:<12} {m.file_name} [{m.build_family} {m.day}] {counts} in {self.seconds:.2f} s{extra}"
+        line = f"{self.status:<12} {m.file_name} [{m.build_family} {m.day}] {counts} in {self.seconds:.2f} s{extra}"
+        return "".join([line, *(f"\n    warning: {w}" for w in m.warnings)])
 
 
 @dataclass
@@ -64,11 +70,18 @@ class IngestSummary:
 
 
 def find_lite_files(paths: Iterable) -> tuple[list[Path], list[FileReport]]:
-    """Expand files and folders (recursively) into Lite files; paths that do not exist are reported as bad."""
+    """Expand files and folders (recursively) into Lite files.
+
+    Paths may be str, bytes or path-like. Paths that do not exist (a dangling link included) are reported as
+    bad, and so is a folder named like a Lite file (``*.nc4``) that holds none: someone meant a file.
+    """
     found, missing = [], []
-    for p in map(Path, paths):
+    for p in map(lambda q: Path(os.fsdecode(q)), paths):
         if p.is_dir():
-            found.extend(sorted(q for q in p.rglob("*") if q.suffix in LITE_SUFFIXES and q.is_file()))
+            inside = sorted(q for q in p.rglob("*") if q.suffix in LITE_SUFFIXES and q.is_file())
+            if not inside and p.suffix in LITE_SUFFIXES:
+                missing.append(FileReport(p, "bad", "is a directory, not a file (and holds no .nc4 file)"))
+            found.extend(inside)
         elif p.exists():
             found.append(p)
         else:
@@ -79,11 +92,15 @@ def find_lite_files(paths: Iterable) -> tuple[list[Path], list[FileReport]]:
 def ingest_file(path, cache: SoundingsCache, force: bool = False) -> FileReport:
     """Read one Lite file and store its good soundings; a bad file gives a report, never an exception."""
     start = time.perf_counter()
-    path = Path(path)
+    path = Path(os.fsdecode(path))
     try:
         table, meta = read_lite_table(path)
     except LiteFileError as exc:
         return FileReport(path, "bad", exc.reason, seconds=time.perf_counter() - start)
+    except Exception as exc:  # a reader bug must not stop a month's batch: report it with the file
+        return FileReport(path, "bad", printable(f"unexpected reader error {type(exc).__name__}: {exc} "
+                                                 "(please report it with the file)"),
+                          seconds=time.perf_counter() - start)
     status, detail = cache.store_day(table, meta, force=force)
     return FileReport(path, status, detail, meta, time.perf_counter() - start)
 

@@ -84,6 +84,23 @@ ID_VAR, TIME_VAR, FLAG_VAR = "sounding_id", "time", "xco2_quality_flag"
 #: Rows whose value in one of these columns is fill or NaN are dropped (and counted).
 ESSENTIAL_COLUMNS = ("xco2", "latitude", "longitude")
 
+#: Physical range of the essential values and of ``time``: ``column -> (low, high, unit)``, bounds included.
+#: A good sounding (flag 0) with a finite, non-fill value outside its range is dropped and counted as out of
+#: range (``LiteMetadata.n_out_of_range``, part of ``n_fill``), with a warning that names the values.
+#:
+#: * ``xco2`` 300-600 ppm: the background column was 395-425 ppm over the OCO-2 record (2014-2025) and the
+#:   strongest plume enhancements a footprint sees are tens of ppm; a value outside this range is a failed
+#:   retrieval or a corrupt value, never a plume (0 and 5000 ppm have been seen in damaged files).
+#: * ``latitude`` / ``longitude``: the globe.
+#: * ``time`` 2000-01-01 to 2100-01-01 UTC [s since 1970]: outside it a value is a wrong epoch, a unit error or
+#:   garbage (OCO-2 flies since July 2014); it also keeps time in the range of a microsecond timestamp.
+VALID_RANGES: dict[str, tuple[float, float, str]] = {
+    "xco2": (300.0, 600.0, "ppm"),
+    "latitude": (-90.0, 90.0, "degrees_north"),
+    "longitude": (-180.0, 180.0, "degrees_east"),
+    "time": (946_684_800.0, 4_102_444_800.0, "s since 1970-01-01 UTC"),
+}
+
 #: The soundings table of the cache (``soundings/month=YYYY-MM/*.parquet``).
 SOUNDINGS_SCHEMA = pa.schema(
     [pa.field("sounding_id", pa.int64()), pa.field("time", pa.timestamp("us", tz="UTC"))]

@@ -47,6 +47,10 @@ class Setting:
             return value
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"{source}: {self.key} must be a number [{self.unit}], got {value!r}")
+        if isinstance(value, int) and abs(value) > 2 ** 53:  # TOML integers are unbounded: may overflow a float
+            digits = str(value)
+            shown = digits if len(digits) <= 20 else f"{digits[:12]}... ({len(digits.lstrip('-'))} digits)"
+            raise ValueError(f"{source}: {self.key} = {shown} is outside [{self.minimum}, {self.maximum}] {self.unit}")
         if not math.isfinite(value):
             raise ValueError(f"{source}: {self.key} must be finite, got {value!r}")
         if self.kind is int and float(value) != int(value):
@@ -311,7 +315,7 @@ class DetectionSettings:
     def load(cls, path) -> "DetectionSettings":
         path = Path(path)
         try:
-            text = path.read_text(encoding="utf-8")
+            text = path.read_text(encoding="utf-8-sig")  # a byte-order mark (Windows editors) is not an error
         except (OSError, UnicodeDecodeError) as exc:
             raise ValueError(f"{path.name}: cannot read ({exc})") from None
         return cls.from_toml(text, source=path.name)

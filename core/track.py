@@ -72,7 +72,9 @@ def along_track(sounding_id, latitude, longitude, tangent_frames: int = 20) -> T
     frame_ids, frame = np.unique(sid // 10, return_inverse=True)
     xyz = unit_vectors(latitude, longitude)
     n_frames = frame_ids.shape[0]
-    centre = np.stack([np.bincount(frame, weights=xyz[:, k], minlength=n_frames) for k in range(3)], axis=-1)
+    # float even for no soundings (np.bincount of an empty array is int64, which cannot be divided in place)
+    centre = np.stack([np.bincount(frame, weights=xyz[:, k], minlength=n_frames) for k in range(3)],
+                      axis=-1).astype(float, copy=False).reshape(n_frames, 3)
     centre /= np.linalg.norm(centre, axis=1, keepdims=True)
 
     if n_frames > 1:

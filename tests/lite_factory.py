@@ -8,6 +8,7 @@ corrupt exactly one thing.
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 
 import netCDF4
@@ -52,13 +53,18 @@ def sounding_columns(n: int, day=dt.date(2019, 8, 1), seed: int = 0, start_hour:
 
 
 def write_lite(folder, columns: dict, build: str = "B10", day=dt.date(2019, 8, 1),
-               produced=dt.datetime(2020, 7, 29, 17, 59, 9), name: str | None = None,
-               omit: tuple[str, ...] = (), dtypes: dict | None = None, build_attr: bool = True) -> Path:
+               produced=dt.datetime(2020, 7, 29, 17, 59, 9), name: str | bytes | None = None,
+               omit: tuple[str, ...] = (), dtypes: dict | None = None, build_attr: bool = True,
+               attrs: dict | None = None) -> Path:
     """Write ``columns`` as a Lite file; ``omit`` drops variable paths or whole groups ("Meteorology"),
-    ``dtypes`` overrides the file dtype of a variable path."""
+    ``dtypes`` overrides the file dtype of a variable path, ``attrs`` sets (or overrides) global attributes
+    after ``BuildId`` and ``title`` (e.g. ``{"BuildId": "B7003r"}``); ``name`` may be str or bytes."""
     family = build_family(BUILD_IDS.get(build, build))
     build_id = BUILD_IDS.get(build, build)
-    path = Path(folder) / (name or lite_file_name(day, build_id, produced))
+    if isinstance(name, bytes):  # a file name that need not be UTF-8: bytes all the way
+        path = Path(os.fsdecode(os.path.join(os.fsencode(folder), name)))
+    else:
+        path = Path(folder) / (name or lite_file_name(day, build_id, produced))
     n = len(columns["sounding_id"])
     dtypes = dtypes or {}
     variables = {"sounding_id": ("int64", columns["sounding_id"]), "time": ("float64", columns["time"]),
@@ -67,11 +73,15 @@ def write_lite(folder, columns: dict, build: str = "B10", day=dt.date(2019, 8, 1
         variables[f.path(family)] = (f.file_dtype, columns[f.column])
     if family == "B11":
         variables["xco2_x2019"] = ("float32", columns["xco2"])
-    with netCDF4.Dataset(path, "w", format="NETCDF4") as ds:
+    # the NetCDF library takes UTF-8 names only: a non-UTF-8 name is written under a plain one, then renamed
+    target = path if isinstance(name, str) or name is None else path.with_name(".lite_factory.tmp.nc4")
+    with netCDF4.Dataset(target, "w", format="NETCDF4") as ds:
         ds.createDimension("sounding_id", n)
         if build_attr:
             ds.BuildId = build_id
         ds.title = "ACOS GOSAT/OCO-2 Lite File"
+        for key, value in (attrs or {}).items():
+            ds.setncattr(key, value)
         for var_path, (dtype, values) in variables.items():
             group_name = var_path.split("/")[0] if "/" in var_path else None
             if var_path in omit or group_name in omit:
@@ -85,4 +95,6 @@ def write_lite(folder, columns: dict, build: str = "B10", day=dt.date(2019, 8, 1
                                        fill_value=FILL_VALUE if is_float else None)
             var.set_auto_maskandscale(False)
             var[:] = np.asarray(values).astype(dtype)
+    if target != path:
+        os.replace(target, path)
     return path
