@@ -1,7 +1,8 @@
 """Entry point of the workbench: ``streamlit run workbench/app.py``.
 
-On first start with an empty cache it builds the embedded demo month (simulated Lite files over real power
-plants, ingested into ``data_cache/``), then shows the pages.
+Every run: read the view from the URL when it is new (:mod:`workbench.view`), make month and orbit valid, draw the
+share link and the settings sidebar (:mod:`workbench.controls`), write the view back into the URL, run the page.
+On first start with an empty cache it builds the embedded demo month (simulated Lite files over real power plants).
 """
 from __future__ import annotations
 
@@ -12,14 +13,30 @@ import streamlit as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `core` importable however we are started
 
-from workbench.state import ensure_demo_once  # noqa: E402
+from workbench import controls, state, ui, view  # noqa: E402
 
 st.set_page_config(page_title="OCO-2 peak workbench", page_icon="🛰️", layout="wide")
 
-ensure_demo_once()
+state.ensure_demo_once()
+view.init()
+view.resolve(state.months(), state.orbit_numbers)
 
-VIEWS = Path(__file__).parent / "views"
+F = ui.PAGE_FILES
 pages = [
-    st.Page(VIEWS / "data.py", title="Data", icon="🗂️", url_path="data", default=True),
+    st.Page(F["overview"], title="Month overview", icon="🗺️", url_path="overview", default=True),
+    st.Page(F["orbit"], title="Orbit explorer", icon="🛰️", url_path="orbit"),
+    st.Page(F["peak"], title="Peak detail", icon="🔎", url_path="peak"),
+    st.Page(F["inventory"], title="Inventory comparison", icon="🏭", url_path="inventory"),
+    st.Page(F["vetted"], title="Vetted peaks & export", icon="✅", url_path="vetted"),
+    st.Page(F["data"], title="Data", icon="🗂️", url_path="data"),
+    st.Page(F["validation"], title="Validation", icon="🎯", url_path="validation"),
 ]
-st.navigation(pages).run()
+page = st.navigation(pages)
+
+share = st.sidebar.empty()
+controls.render_sidebar()
+view.sync_url(page.url_path)
+ui.share_box(share)
+for message in view.pop_warnings():
+    st.warning(message, icon="⚠️")
+page.run()

@@ -1,0 +1,116 @@
+"""The decision store: append-only history, latest decision per peak, safe with many writers (threads, processes)."""
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from core.vetting import PeakKey, VettingStore, store_path
+
+ROOT = Path(__file__).resolve().parent.parent
+KEY = PeakKey("2019-08", 27054, 2019080205181564, "63ac103768fa")
+
+
+def test_history_is_kept_and_current_is_the_latest(tmp_path):
+    store = VettingStore(tmp_path)
+    assert store.history().empty and store.current_decisions().empty
+    store.record(KEY, "unsure", "flank looks thin", "ana")
+    store.record(KEY, "accept", "checked the wind", "ben", peak={"delta_ppm": 1.2, "snr": float("nan")},
+                 settings={"rules.significance.min_snr": 4.0}, software_version="0.1.0")
+    other = PeakKey("2019-08", 27054, 2019080205190011, "63ac103768fa")
+    store.record(other, "reject", "", "ana")
+    history = store.history(KEY)
+    assert history["decision"].tolist() == ["unsure", "accept"]
+    assert history["analyst"].tolist() == ["ana", "ben"]
+    current = store.current_decisions()
+    assert len(current) == 2
+    row = current[current["sounding_id"] == KEY.sounding_id].iloc[0]
+    assert row["decision"] == "accept" and row["n_decisions"] == 2
+    assert '"snr": null' in row["peak_json"]  # NaN stored as JSON null
+    when = dt.datetime.fromisoformat(row["decided_at"])
+    assert when.utcoffset() == dt.timedelta(0)
+    assert store.current(KEY)["note"] == "checked the wind"
+    assert store_path(tmp_path) == tmp_path / "vetting" / "decisions.sqlite"
+
+
+def test_rows_can_be_neither_updated_nor_deleted(tmp_path):
+    store = VettingStore(tmp_path)
+    store.record(KEY, "accept", "x", "ana")
+    con = sqlite3.connect(store.path)
+    try:
+        assert con.execute("PRAGMA journal_mode").fetchall()[0][0] == "wal"
+        with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+            con.execute("UPDATE decisions SET decision = 'reject'")
+        with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+            con.execute("DELETE FROM decisions")
+    finally:
+        con.close()
+    assert store.count() == 1
+
+
+@pytest.mark.parametrize("decision, analyst", [("maybe", "ana"), ("accept", "  ")])
+def test_bad_decisions_are_refused(tmp_path, decision, analyst):
+    with pytest.raises(ValueError):
+        VettingStore(tmp_path).record(KEY, decision, "", analyst)
+
+
+def test_text_is_bound_not_interpolated(tmp_path):
+    store = VettingStore(tmp_path)
+    nasty = "x'); DROP TABLE decisions; --"
+    store.record(KEY, "reject", nasty, nasty)
+    assert store.history()["note"].tolist() == [nasty]
+
+
+def test_20_threads_x_100_decisions_all_stored(tmp_path):
+    store = VettingStore(tmp_path)
+    errors = []
+
+    def writer(t):
+        try:
+            for i in range(100):
+                key = PeakKey("2019-08", 30000 + t, 2019080200000000 + i, "h")
+                store.record(key, ("accept", "reject", "unsure")[i % 3], f"t{t} i{i}", f"analyst-{t}")
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(t,)) for t in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    history = store.history()
+    assert len(history) == 2000
+    assert history["decision_id"].is_unique
+    assert set(history["note"]) == {f"t{t} i{i}" for t in range(20) for i in range(100)}
+    assert len(store.current_decisions()) == 2000
+
+
+WRITER = """
+import sys
+from core.vetting import PeakKey, VettingStore
+store = VettingStore(sys.argv[1])
+tag = sys.argv[2]
+for i in range(150):
+    store.record(PeakKey("2019-08", 1, i, "h"), "accept", f"{tag}-{i}", tag)
+"""
+
+
+def test_two_processes_write_at_once(tmp_path):
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), tag], cwd=ROOT,
+                              stderr=subprocess.PIPE, text=True) for tag in ("p1", "p2")]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+    store = VettingStore(tmp_path)
+    history = store.history()
+    assert len(history) == 300
+    assert sorted(history["analyst"].value_counts().tolist()) == [150, 150]
+    current = store.current_decisions()
+    assert len(current) == 150  # both processes vetted the same 150 peaks: one current decision each
+    assert (current["n_decisions"] == 2).all()

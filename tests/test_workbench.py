@@ -1,0 +1,289 @@
+"""Unit tests of the workbench's pure modules: controls, URL state, staged detection keys, tables, maps, exports,
+uploads, queries."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import SMALL_MONTH
+from orbit_factory import add_gaussian, add_step, crafted_orbit
+
+from core.batch import PEAK_COLUMNS
+from core.cache import SoundingsCache
+from core.detect import detect_orbit, find_candidates, fit_candidates, judge, prepare_orbit
+from core.settings import DetectionSettings, all_settings
+from core.vetting import PeakKey, VettingStore
+from workbench import basemap, controls, exports, maps, pipeline, queries, tables, uploads, view
+
+
+# ------------------------------------------------------------------------------------------------ controls
+
+def test_every_setting_has_a_control_with_a_step_landing_on_its_default():
+    every = controls.controls()
+    assert set(every) == set(all_settings())
+    labels = [c.label for c in every.values()]
+    assert len(labels) == len(set(labels)), "labels must be unique (the browser finds sliders by label)"
+    for key, c in every.items():
+        s = all_settings()[key]
+        assert c.help.endswith(f"(`{key}`)") and s.meaning.split()[0].lower() in c.help.lower()
+        if c.kind == "toggle":
+            assert s.kind is bool
+            continue
+        assert type(c.minimum) is type(c.maximum) is type(c.step)
+        for preset in DetectionSettings.preset_names():
+            k = (DetectionSettings(preset=preset)[key] - s.minimum) / c.step
+            assert abs(k - round(k)) < 1e-6, (key, preset)
+        assert (s.maximum - s.minimum) / c.step <= 5000
+    assert controls.label(all_settings()["rules.too_narrow.min_sigma_km"]) == "too-narrow: min sigma [km]"
+    assert controls.controls()["rules.support.max_top_share"].tidy(0.30000000000000004) == 0.3
+
+
+def test_rule_sections_follow_the_declared_rules():
+    from core.settings import RULES
+
+    sections = controls.rule_sections()
+    assert [name for name, _, _ in sections] == [r.name for r in RULES]
+    for (name, _, items), rule in zip(sections, RULES):
+        assert items[0].kind == "toggle" and items[0].label == name
+        assert [c.key for c in items[1:]] == [s.key for s in rule.settings]
+
+
+# ------------------------------------------------------------------------------------------------ URL state
+
+def test_url_params_round_trip():
+    settings = DetectionSettings({"rules.significance.min_snr": 6.5, "rules.support.enabled": False,
+                                  "fit.max_nfev": 300}, preset="chevallier-2020")
+    params = view.to_params("2019-08", 27054, 2019080205181564, settings)
+    assert params["preset"] == "chevallier-2020" and params["orbit"] == "27054"
+    assert params["rules.significance.min_snr"] == "6.5" and params["fit.max_nfev"] == "300"
+    parsed, back, warnings = view.parse_params(params)
+    assert not warnings
+    assert parsed == {"month": "2019-08", "orbit": 27054, "peak": 2019080205181564}
+    assert back == settings and back.preset == "chevallier-2020"
+    assert view.link("/orbit", params).startswith("/orbit?month=2019-08&orbit=27054")
+
+
+@pytest.mark.parametrize("key, text, value, warned", [
+    ("rules.significance.min_snr", "7", 7.0, False),
+    ("rules.significance.min_snr", "-3", 0.0, True),  # clamped
+    ("fit.max_nfev", "10", 20, True),  # clamped to the minimum
+    ("fit.max_nfev", "250.4", 250, True),  # not a whole number
+    ("fit.window_km", "wide", None, True),
+    ("fit.window_km", "nan", None, True),
+    ("rules.support.enabled", "false", False, False),
+    ("rules.support.enabled", "maybe", None, True),
+])
+def test_parse_setting_clamps_or_refuses_with_a_warning(key, text, value, warned):
+    got, warning = view.parse_setting(key, text)
+    assert got == value and type(got) is type(value)
+    assert bool(warning) is warned
+    if warning:
+        assert key in warning
+
+
+def test_invalid_view_params_fall_back():
+    parsed, settings, warnings = view.parse_params({"month": "2019-8", "orbit": "x", "peak": "1.5",
+                                                    "preset": "none", "fit.nothing": "3"})
+    assert parsed == {"month": None, "orbit": None, "peak": None}
+    assert settings == DetectionSettings()
+    assert len(warnings) == 5
+
+
+# ------------------------------------------------------------------------------------------------ staged detection
+
+class _Recording:
+    """Settings that remember which keys were read."""
+
+    def __init__(self, settings):
+        self.settings, self.read = settings, set()
+
+    def __getitem__(self, key):
+        self.read.add(key)
+        return self.settings[key]
+
+    def enabled(self, name):
+        self.read.add(f"rules.{name.replace('-', '_')}.enabled")
+        return self.settings.enabled(name)
+
+
+def _orbit_with_everything():
+    df = crafted_orbit(1200, seed=3)
+    df = add_gaussian(add_gaussian(df, 300.0, 9.0, 4.0), 600.0, -9.0, 4.0)  # a plume and a depletion
+    return prepare_orbit(add_step(df, 900.0, 1.2))  # and a land/water step
+
+
+@pytest.mark.parametrize("preset, stride", [("recommended", 0), ("chevallier-2020", 0), ("recommended", 15)])
+def test_the_fit_stage_reads_only_the_fit_stage_settings(preset, stride):
+    """The workbench caches screen + fits on FIT_STAGE settings only: core must not read any other there."""
+    od = _orbit_with_everything()
+    rec = _Recording(DetectionSettings(preset=preset).replace({"screen.stride": stride}))
+    fit_candidates(od, find_candidates(od, rec), rec)
+    outside = {k for k in rec.read if not pipeline.is_fit_stage(k)}
+    assert not outside, f"core's fit stage reads {outside}: add them to workbench.pipeline.FIT_STAGE_EXTRA"
+    assert "rules.depletion.enabled" in rec.read or stride
+
+
+def test_staged_rules_only_rejudge_equals_a_full_detection():
+    od = _orbit_with_everything()
+    base = DetectionSettings()
+    fitted = fit_candidates(od, find_candidates(od, base), base)
+    for change in ({"rules.significance.min_snr": 8.0}, {"rules.support.enabled": False},
+                   {"rules.too_narrow.min_sigma_km": 5.0, "emission.min_wind_perp_ms": 2.0}):
+        settings = base.replace(change)
+        assert pipeline.fit_items(settings) == pipeline.fit_items(base)
+        staged = judge(od, fitted, settings)
+        full = detect_orbit(od.soundings.drop(columns=["x_km", "bearing_deg", "frame"]), settings)
+        pd.testing.assert_frame_equal(staged.reset_index(drop=True), full.reset_index(drop=True))
+
+
+# ------------------------------------------------------------------------------------------------ tables
+
+@pytest.fixture(scope="module")
+def orbit_candidates():
+    od = _orbit_with_everything()
+    return od, detect_orbit(od.soundings.drop(columns=["x_km", "bearing_deg", "frame"]), DetectionSettings())
+
+
+def test_funnel_counts_each_candidate_once_and_ends_at_the_accepted_events(orbit_candidates):
+    _, cands = orbit_candidates
+    settings = DetectionSettings()
+    f = tables.funnel(cands, settings)
+    accepted = int((cands["status"] == "accepted").sum())
+    assert f["removed"].sum() == len(cands) - accepted
+    assert f["remaining"].iloc[-1] == accepted >= 1
+    assert f["stage"].tolist() == tables.funnel_stages(settings)
+    assert (f["fail_any"] >= f["removed"]).all()
+
+
+def test_candidate_kinds_curves_and_window(orbit_candidates):
+    od, cands = orbit_candidates
+    labelled = tables.label_candidates(cands)
+    assert set(labelled["kind"]) <= {"accepted", "rejected", "duplicate", "not fitted"}
+    assert (labelled["kind"] == "accepted").sum() == (cands["status"] == "accepted").sum()
+    rows = tables.event_rows(cands)
+    assert rows["kind"].iloc[0] == "accepted" and "duplicate" not in set(rows["kind"])
+    curves = tables.fit_curves(cands, n=40)
+    fitted = labelled[labelled["kind"].isin(["accepted", "rejected", "duplicate"])]
+    assert curves["cand"].nunique() == len(fitted) and len(curves) == 40 * len(fitted)
+    best = rows.iloc[0]
+    window = tables.peak_window(od.soundings, best, 200.0)
+    assert window["d_km"].abs().max() <= 100.0
+    assert np.allclose(window["xco2"] - window["model_ppm"], window["residual_ppm"])
+    params = tables.parameters_table(best)
+    assert params["value"].dtype == float and params.loc[0, "stderr"] > 0
+
+
+def test_upwind_sector_opens_upwind_of_the_peak():
+    ring = np.array(tables.upwind_sector(45.0, 10.0, 5.0, 0.0, 100.0, 30.0, 10.0))  # wind to the east
+    assert np.allclose(ring[0], ring[-1])
+    assert ring[:, 0].min() < 10.0 - 1.0 and ring[:, 0].max() <= 10.0 + 1e-9  # reaches west, not east
+    half_width_deg = (100 * np.tan(np.radians(30)) + 10) / 111.195
+    assert np.isclose(ring[:, 1].max() - 45.0, half_width_deg, rtol=0.01)
+
+
+# ------------------------------------------------------------------------------------------------ maps
+
+def test_maps_use_the_offline_basemap_and_numeric_positions():
+    points = pd.DataFrame({"orbit": [1, 1], "latitude": np.float32([45.0, 45.1]),
+                           "longitude": np.float32([10.0, 10.0]), "xco2": [410.0, 411.0],
+                           "anomaly_ppm": [-0.5, 0.5], "wind_u_ms": np.float32([3.0, 3.0]),
+                           "wind_v_ms": np.float32([1.0, 1.0])})
+    layers = [maps.track_layer(points), maps.wind_layer(tables.wind_arrows(points, 10.0)),
+              maps.marker_layer(np.float32(45.0), np.float32(10.0), "x")]
+    spec = json.loads(maps.deck(layers, points["latitude"], points["longitude"]).to_json())
+    assert spec["mapStyle"] == basemap.STYLE_URL and spec["mapProvider"] == "carto"
+    for layer in spec["layers"]:
+        for row in layer["data"]:
+            for key in ("longitude", "latitude"):
+                assert not isinstance(row.get(key, 0.0), str)
+            for key in ("source", "target"):
+                assert all(isinstance(v, float) for v in row.get(key, []))
+    style = json.loads(basemap.STYLE_FILE.read_text())
+    assert style["version"] == 8 and "http" not in basemap.STYLE_FILE.read_text()[:2000]
+    assert all("url" not in src and "tiles" not in src for src in style["sources"].values())
+
+
+def test_view_frames_a_cluster_across_the_antimeridian_but_not_the_globe():
+    across = maps.view_for([10, 11], [179.5, -179.5])
+    assert abs(abs(across.longitude) - 180) < 1 and across.zoom > 3
+    world = maps.view_for([0, 30, -20], [-150, 0, 120])
+    assert world.zoom < 1.5
+
+
+# ------------------------------------------------------------------------------------------------ exports
+
+def test_vetted_csv_has_the_peaks_decisions_and_provenance(tmp_path, orbit_candidates):
+    import core
+
+    _, cands = orbit_candidates
+    peak = cands[cands["status"] == "accepted"].iloc[0]
+    settings = DetectionSettings({"rules.significance.min_snr": 5.0})
+    store = VettingStore(tmp_path)
+    key = PeakKey("2019-08", int(peak["orbit"]), int(peak["sounding_id"]), settings.hash)
+    store.record(key, "unsure", "first look", "ana", peak=exports.peak_snapshot(peak), settings=settings.as_dict(),
+                 software_version="0.0.9")
+    store.record(key, "accept", "wind checked", "ben", peak=exports.peak_snapshot(peak), settings=settings.as_dict(),
+                 software_version=core.__version__)
+    store.record(PeakKey("2019-08", 1, 2, "h"), "reject", "burst", "ana")
+    manifest = pd.DataFrame({"month": ["2019-08", "2019-08", "2019-09"], "file_name": ["b.nc4", "a.nc4", "c.nc4"]})
+    table = pd.read_csv(pd.io.common.BytesIO(exports.vetted_csv(store.current_decisions(), manifest)))
+    assert list(table.columns[:len(PEAK_COLUMNS)]) == PEAK_COLUMNS
+    assert len(table) == 2
+    row = table[table["sounding_id"] == int(peak["sounding_id"])].iloc[0]
+    assert (row["decision"], row["analyst"], row["note"], row["n_decisions"]) == ("accept", "ben", "wind checked", 2)
+    assert row["rules_hash"] == settings.hash
+    assert json.loads(row["settings_json"])["rules.significance.min_snr"] == 5.0
+    assert DetectionSettings(json.loads(row["settings_json"])).hash == settings.hash
+    assert row["software_version"] == core.__version__ and row["data_files"] == "a.nc4;b.nc4"
+    assert np.isclose(row["delta_ppm"], peak["delta_ppm"]) and row["status"] == "accepted"
+    only = pd.read_csv(pd.io.common.BytesIO(exports.vetted_csv(store.current_decisions(), manifest, ["reject"])))
+    assert only["decision"].tolist() == ["reject"]
+
+
+def test_settings_toml_round_trip_and_bad_files():
+    settings = DetectionSettings({"rules.significance.min_snr": 6.0}, preset="chevallier-2020")
+    assert exports.parse_settings_upload(exports.settings_toml(settings)) == settings
+    for data, needle in ((b"\xff\xfe", "UTF-8"), (b"[rules\n", "TOML"), (b"[fit]\nwindow_km = 5000.0\n", "window_km"),
+                         (b"[fit]\nbogus = 1\n", "bogus")):
+        with pytest.raises(ValueError, match=needle):
+            exports.parse_settings_upload(data, "x.toml")
+
+
+# ------------------------------------------------------------------------------------------------ uploads, queries
+
+def test_uploads_are_validated_then_ingested(tmp_path):
+    from lite_factory import sounding_columns, write_lite
+
+    (tmp_path / "src").mkdir()
+    good = write_lite(tmp_path / "src", sounding_columns(800, day=dt.date(2019, 8, 5)), day=dt.date(2019, 8, 5))
+    cache = SoundingsCache(tmp_path / "cache")
+    checked = uploads.save_and_check([(good.name, good.read_bytes()), ("../evil.nc4", b"junk"),
+                                      ("notes.txt", b"x")], cache)
+    assert [c.ok for c in checked] == [True, False, False]
+    assert checked[1].name == "evil.nc4" and not (tmp_path / "cache" / "raw" / "evil.nc4").exists()
+    assert not (uploads.upload_dir(cache) / "evil.nc4").exists()
+    seen = []
+    summary = uploads.ingest_checked(checked, cache, on_file=lambda i, n, r: seen.append((i, n)))
+    assert summary.n_bad == 0 and seen == [(1, 1)] and cache.months() == ["2019-08"]
+
+
+def test_queries_over_the_small_cache(small_cache):
+    cache = SoundingsCache(small_cache)
+    orbits = queries.orbits_table(cache, SMALL_MONTH)
+    month = cache.read_month(SMALL_MONTH)
+    assert orbits["soundings"].sum() == len(month)
+    assert sorted(orbits["orbit"]) == sorted(month["orbit"].unique())
+    points = queries.track_points(cache, SMALL_MONTH, max_points=300)
+    assert 0 < len(points) <= 600 and points["anomaly_ppm"].abs().max() < 20
+    orbit = int(orbits["orbit"].iloc[0])
+    one = queries.orbit_soundings(cache, SMALL_MONTH, orbit)
+    assert len(one) == int(orbits["soundings"].iloc[0]) and one["sounding_id"].is_monotonic_increasing
+    assert queries.daily_mean(cache, SMALL_MONTH)["soundings"].sum() == len(month)
+    stamp = queries.data_stamp(cache, SMALL_MONTH)
+    assert stamp.startswith(f"{len(cache.day_files(SMALL_MONTH))}:")
+    peaks = pd.DataFrame({"orbit": [1, 2], "sounding_id": [1, 2], "emission_MtCO2_yr": [5.0, 1.0],
+                          "source_id": ["nope", None]})
+    assert queries.inventory_join(peaks, ["power-coal"], None, cache=small_cache).empty

@@ -1,0 +1,182 @@
+"""The workbench driven headless with Streamlit's AppTest, on a real small cache (simulate + ingest).
+
+Every page runs clean; a rule slider changes the accepted count exactly as core computes it (without refitting);
+a vetting decision is stored and listed; a URL opens the orbit and rule values it names; invalid parameters fall
+back to defaults with a warning; settings files and Lite uploads are validated.
+"""
+from __future__ import annotations
+
+import shutil
+
+import pandas as pd
+import pytest
+from conftest import SMALL_MONTH, SNR, accepted_count as _accepted
+from streamlit.testing.v1 import AppTest
+
+from core.batch import SOUNDING_COLUMNS, load_detections
+from core.cache import SoundingsCache
+from core.detect import detect_orbit
+from core.settings import DetectionSettings
+from core.vetting import VettingStore
+
+APP = "../workbench/app.py"  # relative to this file
+PAGES = ["overview", "orbit", "peak", "inventory", "vetted", "data", "validation"]
+
+
+@pytest.fixture
+def cache(small_cache, monkeypatch):
+    monkeypatch.setenv("OCO2_CACHE", str(small_cache))
+    return small_cache
+
+
+def _app(params: dict | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    for key, value in (params or {}).items():
+        at.query_params[key] = value
+    return at.run()
+
+
+def _page(at: AppTest, name: str) -> AppTest:
+    return at.switch_page(f"views/{name}.py").run()
+
+
+def _no_exception(at: AppTest):
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def _metric(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def test_every_page_runs_clean(cache):
+    at = _app()
+    _no_exception(at)
+    assert at.title[0].value == "Month overview"
+    assert at.get("deck_gl_json_chart") and at.get("vega_lite_chart")
+    for name in PAGES:
+        _page(at, name)
+        _no_exception(at)
+        assert at.title, name
+    share = [c.value for c in at.sidebar.code]
+    assert share and f"month={SMALL_MONTH}" in share[0] and "preset=recommended" in share[0]
+
+
+def test_rule_slider_changes_the_accepted_count_as_core_computes_without_refitting(cache, core_view, monkeypatch):
+    from workbench import pipeline
+
+    calls = []
+    real = pipeline.fit_candidates
+    monkeypatch.setattr(pipeline, "fit_candidates", lambda *a, **k: calls.append(1) or real(*a, **k))
+    at = _page(_app({"month": SMALL_MONTH, "orbit": str(core_view["orbit"])}), "orbit")
+    _no_exception(at)
+    assert at.selectbox(key="pick:orbit").value == core_view["orbit"]
+    assert int(_metric(at, "Accepted")) == core_view["default"]
+    before = len(calls)
+    at.slider(key=f"set:{SNR}").set_value(core_view["value"]).run()
+    _no_exception(at)
+    assert int(_metric(at, "Accepted")) == core_view["changed"]
+    assert len(calls) == before, "a rules-only change must not refit"
+    assert at.query_params[SNR] == repr(core_view["value"])
+    # a fit constraint does refit (the cache is keyed on the fit-stage settings)
+    at.slider(key="set:fit.window_km").set_value(150.0).run()
+    _no_exception(at)
+    assert len(calls) > before
+
+
+def test_url_opens_the_orbit_and_rule_values_it_names(cache, core_view):
+    params = {"month": SMALL_MONTH, "orbit": str(core_view["orbit"]), "preset": "recommended",
+              SNR: str(core_view["value"]), "rules.fit_quality.enabled": "true"}
+    at = _page(_app(params), "orbit")
+    _no_exception(at)
+    assert not at.warning
+    assert at.selectbox(key="pick:orbit").value == core_view["orbit"]
+    assert at.slider(key=f"set:{SNR}").value == core_view["value"]
+    assert at.toggle(key="set:rules.fit_quality.enabled").value is True
+    soundings = SoundingsCache(cache).read_month(SMALL_MONTH, SOUNDING_COLUMNS)
+    expected = _accepted(detect_orbit(soundings[soundings["orbit"] == core_view["orbit"]],
+                                      DetectionSettings({SNR: core_view["value"], "rules.fit_quality.enabled": True})))
+    assert int(_metric(at, "Accepted")) == expected
+    link = at.sidebar.code[0].value
+    assert f"orbit={core_view['orbit']}" in link and f"{SNR}={core_view['value']!r}" in link
+    assert "rules.fit_quality.enabled=true" in link
+
+
+def test_invalid_params_fall_back_to_defaults_with_a_warning(cache, core_view):
+    params = {"month": "2019-13", "orbit": "not-a-number", "preset": "nope", SNR: "999",
+              "fit.window_km": "wide", "no.such.setting": "1", "rules.support.enabled": "maybe"}
+    at = _app(params)  # the page the link opens shows the warnings once
+    _no_exception(at)
+    warnings = " ".join(w.value for w in at.warning)
+    _page(at, "orbit")
+    for needle in ("2019-13", "not-a-number", "nope", "999", "fit.window_km", "no.such.setting",
+                   "rules.support.enabled"):
+        assert needle in warnings, needle
+    default = DetectionSettings()
+    assert at.slider(key=f"set:{SNR}").value == 50.0  # clamped to the maximum
+    assert at.slider(key="set:fit.window_km").value == default["fit.window_km"]
+    assert at.toggle(key="set:rules.support.enabled").value is default["rules.support.enabled"]
+    assert at.selectbox(key="set:preset").value == "recommended"
+    assert at.selectbox(key="pick:month").value == SMALL_MONTH
+    assert at.selectbox(key="pick:orbit").value == core_view["orbits"][0]
+    # an orbit that is a number but not in the month: a warning, then the first orbit
+    at = _app({"month": SMALL_MONTH, "orbit": "1"})
+    assert any("orbit 1" in w.value for w in at.warning)
+    assert _page(at, "orbit").selectbox(key="pick:orbit").value == core_view["orbits"][0]
+
+
+def test_a_vetting_decision_is_stored_and_listed(cache, core_view):
+    at = _page(_app({"month": SMALL_MONTH, "orbit": str(core_view["orbit"]), "peak": str(core_view["peak"])}),
+               "peak")
+    _no_exception(at)
+    assert not at.warning
+    note = "apptest: plume clear, wind across the track"
+    at.radio(key="vet:decision").set_value("reject")
+    at.text_area(key="vet:note").input(note)
+    at.text_input(key="vet:analyst").input("apptest-analyst")
+    next(b for b in at.button if b.label == "Record decision").click().run()
+    _no_exception(at)
+    assert any("Recorded" in s.value for s in at.success)
+    history = VettingStore(cache).history()
+    row = history[history["note"] == note].iloc[-1]
+    assert (row["decision"], row["analyst"], row["orbit"], row["sounding_id"]) == \
+        ("reject", "apptest-analyst", core_view["orbit"], core_view["peak"])
+    assert row["rules_hash"] == DetectionSettings().hash
+    _page(at, "vetted")
+    _no_exception(at)
+    listed = pd.concat([d.value for d in at.dataframe], ignore_index=True)
+    assert note in set(listed["note"])
+
+
+def test_settings_file_is_validated_before_it_is_loaded(cache):
+    at = _page(_app({"month": SMALL_MONTH}), "vetted")
+    at.file_uploader(key="vetted:toml").upload("bad.toml", b"[rules.significance]\nmin_snr = 500.0\n").run()
+    _no_exception(at)
+    assert any("min_snr" in e.value for e in at.error)
+    assert at.slider(key=f"set:{SNR}").value == DetectionSettings()[SNR]  # unchanged
+    good = DetectionSettings({SNR: 7.0}, preset="recommended").to_toml().encode()
+    at.file_uploader(key="vetted:toml").upload("good.toml", good).run()
+    _no_exception(at)
+    assert any("Loaded good.toml" in s.value for s in at.success)
+    assert at.slider(key=f"set:{SNR}").value == 7.0
+
+
+def test_data_page_detects_a_month_and_ingests_uploads(small_cache, tmp_path, monkeypatch):
+    import datetime as dt
+
+    from lite_factory import sounding_columns, write_lite
+
+    root = tmp_path / "cache"
+    shutil.copytree(small_cache, root, ignore=shutil.ignore_patterns("vetting", "detections"))
+    monkeypatch.setenv("OCO2_CACHE", str(root))
+    at = _page(_app(), "data")
+    next(b for b in at.button if b.label == "Run detection for the month").click().run()
+    _no_exception(at)
+    assert load_detections(root, SMALL_MONTH, DetectionSettings()) is not None
+    (tmp_path / "up").mkdir()
+    good = write_lite(tmp_path / "up", sounding_columns(4000, day=dt.date(2019, 9, 3)), day=dt.date(2019, 9, 3))
+    at.file_uploader(key="data:upload").set_value([(good.name, good.read_bytes(), "application/x-netcdf"),
+                                                  ("broken.nc4", b"not a netcdf file", "application/x-netcdf")]).run()
+    next(b for b in at.button if b.label == "Validate and ingest").click().run()
+    _no_exception(at)
+    assert any("broken.nc4" in e.value for e in at.error)
+    assert "2019-09" in SoundingsCache(root).months()

@@ -1,0 +1,162 @@
+"""Altair charts of the pages (pure: data in, ``alt.Chart`` out; the pages only call ``st.altair_chart``)."""
+from __future__ import annotations
+
+import altair as alt
+import numpy as np
+import pandas as pd
+
+KIND_DOMAIN = ["accepted", "rejected", "duplicate"]
+KIND_COLOURS = ["#d62728", "#ff7f0e", "#9e9e9e"]
+KIND_DASHES = [[1, 0], [6, 3], [2, 3]]
+KIND_WIDTHS = [2.8, 1.6, 1.0]
+POINT_COLOUR = "#5b6b7c"
+SECTOR_DOMAIN = ["power-coal", "power-gas", "power-oil", "power", "industry", "city"]
+SECTOR_COLOURS = ["#4d4d4d", "#1f77b4", "#8c564b", "#9467bd", "#e377c2", "#2ca02c"]
+
+
+def orbit_chart(soundings: pd.DataFrame, curves: pd.DataFrame, selected_km: float | None = None,
+                height: int = 380) -> alt.LayerChart:
+    """XCO2 against along-track distance, with every candidate's fitted curve (accepted solid red, rejected dashed
+    orange, duplicate windows dotted grey); hover a curve for its verdict and reasons."""
+    x = alt.X("x_km:Q", title="along-track distance [km]")
+    points = alt.Chart(soundings[["x_km", "xco2"]]).mark_circle(size=7, opacity=0.35, color=POINT_COLOUR).encode(
+        x=x, y=alt.Y("xco2:Q", title="XCO2 [ppm]", scale=alt.Scale(zero=False)))
+    kind = alt.Scale(domain=KIND_DOMAIN, range=KIND_COLOURS)
+    lines = alt.Chart(curves).mark_line().encode(
+        x=alt.X("x_km:Q"), y=alt.Y("xco2_fit:Q"), detail="cand:N",
+        color=alt.Color("kind:N", scale=kind, title="candidate"),
+        strokeDash=alt.StrokeDash("kind:N", scale=alt.Scale(domain=KIND_DOMAIN, range=KIND_DASHES), legend=None),
+        strokeWidth=alt.StrokeWidth("kind:O", sort=KIND_DOMAIN, scale=alt.Scale(domain=KIND_DOMAIN, range=KIND_WIDTHS),
+                                    legend=None),
+        tooltip=[alt.Tooltip("cand:N", title="candidate"), alt.Tooltip("kind:N", title="verdict"),
+                 alt.Tooltip("rejected_by:N", title="rejected by"),
+                 alt.Tooltip("delta_ppm:Q", title="peak height [ppm]", format=".2f"),
+                 alt.Tooltip("amplitude_ppm_km:Q", title="A [ppm km]", format=".1f"),
+                 alt.Tooltip("sigma_km:Q", title="sigma [km]", format=".1f"),
+                 alt.Tooltip("snr:Q", title="A/stderr(A)", format=".1f")])
+    layers = [points, lines]
+    if selected_km is not None:
+        layers.append(alt.Chart(pd.DataFrame({"x_km": [selected_km], "what": ["chosen peak"]}))
+                      .mark_rule(color="#111", strokeDash=[4, 3], strokeWidth=1.5).encode(x="x_km:Q", tooltip="what:N"))
+    return alt.layer(*layers).properties(height=height).interactive(bind_y=False)
+
+
+def funnel_chart(funnel: pd.DataFrame) -> alt.Chart:
+    """Candidates removed at each stage (each counted once, at the first stage it fails)."""
+    order = funnel["stage"].tolist()
+    base = alt.Chart(funnel).encode(y=alt.Y("stage:N", sort=order, title=None,
+                                            axis=alt.Axis(labelOverlap=False, labelLimit=220)))
+    bars = base.mark_bar(color="#ff7f0e").encode(
+        x=alt.X("removed:Q", title="candidates removed"),
+        tooltip=[alt.Tooltip("stage:N"), alt.Tooltip("meaning:N"), alt.Tooltip("removed:Q"),
+                 alt.Tooltip("remaining:Q", title="left after this stage"),
+                 alt.Tooltip("fail_any:Q", title="fail it in any order")])
+    text = base.mark_text(align="left", dx=3).encode(x="removed:Q", text="removed:Q")
+    return (bars + text).properties(height=max(160, 26 * len(order)))
+
+
+def daily_mean_chart(daily: pd.DataFrame) -> alt.Chart:
+    return alt.Chart(daily).mark_line(point=True).encode(
+        x=alt.X("monthdate(day):O", title="day"),
+        y=alt.Y("xco2_mean_ppm:Q", title="mean XCO2 [ppm]", scale=alt.Scale(zero=False)),
+        tooltip=[alt.Tooltip("day:T"), alt.Tooltip("xco2_mean_ppm:Q", format=".2f"), "soundings:Q"]
+    ).properties(height=180)
+
+
+def peak_charts(window: pd.DataFrame) -> tuple[alt.LayerChart, alt.LayerChart]:
+    """The window's soundings with the fitted model and its background line; and the residuals."""
+    x = alt.X("d_km:Q", title="distance from the fitted centre [km]")
+    pts = alt.Chart(window).mark_circle(size=14, opacity=0.5, color=POINT_COLOUR).encode(
+        x=x, y=alt.Y("xco2:Q", title="XCO2 [ppm]", scale=alt.Scale(zero=False)),
+        tooltip=[alt.Tooltip("d_km:Q", format=".1f"), alt.Tooltip("xco2:Q", format=".2f"), "footprint:Q"])
+    ordered = window.sort_values("d_km")
+    model = alt.Chart(ordered).mark_line(color="#d62728", strokeWidth=2.5).encode(x=x, y="model_ppm:Q")
+    background = alt.Chart(ordered).mark_line(color="#333", strokeDash=[6, 4]).encode(x=x, y="background_ppm:Q")
+    top = (pts + model + background).properties(height=300)
+    resid = alt.Chart(window).mark_circle(size=10, opacity=0.5, color=POINT_COLOUR).encode(
+        x=x, y=alt.Y("residual_ppm:Q", title="residual [ppm]"))
+    zero = alt.Chart(pd.DataFrame({"y": [0.0]})).mark_rule(color="#d62728").encode(y="y:Q")
+    return top, (resid + zero).properties(height=170)
+
+
+def _positive_error_bars(frame: pd.DataFrame, value: str, stderr: str, floor: float) -> pd.DataFrame:
+    out = frame.copy()
+    v, e = out[value].astype(float), out[stderr].astype(float).fillna(0.0)
+    out["lo"] = np.maximum(v - e, floor)
+    out["hi"] = np.maximum(v + e, floor)
+    return out
+
+
+def inventory_chart(joined: pd.DataFrame, floor: float = 1e-2) -> alt.LayerChart:
+    """Estimated against inventory emission [MtCO2/yr], log-log, with 1-sigma error bars and the 1:1 line."""
+    data = _positive_error_bars(joined[joined["emission_MtCO2_yr"] > 0], "emission_MtCO2_yr",
+                                "emission_MtCO2_yr_stderr", floor)
+    data = data[data["inventory_MtCO2_yr"] > 0]
+    lo = float(min(data[["lo", "inventory_MtCO2_yr"]].min().min(), 0.1)) if len(data) else 0.1
+    hi = float(max(data[["hi", "inventory_MtCO2_yr"]].max().max(), 10.0)) if len(data) else 10.0
+    scale = alt.Scale(type="log", domain=[lo, hi])
+    x = alt.X("inventory_MtCO2_yr:Q", title="inventory emission [MtCO2/yr]", scale=scale)
+    bars = alt.Chart(data).mark_rule(opacity=0.6).encode(x=x, y=alt.Y("lo:Q", scale=scale), y2="hi:Q",
+                                                         color=alt.Color("sector:N", scale=_sectors()))
+    points = alt.Chart(data).mark_circle(size=70).encode(
+        x=x, y=alt.Y("emission_MtCO2_yr:Q", title="estimated emission [MtCO2/yr]", scale=scale),
+        color=alt.Color("sector:N", scale=_sectors()),
+        tooltip=["source_name:N", "sector:N", "country:N", alt.Tooltip("orbit:Q"),
+                 alt.Tooltip("emission_MtCO2_yr:Q", title="estimate [Mt/yr]", format=".2f"),
+                 alt.Tooltip("emission_MtCO2_yr_stderr:Q", title="1-sigma [Mt/yr]", format=".2f"),
+                 alt.Tooltip("inventory_MtCO2_yr:Q", title="inventory [Mt/yr]", format=".2f"),
+                 alt.Tooltip("emission_ratio:Q", title="ratio", format=".2f")])
+    one = alt.Chart(pd.DataFrame({"v": [lo, hi]})).mark_line(color="#333", strokeDash=[4, 4]).encode(
+        x=alt.X("v:Q", scale=scale), y=alt.Y("v:Q", scale=scale))
+    return (one + bars + points).properties(height=420)
+
+
+def peak_vs_sources_chart(estimate: float, stderr: float, ranked: pd.DataFrame, n: int = 5) -> alt.LayerChart:
+    """The peak's estimate (with its 1-sigma) beside the inventory emission of the best-ranked upwind sources."""
+    rows = [{"what": "this peak (estimate)", "MtCO2_yr": estimate, "lo": estimate - stderr, "hi": estimate + stderr,
+             "kind": "estimate"}]
+    for i, r in enumerate(ranked.head(n).itertuples(index=False), 1):
+        value = (r.emission_tCO2_yr or np.nan) / 1e6
+        rows.append({"what": f"#{i} {r.name}", "MtCO2_yr": value, "lo": value, "hi": value, "kind": r.sector})
+    data = pd.DataFrame(rows)
+    data = data[data["MtCO2_yr"] > 0]
+    data["lo"] = data["lo"].clip(lower=1e-3)
+    order = data["what"].tolist()
+    y = alt.Y("what:N", sort=order, title=None)
+    x = alt.X("MtCO2_yr:Q", title="emission [MtCO2/yr]", scale=alt.Scale(type="log"))
+    points = alt.Chart(data).mark_point(filled=True, size=90).encode(
+        x=x, y=y, color=alt.Color("kind:N", title=None), tooltip=["what:N", alt.Tooltip("MtCO2_yr:Q", format=".2f")])
+    bars = alt.Chart(data).mark_rule(strokeWidth=2).encode(x=alt.X("lo:Q", scale=alt.Scale(type="log")), x2="hi:Q",
+                                                          y=y, color=alt.Color("kind:N"))
+    return (bars + points).properties(height=max(90, 32 * len(data)))
+
+
+def tradeoff_chart(sweep: pd.DataFrame, key: str, current: float) -> alt.HConcatChart:
+    """Recall against false events per 1000 km for each swept value; and both against the value."""
+    data = sweep.assign(current=np.isclose(sweep["value"].astype(float), float(current)))
+    tooltip = [alt.Tooltip("value:Q", title=key), alt.Tooltip("recall:Q", format=".2f"),
+               alt.Tooltip("false_per_1000_km:Q", title="false / 1000 km", format=".2f"),
+               alt.Tooltip("median_emission_error:Q", title="median |emission error|", format=".0%")]
+    base = alt.Chart(data).encode(x=alt.X("false_per_1000_km:Q", title="false events per 1000 km (plume-free)"),
+                                  y=alt.Y("recall:Q", title="recall (detectable plumes)",
+                                          scale=alt.Scale(domain=[0, 1])))
+    curve = base.mark_line(color="#1f77b4", point=True).encode(order="value:Q", tooltip=tooltip)
+    labels = base.mark_text(dx=6, dy=-6, align="left", fontSize=10).encode(text=alt.Text("value:Q", format=".3g"))
+    now = base.transform_filter("datum.current").mark_point(color="#d62728", size=220, shape="diamond", filled=True)
+    left = (curve + labels + now).properties(height=320, width=360, title="trade-off")
+    right = alt.Chart(_long(data)).mark_line(point=True).encode(
+        x=alt.X("threshold:Q", title=key), y=alt.Y("y:Q", title="value"), color=alt.Color("metric:N", title=None),
+        tooltip=["metric:N", alt.Tooltip("threshold:Q"), alt.Tooltip("y:Q", format=".3f")])
+    rule = alt.Chart(pd.DataFrame({"threshold": [float(current)]})).mark_rule(color="#d62728", strokeDash=[4, 3]) \
+        .encode(x="threshold:Q")
+    return alt.hconcat(left, (right + rule).properties(height=320, width=360, title="against the threshold"))
+
+
+def _long(data: pd.DataFrame) -> pd.DataFrame:
+    parts = [pd.DataFrame({"threshold": data["value"], "metric": m, "y": data[m]})
+             for m in ("recall", "false_per_1000_km")]
+    return pd.concat(parts, ignore_index=True)
+
+
+def _sectors() -> alt.Scale:
+    return alt.Scale(domain=SECTOR_DOMAIN, range=SECTOR_COLOURS)

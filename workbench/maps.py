@@ -1,0 +1,129 @@
+"""pydeck maps on the offline basemap (:mod:`workbench.basemap`): layers built from plain tables.
+
+Every layer carries a ``label`` column, shown as the tooltip, so layers of different kinds share one tooltip.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pydeck as pdk
+
+from .basemap import STYLE_URL
+from .charts import SECTOR_COLOURS, SECTOR_DOMAIN
+
+ACCEPTED_RGB = [214, 39, 40]
+REJECTED_RGB = [120, 120, 120]
+PEAK_RGB = [20, 20, 20]
+WIND_RGB = [30, 90, 160]
+SECTOR_RGB = {name: [int(c[1:3], 16), int(c[3:5], 16), int(c[5:7], 16)] for name, c in
+              zip(SECTOR_DOMAIN, SECTOR_COLOURS)}
+
+
+def deck(layers: list, points_lat, points_lon, height: int = 520, max_zoom: float = 9.0) -> pdk.Deck:
+    """A map of ``layers`` on the offline basemap, framed on the given points."""
+    return pdk.Deck(layers=layers, initial_view_state=view_for(points_lat, points_lon, max_zoom),
+                    views=[pdk.View(type="MapView", controller=True, repeat=True)],  # layers on every world copy
+                    map_provider="carto", map_style=STYLE_URL, tooltip={"text": "{label}"}, height=height)
+
+
+def view_for(lat, lon, max_zoom: float = 9.0) -> pdk.ViewState:
+    """A view framing the points (Web Mercator zoom from their extent)."""
+    lat, lon = np.asarray(lat, float), np.asarray(lon, float)
+    ok = np.isfinite(lat) & np.isfinite(lon)
+    if not ok.any():
+        return pdk.ViewState(latitude=20.0, longitude=0.0, zoom=1)
+    lat, lon = lat[ok], lon[ok]
+    shifted = np.where(lon < 0, lon + 360, lon)
+    if np.ptp(lon) > 180 and np.ptp(shifted) < 180:  # a cluster across the antimeridian
+        lon = shifted
+    span = max(np.ptp(lat) * 1.3, np.ptp(lon) * 0.6, 0.05)
+    zoom = float(np.clip(np.log2(180.0 / span), 0.0, max_zoom))  # deck.gl: 512 px per 360 deg at zoom 0
+    centre_lon = (float(np.mean([lon.min(), lon.max()])) + 180) % 360 - 180
+    return pdk.ViewState(latitude=float(np.mean([lat.min(), lat.max()])), longitude=centre_lon, zoom=zoom)
+
+
+def _floats(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Columns as float64: pydeck writes numpy float32 values as JSON strings, which deck.gl misplaces."""
+    return frame.astype({c: "float64" for c in columns})
+
+
+def anomaly_rgb(anomaly_ppm, limit_ppm: float = 2.0) -> list[list[int]]:
+    """Diverging colours: blue below the orbit median, white at it, red above (saturating at +-limit)."""
+    a = np.clip(np.nan_to_num(np.asarray(anomaly_ppm, float)) / limit_ppm, -1, 1)
+    r = np.where(a > 0, 255, 255 * (1 + a))
+    g = 255 * (1 - np.abs(a)) * 0.85 + 30
+    b = np.where(a < 0, 255, 255 * (1 - a))
+    return np.stack([r, g, b], axis=1).astype(int).tolist()
+
+
+def track_layer(points: pd.DataFrame, radius_m: float = 2500) -> pdk.Layer:
+    """Soundings (or thinned track points) coloured by XCO2 anomaly; positions rounded to ~100 m to keep the
+    JSON small (pydeck pretty-prints it)."""
+    data = _floats(points, ["longitude", "latitude"]).round({"longitude": 3, "latitude": 3}).assign(
+        color=anomaly_rgb(points["anomaly_ppm"]),
+        label=[f"orbit {o} · {x:.2f} ppm ({a:+.2f})" for o, x, a in
+               zip(points["orbit"], points["xco2"], points["anomaly_ppm"])])
+    return pdk.Layer("ScatterplotLayer", data[["longitude", "latitude", "color", "label"]], id="tracks",
+                     get_position=["longitude", "latitude"], get_fill_color="color", get_radius=radius_m,
+                     radius_min_pixels=1.5, radius_max_pixels=6, pickable=True, opacity=0.8)
+
+
+def peaks_layer(events: pd.DataFrame, accepted: bool = True, layer_id: str | None = None) -> pdk.Layer:
+    """Events as circles sized by emission (area ~ MtCO2/yr); accepted red, rejected grey."""
+    emission = events["emission_MtCO2_yr"].astype(float).abs().fillna(0.0).to_numpy() if len(events) else []
+    radius = 4000 + 6000 * np.sqrt(np.asarray(emission, float))
+    labels = [_peak_label(r) for r in events.itertuples(index=False)]
+    data = pd.DataFrame({"longitude": events["longitude"].to_numpy(float),
+                         "latitude": events["latitude"].to_numpy(float),
+                         "radius": radius, "label": labels})
+    return pdk.Layer("ScatterplotLayer", data, id=layer_id or ("accepted" if accepted else "rejected"),
+                     get_position=["longitude", "latitude"], get_radius="radius", radius_min_pixels=4,
+                     get_fill_color=ACCEPTED_RGB + [200] if accepted else REJECTED_RGB + [140],
+                     get_line_color=[0, 0, 0], stroked=True, line_width_min_pixels=1, pickable=True)
+
+
+def _peak_label(r) -> str:
+    emission = getattr(r, "emission_MtCO2_yr", np.nan)
+    source = getattr(r, "source_name", None)
+    text = (f"orbit {r.orbit} · {r.status} · peak {r.delta_ppm:.2f} ppm · "
+            f"{emission:.2f} MtCO2/yr" if np.isfinite(emission) else f"orbit {r.orbit} · {r.status}")
+    if r.status != "accepted" and r.rejected_by:
+        text += f" · rejected by {r.rejected_by}"
+    if isinstance(source, str) and source:
+        text += f" · upwind: {source}"
+    return text
+
+
+def sources_layer(sources: pd.DataFrame, layer_id: str = "sources", km_per_sqrt_mt: float = 4.0,
+                  ranked: bool = False) -> pdk.Layer:
+    """Inventory sources coloured by sector, sized by emission (radius ``km_per_sqrt_mt`` km x sqrt(MtCO2/yr))."""
+    emission = sources["emission_tCO2_yr"].astype(float).fillna(0).to_numpy() / 1e6
+    prefixes = [f"#{i} " for i in range(1, len(sources) + 1)] if ranked else [""] * len(sources)
+    data = pd.DataFrame({
+        "longitude": sources["longitude"].to_numpy(float), "latitude": sources["latitude"].to_numpy(float),
+        "radius": 1000 * km_per_sqrt_mt * (0.5 + np.sqrt(emission)),
+        "color": [SECTOR_RGB.get(s, [100, 100, 100]) + [170] for s in sources["sector"]],
+        "label": [f"{prefix}{n} ({s}, {c}) · {e:.2f} MtCO2/yr" for prefix, n, s, c, e in
+                  zip(prefixes, sources["name"], sources["sector"], sources["country"], emission)]})
+    return pdk.Layer("ScatterplotLayer", data, id=layer_id, get_position=["longitude", "latitude"],
+                     get_radius="radius", radius_min_pixels=2, get_fill_color="color", stroked=True,
+                     get_line_color=[255, 255, 255], line_width_min_pixels=0.5, pickable=True)
+
+
+def wind_layer(segments: pd.DataFrame, layer_id: str = "wind") -> pdk.Layer:
+    data = segments.assign(label=[f"wind {s:.1f} m/s" for s in segments["speed_ms"]])
+    return pdk.Layer("LineLayer", data, id=layer_id, get_source_position="source", get_target_position="target",
+                     get_color=WIND_RGB, get_width=2, width_min_pixels=1.5, pickable=True)
+
+
+def sector_layer(ring: list, label: str) -> pdk.Layer:
+    data = pd.DataFrame({"polygon": [ring], "label": [label]})
+    return pdk.Layer("PolygonLayer", data, id="sector", get_polygon="polygon", get_fill_color=[31, 119, 180, 40],
+                     get_line_color=[31, 119, 180], line_width_min_pixels=1.5, stroked=True, pickable=True)
+
+
+def marker_layer(lat: float, lon: float, label: str, layer_id: str = "marker") -> pdk.Layer:
+    data = pd.DataFrame({"longitude": [float(lon)], "latitude": [float(lat)], "label": [label]})
+    return pdk.Layer("ScatterplotLayer", data, id=layer_id, get_position=["longitude", "latitude"],
+                     get_radius=1500, radius_min_pixels=7, get_fill_color=[255, 215, 0], stroked=True,
+                     get_line_color=PEAK_RGB, line_width_min_pixels=2, pickable=True)

@@ -1,0 +1,173 @@
+"""Pure table derivations the pages draw: funnel, fitted curves, candidate lists, peak windows, map geometry.
+
+No Streamlit here: each function takes and returns plain pandas / numpy, so it is unit-tested directly.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from core.fitting import SQRT_2PI, gaussian_line
+from core.settings import FIXED_REASONS, RULES, DetectionSettings
+
+KM_PER_DEG = 111.195
+
+#: Columns of the candidate tables, in order (those a candidate lacks are left out).
+CANDIDATE_COLUMNS = ["cand", "status", "rejected_by", "center_km", "delta_ppm", "amplitude_ppm_km",
+                     "amplitude_stderr", "sigma_km", "snr", "r2", "n_window", "n_windows", "emission_MtCO2_yr",
+                     "emission_MtCO2_yr_stderr", "source_name", "sounding_id", "latitude", "longitude"]
+
+
+def funnel_stages(settings: DetectionSettings) -> list[str]:
+    """Stages a candidate passes, in order: screen, fit, each enabled rule, de-duplication."""
+    return ["screen", "fit-failed", *[r.name for r in RULES if settings.enabled(r.name)], "duplicate"]
+
+
+def funnel(candidates: pd.DataFrame, settings: DetectionSettings) -> pd.DataFrame:
+    """How many candidates each stage removed (a candidate counts once, at the first stage it fails).
+
+    Columns: ``stage``, ``removed``, ``remaining`` (after the stage), ``fail_any`` (candidates failing the stage
+    whatever else they fail) and ``meaning``. The last ``remaining`` is the number of accepted events.
+    """
+    stages = funnel_stages(settings)
+    order = {name: i for i, name in enumerate(stages)}
+    total = len(candidates)
+    reasons = candidates["rejected_by"].fillna("") if total else pd.Series([], dtype=str)
+    split = [r.split("+") if r else [] for r in reasons]
+    first = [min((order.get(x, len(stages)) for x in parts), default=None) for parts in split]
+    removed = pd.Series([f for f in first if f is not None]).value_counts()
+    rows, remaining = [], total
+    meanings = {r.name: r.meaning for r in RULES} | FIXED_REASONS
+    for i, name in enumerate(stages):
+        n = int(removed.get(i, 0))
+        remaining -= n
+        rows.append({"stage": name, "removed": n, "remaining": remaining,
+                     "fail_any": int(sum(name in parts for parts in split)), "meaning": meanings.get(name, "")})
+    return pd.DataFrame(rows)
+
+
+def label_candidates(candidates: pd.DataFrame) -> pd.DataFrame:
+    """The candidates with ``cand`` (their row number, a stable id within the table) and a ``kind``:
+    ``accepted``, ``rejected`` (an event the rules rejected), ``duplicate`` (another window of an event) or
+    ``not fitted`` (screen too weak, fit failed)."""
+    out = candidates.reset_index(drop=True).copy()
+    out.insert(0, "cand", np.arange(len(out)))
+    if out.empty:
+        out["kind"] = []
+        return out
+    fitted = out["fixed_reason"].eq("")
+    kind = np.where(out["status"].eq("accepted"), "accepted", "rejected")
+    kind = np.where(fitted & ~out["is_event"].astype(bool), "duplicate", kind)
+    out["kind"] = np.where(~fitted, "not fitted", kind)
+    return out
+
+
+def event_rows(candidates: pd.DataFrame) -> pd.DataFrame:
+    """Events and unfitted candidates (the rows an analyst looks at), accepted first, then by position."""
+    labelled = label_candidates(candidates)
+    if labelled.empty:
+        return labelled
+    rank = labelled["kind"].map({"accepted": 0, "rejected": 1, "not fitted": 2})
+    rows = labelled.assign(_rank=rank)[labelled["kind"] != "duplicate"]
+    return rows.sort_values(["_rank", "center_km"]).drop(columns="_rank").reset_index(drop=True)
+
+
+def fit_curves(candidates: pd.DataFrame, n: int = 60, reach_sigma: float = 4.0,
+               kinds=("accepted", "rejected", "duplicate")) -> pd.DataFrame:
+    """Each candidate's fitted Gaussian + line over ``centre +- reach_sigma * sigma`` (``n`` points)."""
+    labelled = label_candidates(candidates)
+    rows = labelled[labelled["kind"].isin(kinds)]
+    params = ["amplitude_ppm_km", "sigma_km", "center_km", "slope_ppm_km", "intercept_ppm"]
+    rows = rows[np.isfinite(rows[params].to_numpy(float)).all(axis=1)]
+    if rows.empty:
+        return pd.DataFrame(columns=["cand", "kind", "x_km", "xco2_fit", "rejected_by", "delta_ppm", "snr",
+                                     "sigma_km", "amplitude_ppm_km"])
+    t = np.linspace(-1.0, 1.0, n)
+    sigma = rows["sigma_km"].to_numpy(float)
+    x = rows["center_km"].to_numpy(float)[:, None] + reach_sigma * sigma[:, None] * t[None, :]
+    y = gaussian_line(x, rows["amplitude_ppm_km"].to_numpy(float)[:, None], sigma[:, None],
+                      rows["center_km"].to_numpy(float)[:, None], rows["slope_ppm_km"].to_numpy(float)[:, None],
+                      rows["intercept_ppm"].to_numpy(float)[:, None])
+    out = pd.DataFrame({"cand": np.repeat(rows["cand"].to_numpy(), n), "x_km": x.ravel(), "xco2_fit": y.ravel()})
+    info = rows[["cand", "kind", "rejected_by", "delta_ppm", "snr", "sigma_km", "amplitude_ppm_km"]]
+    return out.merge(info, on="cand", how="left")
+
+
+def peak_window(soundings: pd.DataFrame, row: pd.Series, window_km: float) -> pd.DataFrame:
+    """The soundings of a peak's window with the fitted model, its background line and the residuals."""
+    x0 = float(row["center_km"])
+    sel = soundings[(soundings["x_km"] >= x0 - window_km / 2) & (soundings["x_km"] <= x0 + window_km / 2)]
+    out = sel[["x_km", "xco2", "xco2_uncertainty", "footprint", "land_water_indicator"]].copy()
+    out["d_km"] = out["x_km"] - x0
+    p = {k: float(row[k]) for k in ("amplitude_ppm_km", "sigma_km", "center_km", "slope_ppm_km", "intercept_ppm")}
+    out["model_ppm"] = gaussian_line(out["x_km"].to_numpy(), p["amplitude_ppm_km"], p["sigma_km"], p["center_km"],
+                                     p["slope_ppm_km"], p["intercept_ppm"])
+    out["background_ppm"] = p["slope_ppm_km"] * (out["x_km"] - p["center_km"]) + p["intercept_ppm"]
+    out["residual_ppm"] = out["xco2"] - out["model_ppm"]
+    return out.reset_index(drop=True)
+
+
+def parameters_table(row: pd.Series) -> pd.DataFrame:
+    """The fitted parameters with their standard errors and units."""
+    spec = [("A (Gaussian area)", "amplitude_ppm_km", "amplitude_stderr", "ppm km"),
+            ("sigma (width)", "sigma_km", "sigma_stderr", "km"),
+            ("centre", "center_km", "center_stderr", "km along track"),
+            ("slope", "slope_ppm_km", "slope_stderr", "ppm/km"),
+            ("intercept", "intercept_ppm", "intercept_stderr", "ppm")]
+    rows = [{"parameter": name, "value": row.get(v), "stderr": row.get(e), "unit": unit} for name, v, e, unit in spec]
+    delta = row.get("delta_ppm")
+    rows.append({"parameter": "delta (peak height)", "value": delta, "stderr": np.nan, "unit": "ppm"})
+    rows.append({"parameter": "A / stderr(A)", "value": row.get("snr"), "stderr": np.nan, "unit": "1"})
+    rows.append({"parameter": "r2 (+-4 sigma)", "value": row.get("r2"), "stderr": np.nan, "unit": "1"})
+    return pd.DataFrame(rows).astype({"value": float, "stderr": float})
+
+
+def offset_latlon(lat: float, lon: float, east_km, north_km):
+    """Positions ``east_km``, ``north_km`` away from (lat, lon) on a local tangent plane [deg]."""
+    lat2 = lat + np.asarray(north_km, float) / KM_PER_DEG
+    lon2 = lon + np.asarray(east_km, float) / (KM_PER_DEG * max(np.cos(np.radians(lat)), 0.01))
+    return lat2, (lon2 + 180.0) % 360.0 - 180.0
+
+
+def upwind_sector(lat: float, lon: float, wind_u_ms: float, wind_v_ms: float, length_km: float,
+                  half_angle_deg: float, crosswind_km: float, n_arc: int = 24) -> list[list[float]]:
+    """The upwind search sector of a peak as a ``[[lon, lat], ...]`` ring (the region of
+    :func:`core.attribution.rank_upwind_sources`: upwind 0..L, off-axis <= upwind * tan(theta) + widening)."""
+    speed = float(np.hypot(wind_u_ms, wind_v_ms))
+    if not np.isfinite(speed) or speed == 0:
+        return []
+    ue, un = -wind_u_ms / speed, -wind_v_ms / speed  # upwind unit vector (east, north)
+    pe, pn = -un, ue  # perpendicular
+    spread = np.tan(np.radians(half_angle_deg))
+    along = np.linspace(0.0, length_km, n_arc)
+    left = [(a, a * spread + crosswind_km) for a in along]
+    right = [(a, -(a * spread + crosswind_km)) for a in along[::-1]]
+    ring = left + right + [left[0]]
+    east = [a * ue + c * pe for a, c in ring]
+    north = [a * un + c * pn for a, c in ring]
+    lats, lons = offset_latlon(lat, lon, east, north)
+    return [[float(x), float(y)] for x, y in zip(lons, lats)]
+
+
+def wind_arrows(frame: pd.DataFrame, km_per_ms: float, lat="latitude", lon="longitude", u="wind_u_ms",
+                v="wind_v_ms") -> pd.DataFrame:
+    """Arrow segments (shaft and two head strokes) for the wind at each row: ``source`` and ``target`` [lon, lat]."""
+    rows = frame[np.isfinite(frame[[lat, lon, u, v]].to_numpy(float)).all(axis=1)]
+    segments = []
+    for r in rows.itertuples(index=False):  # plain floats: pydeck writes numpy float32 as JSON strings
+        la, lo, uu, vv = (float(getattr(r, c)) for c in (lat, lon, u, v))
+        e, n = uu * km_per_ms, vv * km_per_ms
+        tip_lat, tip_lon = offset_latlon(la, lo, e, n)
+        speed = np.hypot(uu, vv)
+        segments.append({"source": [lo, la], "target": [float(tip_lon), float(tip_lat)], "speed_ms": float(speed)})
+        for turn in (150.0, -150.0):
+            a = np.radians(turn)
+            he, hn = 0.3 * (e * np.cos(a) - n * np.sin(a)), 0.3 * (e * np.sin(a) + n * np.cos(a))
+            h_lat, h_lon = offset_latlon(float(tip_lat), float(tip_lon), he, hn)
+            segments.append({"source": [float(tip_lon), float(tip_lat)], "target": [float(h_lon), float(h_lat)],
+                             "speed_ms": float(speed)})
+    return pd.DataFrame(segments, columns=["source", "target", "speed_ms"])
+
+
+def peak_height_ppm(amplitude_ppm_km, sigma_km):
+    return np.asarray(amplitude_ppm_km, float) / (np.asarray(sigma_km, float) * SQRT_2PI)

@@ -1,0 +1,142 @@
+"""UI pieces shared by the pages: pickers bound to the view, month detection with a progress bar, the vetting
+store, the share box. Pages stay short: read the view, call these and :mod:`core`, draw."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from core.settings import DetectionSettings
+from core.vetting import VettingStore
+
+from . import controls, pipeline, state, tables, view
+
+VIEWS = Path(__file__).resolve().parent / "views"
+#: Page files by name (``st.switch_page`` / ``st.page_link`` targets).
+PAGE_FILES = {name: VIEWS / f"{name}.py" for name in
+              ("overview", "orbit", "peak", "inventory", "vetted", "data", "validation")}
+
+
+def need_data() -> str:
+    """The month to show; stops the page with a pointer to the Data page when the cache holds none."""
+    month = view.month()
+    if month is None:
+        st.info("The cache holds no soundings yet: ingest Lite files on the Data page (or run "
+                "`python -m core demo` for the demo month).")
+        st.page_link(str(PAGE_FILES["data"]), label="Go to the Data page", icon="🗂️")
+        st.stop()
+    return month
+
+
+def month_picker(container=st) -> str:
+    months = state.months()
+    controls.seed("pick:month", view.month())
+    container.selectbox("Month", months, key="pick:month", on_change=lambda: view.set_month(
+        st.session_state["pick:month"]), help="Months the cache holds (YYYY-MM).")
+    return view.month()
+
+
+def orbit_picker(orbits: pd.DataFrame, container=st) -> int:
+    labels = {int(r.orbit): f"{int(r.orbit)} · {r.day} · {int(r.soundings):,} soundings"
+              for r in orbits.itertuples(index=False)}
+    controls.seed("pick:orbit", view.orbit())
+    container.selectbox("Orbit", list(labels), key="pick:orbit", format_func=labels.get,
+                        on_change=lambda: view.set_orbit(st.session_state["pick:orbit"]),
+                        help="Orbit number, day and good soundings.")
+    return view.orbit()
+
+
+def orbits_with_peaks(month: str, orbits: pd.DataFrame, settings: DetectionSettings) -> pd.DataFrame:
+    """The month's orbits table, with candidates and accepted peaks per orbit once the month was detected."""
+    table = orbits[["orbit", "day", "start", "soundings", "lat_min", "lat_max", "xco2_mean_ppm"]].copy()
+    month_table = month_candidates(month, settings, compute=False)
+    if month_table is not None and len(month_table):
+        accepted = month_table["is_event"].astype(bool) & month_table["status"].eq("accepted")
+        counts = month_table.assign(accepted=accepted).groupby("orbit").agg(candidates=("status", "size"),
+                                                                            accepted=("accepted", "sum"))
+        table = table.join(counts, on="orbit").fillna({"candidates": 0, "accepted": 0})
+    return table
+
+
+def pick_orbit_row() -> None:
+    """``on_select`` of the orbits table: open the orbit of the clicked row."""
+    rows = st.session_state["orbit:table"].selection.rows
+    if rows:
+        view.set_orbit(int(state.orbits(view.month()).iloc[rows[0]]["orbit"]))
+
+
+def month_candidates(month: str, settings: DetectionSettings, compute: bool = True) -> pd.DataFrame | None:
+    """Every candidate of the month for these settings, computing missing orbits with a progress bar."""
+    bar = None
+
+    def on_orbit(i, n, orbit):
+        nonlocal bar
+        if bar is None:
+            bar = st.progress(0.0, text="detecting the month's orbits")
+        bar.progress(i / n, text=f"detected orbit {orbit} ({i}/{n})")
+
+    out = pipeline.month_candidates(state.root(), month, state.stamp(month), settings,
+                                    state.orbit_numbers(month), on_orbit=on_orbit, compute=compute)
+    if bar is not None:
+        bar.empty()
+    return out
+
+
+def orbit_candidates(month: str, orbit: int, settings: DetectionSettings) -> pd.DataFrame:
+    return pipeline.orbit_candidates(state.root(), month, orbit, state.stamp(month), settings)
+
+
+def orbit_data(month: str, orbit: int, settings: DetectionSettings):
+    """The orbit's soundings in the coordinate the settings detect in (``x_km``: along the track, or wind-aligned
+    when ``fit.wind_aligned``), so fitted centres and curves sit on the right soundings."""
+    return pipeline.detection_view(pipeline.orbit_data(state.root(), month, orbit, state.stamp(month)), settings)
+
+
+def peak_label(row) -> str:
+    return (f"{row.sounding_id} · {row.center_km:.0f} km · {row.kind}"
+            + (f" · {row.delta_ppm:.2f} ppm" if pd.notna(row.delta_ppm) else ""))
+
+
+def find_peak(candidates: pd.DataFrame, sounding_id: int | None) -> pd.Series | None:
+    """The candidate row of a peak id (its nearest sounding), an event preferred over a duplicate window."""
+    if sounding_id is None or candidates.empty:
+        return None
+    rows = tables.label_candidates(candidates)
+    rows = rows[rows["sounding_id"] == sounding_id]
+    if rows.empty:
+        return None
+    return rows.sort_values("kind", key=lambda k: k.eq("duplicate")).iloc[0]
+
+
+@st.cache_resource(show_spinner=False)
+def _store(root: str) -> VettingStore:
+    return VettingStore(root)
+
+
+def vetting_store() -> VettingStore:
+    return _store(state.root())
+
+
+def share_box(slot=None) -> None:
+    """The share link, drawn into ``slot`` (an ``st.empty`` in the sidebar; remembered for :func:`view_changed`)."""
+    if slot is not None:
+        st.session_state["wb_share_slot"] = slot
+    slot = st.session_state.get("wb_share_slot")
+    if slot is None:
+        return
+    with slot.container():
+        st.caption("🔗 **Share this view** (page, month, orbit, peak and settings)")
+        st.code(view.share_link(), language=None, wrap_lines=True)
+
+
+def view_changed() -> None:
+    """Call after a page changed the view mid-run: the URL and the share link follow."""
+    view.sync_url()
+    share_box()
+
+
+def settings_caption(settings: DetectionSettings) -> None:
+    changed = settings.changed()
+    text = ", ".join(f"`{k}` = {v}" for k, v in sorted(changed.items())) or "none"
+    st.caption(f"Settings: preset `{settings.preset}`, hash `{settings.hash}`; changed: {text}")

@@ -1,0 +1,69 @@
+"""Month overview: the month's tracks, peaks and sources on a map, headline figures, the rules' funnel."""
+import numpy as np
+import streamlit as st
+
+from workbench import charts, maps, pipeline, state, tables, ui, view
+
+st.title("Month overview")
+month = ui.need_data()
+settings = view.settings()
+top = st.columns([1, 3])
+ui.month_picker(top[0])
+with top[1]:
+    ui.settings_caption(settings)
+
+orbits = state.orbits(month)
+candidates = ui.month_candidates(month, settings)
+accepted = pipeline.events(candidates)
+events = pipeline.events(candidates, accepted_only=False)
+n_soundings = int(orbits["soundings"].sum())
+mean_xco2 = float((orbits["xco2_mean_ppm"] * orbits["soundings"]).sum() / max(n_soundings, 1))
+
+cols = st.columns(7)
+cols[0].metric("Soundings", f"{n_soundings:,}")
+cols[1].metric("Orbits", len(orbits))
+cols[2].metric("Candidates", f"{len(candidates):,}", help="Screen extrema and fitted windows, before the rules.")
+cols[3].metric("Plume events", f"{len(events):,}", help="Candidates merged into one event per plume.")
+cols[4].metric("Accepted", f"{len(accepted):,}", help="Events every enabled rule accepts.")
+cols[5].metric("Attributed", f"{int(accepted['source_id'].notna().sum()) if len(accepted) else 0:,}",
+               help="Accepted events with an inventory source in their upwind sector.")
+cols[6].metric("Mean XCO2 [ppm]", f"{mean_xco2:.1f}", help="Mean of the month's good soundings.")
+
+opts = st.columns(4)
+show_rejected = opts[0].toggle("Rejected events", value=False, help="Grey circles: events a rule rejected.")
+show_sources = opts[1].toggle("Inventory sources", value=True, help="Coloured by sector, sized by emission.")
+show_wind = opts[2].toggle("Wind arrows", value=True, help="Wind at each accepted peak (10 km per m/s).")
+min_source = opts[3].select_slider("Sources from [MtCO2/yr]", [0.1, 0.5, 1, 2, 5, 10], value=1,
+                                   disabled=not show_sources)
+
+points = state.track_points(month)
+layers = [maps.track_layer(points)]
+if show_sources:
+    sources = state.sources_near_tracks(state.root(), month, state.stamp(month), min_source * 1e6)
+    layers.append(maps.sources_layer(sources))
+if show_rejected and len(events):
+    layers.append(maps.peaks_layer(events[events["status"] != "accepted"], accepted=False))
+if len(accepted):
+    layers.append(maps.peaks_layer(accepted))
+    if show_wind:
+        layers.append(maps.wind_layer(tables.wind_arrows(accepted, km_per_ms=10.0)))
+st.pydeck_chart(maps.deck(layers, points["latitude"], points["longitude"], max_zoom=6), height=520)
+st.caption("Tracks: XCO2 anomaly to the orbit median [ppm] (blue below, red above, saturating at +-2 ppm), "
+           "averaged over a few seconds of flight for speed. "
+           "Red circles: accepted peaks, area ~ estimated emission. Basemap: Natural Earth 1:110m (offline).")
+
+left, right = st.columns([3, 2])
+with left:
+    st.subheader("What each rule removed")
+    if len(candidates):
+        st.altair_chart(charts.funnel_chart(tables.funnel(candidates, settings)), width="stretch")
+        st.caption(f"{len(candidates):,} candidates in, {len(accepted):,} accepted peaks out; each candidate is "
+                   "counted at the first stage it fails (hover a bar for those failing it in any order).")
+    else:
+        st.info("No candidates this month.")
+with right:
+    st.subheader("Monthly mean XCO2")
+    st.altair_chart(charts.daily_mean_chart(state.daily_mean(month)), width="stretch")
+    if len(accepted):
+        st.caption(f"Median accepted peak: {np.nanmedian(accepted['delta_ppm']):.2f} ppm, "
+                   f"{np.nanmedian(accepted['emission_MtCO2_yr']):.1f} MtCO2/yr.")

@@ -1,0 +1,64 @@
+"""Validation: score the current settings on simulated passes with known truth, and sweep one rule threshold."""
+import numpy as np
+import streamlit as st
+
+from core.settings import all_settings
+from workbench import charts, pipeline, state, view
+
+st.title("Validation on simulated truth")
+st.caption("An OSSE (simulated Lite files in the real layout, plumes of known emission over real power plants, "
+           "plume-free passes with land/water steps and cloud bursts) is written, read back and detected with the "
+           "current settings. Its fits are cached: changing a rule re-runs the rules only.")
+settings = view.settings()
+
+with st.expander("Simulated passes", expanded=False):
+    c = st.columns(4)
+    seed = c[0].number_input("Seed", 0, 10_000, 7, key="val:seed")
+    days = c[1].number_input("Days", 1, 31, 4, key="val:days")
+    per_day = c[2].number_input("Passes per day", 1, 12, 4, key="val:per_day")
+    pass_km = c[3].number_input("Pass length [km]", 500, 6000, 2000, step=500, key="val:pass_km")
+osse_key = (state.root(), int(seed), int(days), int(per_day), float(pass_km))
+with st.spinner("Simulating and fitting the passes (once per OSSE)..."):
+    _, plumes, _, summary = pipeline.osse(*osse_key)
+    now = pipeline.osse_score(osse_key, settings)
+
+st.caption(f"Simulated: {summary.split(': ', 1)[-1]}. Definitions of the scores: `core/validation.py`.")
+m = st.columns(4)
+m[0].metric("Recall", f"{now['recall']:.0%}" if np.isfinite(now["recall"]) else "-",
+            help="Detectable plumes (footprint-averaged peak >= 0.8 ppm, seen by the satellite) matched by an "
+                 f"accepted event: {now['n_matched']} of {now['n_detectable']}.")
+m[1].metric("False events / 1000 km", f"{now['false_per_1000_km']:.2f}",
+            help=f"{now['n_false']} accepted events on {now['plume_free_km']:,.0f} km of plume-free track.")
+m[2].metric("Median |emission error|", f"{100 * now['median_emission_error']:.0f} %"
+            if np.isfinite(now["median_emission_error"]) else "-",
+            help=f"|estimate - truth| / truth over {now['n_emission']} matched isolated plumes.")
+m[3].metric("Detectable plumes", now["n_detectable"], help=f"Of {len(plumes)} plumes in the truth.")
+
+st.subheader("Sweep one rule threshold")
+declared = all_settings()
+keys = [k for k in declared if k.startswith("rules.") and not k.endswith(".enabled")
+        and not pipeline.is_fit_stage(k)]
+c = st.columns([2, 2, 1])
+key = c[0].selectbox("Threshold", keys, index=keys.index("rules.significance.min_snr"), key="val:key",
+                     help="Rule thresholds only: the fits are reused, the rules re-run for each value.")
+s = declared[key]
+default_hi = min(float(s.maximum), max(3 * float(settings[key]), float(s.minimum) + 1))
+lo, hi = c[1].slider("Range", float(s.minimum), float(s.maximum), (float(s.minimum), default_hi),
+                     key=f"val:range:{key}")
+n = c[2].number_input("Values", 3, 25, 9, key="val:n")
+values = np.linspace(lo, hi, int(n))
+values = {int(round(v)) for v in values} if s.kind is int else {float(round(v, 4)) for v in values}
+values = sorted(values | {settings[key]})  # the current value is always one of the points
+rule = key.split(".")[1]
+swept = settings if settings[f"rules.{rule}.enabled"] else settings.replace({f"rules.{rule}.enabled": True})
+if swept is not settings:
+    st.info(f"The rule `{rule.replace('_', '-')}` is off in the current settings: the sweep turns it on.")
+bar = st.progress(0.0, text="sweeping")
+table = pipeline.sweep(osse_key, swept, key, values,
+                       on_value=lambda i, total, v: bar.progress(i / total, text=f"{key} = {v} ({i}/{total})"))
+bar.empty()
+st.altair_chart(charts.tradeoff_chart(table, key, settings[key]), width="stretch")
+st.caption("Each point: the current settings with only this threshold changed. Red diamond / dashed line: the "
+           "current value. Higher recall at fewer false events per 1000 km is better.")
+st.dataframe(table[["value", "recall", "n_matched", "n_detectable", "false_per_1000_km", "n_false",
+                    "median_emission_error", "n_emission"]], hide_index=True, width="stretch")
