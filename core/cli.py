@@ -1,7 +1,8 @@
-"""The command line: ``python -m core {ingest,simulate,demo,detect,export,months} ... [--cache DIR]``.
+"""The command line: ``python -m core {ingest,simulate,demo,detect,fetch,export,months} ... [--cache DIR]``.
 
 Every command takes ``--cache DIR`` (default: ``$OCO2_CACHE``, else ``data_cache/``). Summaries go to stdout,
-progress and problems to stderr; the exit status is 1 when any input was bad, 0 otherwise.
+progress and problems to stderr; the exit status is 1 when any input was bad, 2 when the command cannot run
+(bad arguments or settings, no such month, no Dask scheduler, no Earthdata credentials or network), 0 otherwise.
 """
 from __future__ import annotations
 
@@ -73,30 +74,140 @@ def _load_settings(path):
 
 
 def _cmd_detect(args) -> int:
-    from .batch import peaks_table, run_month
+    from .batch import ClusterError, DetectTaskError, describe_client, peaks_table, run_months
     from .cache import SoundingsCache
 
     settings = _load_settings(args.rules)
     if settings is None:
         return 2
-    months = SoundingsCache(args.cache).months()
-    if args.month not in months:
-        print(f"error: the cache {cache_root(args.cache)} holds no soundings for {args.month} "
-              f"(months: {', '.join(months) or 'none'})", file=sys.stderr)
+    months = _months_to_detect(args, SoundingsCache(args.cache).months())
+    if months is None:
         return 2
-    bar = ProgressBar(f"detect {args.month}")
-    candidates, seconds = run_month(args.month, settings, cache=args.cache, workers=args.workers,
-                                    on_orbit=lambda i, n, orbit: bar.update(i, n, f"orbit {orbit}"))
-    peaks = peaks_table(candidates, include_rejected=args.all)
-    n_events = int(candidates["is_event"].sum()) if len(candidates) else 0
-    n_accepted = int((candidates["is_event"] & candidates["status"].eq("accepted")).sum()) if len(candidates) else 0
-    n_attributed = int(peaks["source_id"].notna().sum()) if len(peaks) else 0
-    print(f"{args.month}: {len(candidates):,} candidates, {n_events:,} events, {n_accepted:,} accepted, "
-          f"{n_attributed:,} attributed in {seconds:.1f} s (settings {settings.preset}, hash {settings.hash})")
+    if args.scheduler and args.workers != 1:
+        print("error: give --workers N (a local Dask cluster) or --scheduler ADDRESS (an existing one), "
+              "not both", file=sys.stderr)
+        return 2
+    if args.workers < 1:
+        print(f"error: --workers must be at least 1, got {args.workers}", file=sys.stderr)
+        return 2
+    if args.soundings_url and args.workers == 1 and not args.scheduler:
+        print("note: --soundings-url is where Dask workers read; one process reads the cache", file=sys.stderr)
+    bars: dict[str, ProgressBar] = {}
+
+    def on_orbit(month, done, total, orbit):
+        bars.setdefault(month, ProgressBar(f"detect {month}")).update(done, total, f"orbit {orbit}")
+
+    peaks = []
+    try:
+        with _cluster(args) as client:
+            if client is not None:
+                print(describe_client(client), file=sys.stderr, flush=True)
+            runs = run_months(months, settings, cache=args.cache, on_orbit=on_orbit, client=client,
+                              soundings_url=args.soundings_url)
+            for month, candidates, seconds in runs:
+                print(_detect_summary(month, candidates, seconds, settings), flush=True)
+                peaks.append(peaks_table(candidates, include_rejected=args.all))
+    except ClusterError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except DetectTaskError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     if args.out:
-        peaks.to_csv(args.out, index=False)
-        print(f"wrote {len(peaks):,} rows to {args.out}")
+        table = _concat_peaks(peaks)
+        table.to_csv(args.out, index=False)
+        print(f"wrote {len(table):,} rows to {args.out}")
     return 0
+
+
+def _cluster(args):
+    """A Dask client for ``--workers N`` (N > 1) or ``--scheduler``, else a context holding None."""
+    import contextlib
+
+    from .batch import dask_client, uses_dask
+
+    if not uses_dask(args.workers, args.scheduler):
+        return contextlib.nullcontext(None)
+    return dask_client(args.workers, args.scheduler)
+
+
+def _concat_peaks(tables):
+    """Concatenate peaks tables (one per month), keeping the contract columns when all are empty."""
+    import pandas as pd
+
+    non_empty = [t for t in tables if len(t)]
+    return pd.concat(non_empty, ignore_index=True) if non_empty else tables[0]
+
+
+def _detect_summary(month: str, candidates, seconds: float, settings) -> str:
+    from .batch import peaks_table
+
+    peaks = peaks_table(candidates)
+    n_events = int(candidates["is_event"].sum()) if len(candidates) else 0
+    n_accepted = len(peaks)
+    n_attributed = int(peaks["source_id"].notna().sum()) if len(peaks) else 0
+    return (f"{month}: {len(candidates):,} candidates, {n_events:,} events, {n_accepted:,} accepted, "
+            f"{n_attributed:,} attributed in {seconds:.1f} s (settings {settings.preset}, hash {settings.hash})")
+
+
+def _months_to_detect(args, cached: list[str]) -> list[str] | None:
+    """The months of ``--month`` or ``--months A:B`` that the cache holds, or None after printing why not."""
+    root = cache_root(args.cache)
+    held = f"(months: {', '.join(cached) or 'none'})"
+    if args.month:
+        if not _valid_month(args.month):
+            print(f"error: --month must be YYYY-MM, got {args.month!r}", file=sys.stderr)
+            return None
+        if args.month not in cached:
+            print(f"error: the cache {root} holds no soundings for {args.month} {held}", file=sys.stderr)
+            return None
+        return [args.month]
+    first, sep, last = args.months.partition(":")
+    if not sep or not _valid_month(first) or not _valid_month(last) or first > last:
+        print(f"error: --months must be YYYY-MM:YYYY-MM (first <= last), got {args.months!r}", file=sys.stderr)
+        return None
+    wanted = _month_range(first, last)
+    missing = [m for m in wanted if m not in cached]
+    present = [m for m in wanted if m in cached]
+    if not present:
+        print(f"error: the cache {root} holds no soundings for {args.months} {held}", file=sys.stderr)
+        return None
+    if missing:
+        print(f"note: no soundings for {', '.join(missing)} in {root}: skipped", file=sys.stderr)
+    return present
+
+
+def _valid_month(text: str) -> bool:
+    import re
+
+    return bool(re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", text or ""))
+
+
+def _month_range(first: str, last: str) -> list[str]:
+    """Every ``YYYY-MM`` from ``first`` to ``last`` inclusive."""
+    year, month = map(int, first.split("-"))
+    out = []
+    while f"{year:04d}-{month:02d}" <= last:
+        out.append(f"{year:04d}-{month:02d}")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return out
+
+
+def _cmd_fetch(args) -> int:
+    from .fetch import FetchError, fetch_month
+
+    bar = ProgressBar(f"ingest {args.month}")
+    try:
+        summary = fetch_month(args.month, cache=args.cache, timeout_s=args.timeout,
+                              on_file=lambda i, n, report: bar.update(i, n, report.path.name),
+                              log=lambda line: print(line, file=sys.stderr, flush=True))
+    except FetchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for report in summary.files:
+        print(report.summary_line(), file=sys.stderr if report.bad else sys.stdout)
+    print(summary.summary_line())
+    return 1 if summary.n_bad else 0
 
 
 def _cmd_export(args) -> int:
@@ -154,13 +265,29 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", parents=[common], help="make and ingest the embedded demo month (idempotent)")
     p.set_defaults(func=_cmd_demo)
 
-    p = sub.add_parser("detect", parents=[common], help="detect plume events in a month")
-    p.add_argument("--month", required=True, help="YYYY-MM")
+    p = sub.add_parser("detect", parents=[common], help="detect plume events in a month or a range of months")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--month", help="YYYY-MM")
+    which.add_argument("--months", metavar="YYYY-MM:YYYY-MM",
+                       help="a range of months, first and last included (each stored as with --month)")
     p.add_argument("--rules", metavar="FILE.toml", help="detection settings (default: the recommended preset)")
-    p.add_argument("--out", metavar="FILE.csv", help="write the accepted events as CSV")
+    p.add_argument("--out", metavar="FILE.csv", help="write the accepted events as CSV (all months in one file)")
     p.add_argument("--all", action="store_true", help="with --out: rejected candidates too")
-    p.add_argument("--workers", type=int, default=1, metavar="N", help="local processes (default 1)")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="1 (default): this process, no Dask; N > 1: a local Dask cluster of N worker processes")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run on an existing Dask cluster (tcp://HOST:PORT) instead of local processes")
+    p.add_argument("--soundings-url", metavar="URL",
+                   help="where the Dask workers read the soundings (folder or fsspec URL such as "
+                        "s3://bucket/oco2/soundings; default: <cache>/soundings)")
     p.set_defaults(func=_cmd_detect)
+
+    p = sub.add_parser("fetch", parents=[common],
+                       help="download a month of real OCO-2 Lite files (Earthdata login) and ingest them")
+    p.add_argument("--month", required=True, help="YYYY-MM")
+    p.add_argument("--timeout", type=float, default=5.0, metavar="S",
+                   help="seconds to wait for the Earthdata servers to answer (default 5)")
+    p.set_defaults(func=_cmd_fetch)
 
     p = sub.add_parser("export", parents=[common], help="export stored detections of a month as CSV")
     p.add_argument("--month", required=True, help="YYYY-MM")
