@@ -136,6 +136,18 @@ def view_changed() -> None:
     share_box()
 
 
+def month_header(title: str) -> tuple[str, DetectionSettings]:
+    """A month page's title, month picker and settings caption; returns the month and the settings."""
+    st.title(title)
+    month = need_data()
+    settings = view.settings()
+    top = st.columns([1, 3])
+    month_picker(top[0])
+    with top[1]:
+        settings_caption(settings)
+    return month, settings
+
+
 def settings_caption(settings: DetectionSettings) -> None:
     changed = settings.changed()
     text = ", ".join(f"`{k}` = {v}" for k, v in sorted(changed.items())) or "none"

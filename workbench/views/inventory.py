@@ -3,15 +3,9 @@ import numpy as np
 import streamlit as st
 
 from core.inventory import SECTORS
-from workbench import charts, pipeline, queries, state, ui, view
+from workbench import charts, pipeline, queries, state, ui
 
-st.title("Inventory comparison")
-month = ui.need_data()
-settings = view.settings()
-top = st.columns([1, 3])
-ui.month_picker(top[0])
-with top[1]:
-    ui.settings_caption(settings)
+month, settings = ui.month_header("Inventory comparison")
 
 accepted = pipeline.events(ui.month_candidates(month, settings))
 if accepted.empty or accepted["source_id"].notna().sum() == 0:

@@ -2,15 +2,9 @@
 import numpy as np
 import streamlit as st
 
-from workbench import charts, maps, pipeline, state, tables, ui, view
+from workbench import charts, maps, pipeline, state, tables, ui
 
-st.title("Month overview")
-month = ui.need_data()
-settings = view.settings()
-top = st.columns([1, 3])
-ui.month_picker(top[0])
-with top[1]:
-    ui.settings_caption(settings)
+month, settings = ui.month_header("Month overview")
 
 orbits = state.orbits(month)
 candidates = ui.month_candidates(month, settings)
