@@ -114,3 +114,38 @@ def test_two_processes_write_at_once(tmp_path):
     current = store.current_decisions()
     assert len(current) == 150  # both processes vetted the same 150 peaks: one current decision each
     assert (current["n_decisions"] == 2).all()
+
+
+KILLED_WRITER = """
+import sys
+from core.vetting import PeakKey, VettingStore
+store = VettingStore(sys.argv[1])
+for i in range(100_000):
+    store.record(PeakKey("2019-08", 2, i, "h"), "reject", "x" * 2000, "killed")
+    print(i, flush=True)  # printed only once the INSERT is committed
+"""
+
+
+def test_sigkill_mid_write_loses_at_most_the_decision_in_flight(tmp_path):
+    import os
+    import signal
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(tmp_path)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    committed = -1
+    deadline = time.monotonic() + 60
+    try:
+        while committed < 200 and time.monotonic() < deadline:  # let it write a while, then kill it mid-stream
+            line = proc.stdout.readline()
+            if not line:
+                break
+            committed = int(line.split()[0])
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    assert committed >= 200, proc.stderr.read()
+    history = VettingStore(tmp_path).history()  # the database opens and reads after the kill
+    stored = sorted(history["sounding_id"].tolist())
+    assert stored == list(range(len(stored)))  # no gap, no torn row
+    assert len(stored) >= committed + 1  # every decision reported committed is there: only the one in flight is lost
