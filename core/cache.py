@@ -83,11 +83,9 @@ class SoundingsCache:
     def read_month(self, month: str, columns: list[str] | None = None) -> pd.DataFrame:
         """All good soundings of a month, sorted by ``sounding_id``."""
         files = self.day_files(month)
-        if not files:
-            return SOUNDINGS_SCHEMA.empty_table().to_pandas() if columns is None else \
-                SOUNDINGS_SCHEMA.empty_table().select(columns).to_pandas()
-        table = pa.concat_tables(pq.read_table(f, columns=columns) for f in files)
-        return table.to_pandas()
+        tables = [pq.read_table(f, columns=columns) for f in files] or [SOUNDINGS_SCHEMA.empty_table()]
+        table = pa.concat_tables(tables)
+        return (table if columns is None else table.select(columns)).to_pandas()
 
     # -- writing -------------------------------------------------------------------------------------------------
     @contextlib.contextmanager

@@ -6,6 +6,7 @@ with it as warnings. Names are printed safely even when they are not valid UTF-8
 """
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from dataclasses import dataclass, field
@@ -113,9 +114,8 @@ def ingest_paths(paths, cache=None, on_file: Callable[[int, int, FileReport], No
     files, missing = find_lite_files(paths)
     summary = IngestSummary()
     total = len(missing) + len(files)
-    reports = iter(missing)
-    for i in range(1, total + 1):
-        report = next(reports, None) or ingest_file(files[i - 1 - len(missing)], cache, force=force)
+    reports = itertools.chain(missing, (ingest_file(path, cache, force=force) for path in files))
+    for i, report in enumerate(reports, 1):
         summary.files.append(report)
         if on_file:
             on_file(i, total, report)

@@ -26,10 +26,6 @@ FILE_NAME_RE = re.compile(
     r"^oco2_LtCO2_(?P<day>\d{6})_(?P<build>B\d+[0-9A-Za-z]*)_(?P<produced>\d{12})s\.nc4$"
 )
 
-#: Operation modes as stored in ``Sounding/operation_mode``.
-OPERATION_MODES = {0: "nadir", 1: "glint", 2: "target", 3: "transition"}
-#: Surface types as stored in ``Sounding/land_water_indicator``.
-LAND_WATER = {0: "land", 1: "water", 2: "inland water", 3: "mixed"}
 
 
 @dataclass(frozen=True)
