@@ -2,7 +2,7 @@
 
 Starts ``streamlit run workbench/app.py`` on 127.0.0.1 over a cache holding the demo month, warms it with one
 session (the first visit of the month overview detects the month once per server process), then opens N
-sessions at once. Each session is a real Streamlit client speaking the app's own websocket protocol
+sessions at once. Each session (one websocket, as one browser tab) is a real Streamlit client speaking the app's own websocket protocol
 (``/_stcore/stream``, the protobuf BackMsg / ForwardMsg messages the browser sends and receives): it asks for the
 month overview, the orbit explorer, the peak detail and the inventory comparison in turn, and a page counts as
 rendered when the server reports ``script_finished``. An exception element on a page is an error. This measures
@@ -31,10 +31,12 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from core.demo import ensure_demo  # noqa: E402
+from core.demo import DEMO_MONTH, ensure_demo  # noqa: E402
 
 #: page url paths in visiting order ("" is the default page, the month overview)
 PAGES = ["", "orbit", "peak", "inventory"]
+#: the view every analyst opens (the query string a shared link carries); the orbit is chosen by the app
+QUERY = f"month={DEMO_MONTH}"
 TIMEOUT_S = 120
 
 
@@ -64,34 +66,41 @@ def start_server(cache: Path) -> tuple[subprocess.Popen, str]:
     raise SystemExit("the app did not start within 60 s")
 
 
-async def render(url: str, page: str) -> float:
-    """Open a session, ask for a page, wait for ``script_finished``; raise on an exception element."""
-    import websockets
+async def render(ws, page: str) -> float:
+    """Ask the session for a page, wait for ``script_finished``; raise on an exception element."""
     from streamlit.proto.BackMsg_pb2 import BackMsg
     from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
-    async with websockets.connect(url.replace("http", "ws") + "/_stcore/stream", max_size=None,
-                                  subprotocols=["streamlit"]) as ws:
-        msg = BackMsg()
-        msg.rerun_script.page_name = page
-        start = time.perf_counter()
-        await ws.send(msg.SerializeToString())
-        while True:
-            forward = ForwardMsg()
-            forward.ParseFromString(await asyncio.wait_for(ws.recv(), TIMEOUT_S))
-            kind = forward.WhichOneof("type")
-            if kind == "delta" and forward.delta.new_element.WhichOneof("type") == "exception":
-                raise RuntimeError(f"page {page or 'overview'!r}: {forward.delta.new_element.exception.message}")
-            if kind == "script_finished":
-                return time.perf_counter() - start
+    msg = BackMsg()
+    msg.rerun_script.page_name = page
+    msg.rerun_script.query_string = QUERY
+    start = time.perf_counter()
+    await ws.send(msg.SerializeToString())
+    while True:
+        forward = ForwardMsg()
+        forward.ParseFromString(await asyncio.wait_for(ws.recv(), TIMEOUT_S))
+        kind = forward.WhichOneof("type")
+        if kind == "delta" and forward.delta.new_element.WhichOneof("type") == "exception":
+            raise RuntimeError(f"page {page or 'overview'!r}: {forward.delta.new_element.exception.message}")
+        if kind == "script_finished":
+            return time.perf_counter() - start
 
 
 async def session(url: str, index: int, results: list, errors: list) -> None:
-    for page in PAGES:
-        try:
-            results.append((index, page or "overview", await render(url, page)))
-        except Exception as exc:  # noqa: BLE001 - every failure is a counted error of the load test
-            errors.append(f"session {index}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+    """One analyst: one websocket session (as one browser tab) visiting the pages in turn."""
+    import websockets
+
+    try:
+        async with websockets.connect(url.replace("http", "ws") + "/_stcore/stream", max_size=None,
+                                      subprotocols=["streamlit"]) as ws:
+            for page in PAGES:
+                try:
+                    results.append((index, page or "overview", await render(ws, page)))
+                except Exception as exc:  # noqa: BLE001 - every failure is a counted error of the load test
+                    errors.append(f"session {index}: {type(exc).__name__}: "
+                                  f"{str(exc).splitlines()[0] if str(exc) else ''}")
+    except OSError as exc:
+        errors.append(f"session {index}: could not connect: {exc}")
 
 
 async def run(url: str, sessions: int) -> tuple[list, list, float]:

@@ -66,7 +66,15 @@ class SoundingsCache:
         return sorted(p for p in self.soundings_dir.glob(pattern) if not p.name.startswith("."))
 
     def months(self) -> list[str]:
-        return sorted({p.parent.name.removeprefix("month=") for p in self.day_files()})
+        """Months holding at least one day file (one directory scan per month folder, no per-file stat)."""
+        if not self.soundings_dir.is_dir():
+            return []
+        out = []
+        for folder in self.soundings_dir.glob("month=*"):
+            with os.scandir(folder) as entries:
+                if any(e.name.endswith(".parquet") and not e.name.startswith(".") for e in entries):
+                    out.append(folder.name.removeprefix("month="))
+        return sorted(out)
 
     def manifest(self) -> pd.DataFrame:
         """One row per ingested file, read from the day files' footers (the cache cannot disagree with it).

@@ -206,6 +206,61 @@ def test_maps_use_the_offline_basemap_and_numeric_positions():
     assert all("url" not in src and "tiles" not in src for src in style["sources"].values())
 
 
+def test_compact_deck_is_pydecks_json_without_whitespace():
+    import pydeck as pdk
+
+    points = pd.DataFrame({"orbit": [1, 2], "latitude": [45.0, 46.0], "longitude": [10.0, 11.0],
+                           "xco2": [410.0, 411.5], "anomaly_ppm": [-0.5, 1.0]})
+    spec = maps.deck([maps.track_layer(points)], points["latitude"], points["longitude"], height=300)
+    reference = pdk.Deck(layers=[maps.track_layer(points)], initial_view_state=maps.view_for(points["latitude"], points["longitude"]),
+                         views=[pdk.View(type="MapView", controller=True, repeat=True)], map_provider="carto",
+                         map_style=basemap.STYLE_URL, tooltip=maps.TOOLTIP, height=300).to_json()
+    assert json.loads(spec.to_json()) == json.loads(reference)
+    assert "\n" not in spec.to_json() and len(spec.to_json()) < 0.7 * len(reference)
+    assert spec._tooltip == maps.TOOLTIP and spec.layers == []
+
+
+def test_vega_spec_carries_its_datasets_as_arrow_bytes():
+    import altair as alt
+    import pyarrow as pa
+
+    from workbench import ui
+
+    frame = pd.DataFrame({"x_km": np.arange(6000.0), "xco2": np.linspace(400, 420, 6000)})  # over Altair's 5000
+    spec = ui.vega_spec(alt.Chart(frame).mark_point().encode(x="x_km:Q", y="xco2:Q"))
+    (name, data), = spec["datasets"].items()
+    table = pa.ipc.open_stream(data).read_all()
+    assert spec["data"]["name"] == name and table.num_rows == 6000
+    assert np.allclose(table.column("xco2").to_numpy(), frame["xco2"])
+
+
+def test_month_stamp_moves_when_a_day_file_is_replaced_added_or_removed(tmp_path):
+    import os
+    import time
+
+    cache = SoundingsCache(tmp_path)
+    assert queries.data_stamp(cache, "2019-08") == "0:0" and cache.months() == []
+    folder = tmp_path / "soundings" / "month=2019-08"
+    folder.mkdir(parents=True)
+    (tmp_path / "soundings" / "month=2019-09").mkdir()  # an empty month folder is no month
+    (folder / ".2019-08-01.parquet.tmp").write_bytes(b"x")
+    assert cache.months() == []
+    stamps = []
+    for step in ("add", "replace", "add", "remove"):
+        time.sleep(0.01)
+        if step == "add":
+            (folder / f".tmp{len(stamps)}").write_bytes(b"new")
+            os.replace(folder / f".tmp{len(stamps)}", folder / f"2019-08-0{len(stamps) + 1}.parquet")
+        elif step == "replace":
+            (folder / ".tmp").write_bytes(b"newer")
+            os.replace(folder / ".tmp", folder / "2019-08-01.parquet")
+        else:
+            (folder / "2019-08-01.parquet").unlink()
+        stamps.append(queries.data_stamp(cache, "2019-08"))
+    assert len(set(stamps)) == 4 and [s.split(":")[0] for s in stamps] == ["1", "1", "2", "1"]
+    assert cache.months() == ["2019-08"]
+
+
 def test_view_frames_a_cluster_across_the_antimeridian_but_not_the_globe():
     across = maps.view_for([10, 11], [179.5, -179.5])
     assert abs(abs(across.longitude) - 180) < 1 and across.zoom > 3

@@ -13,6 +13,9 @@ POINT_COLOUR = "#5b6b7c"
 SECTOR_DOMAIN = ["power-coal", "power-gas", "power-oil", "power", "industry", "city"]
 SECTOR_COLOURS = ["#4d4d4d", "#1f77b4", "#8c564b", "#9467bd", "#e377c2", "#2ca02c"]
 
+# An orbit has up to ~40k soundings: lift Altair's 5,000-row guard once, for the process (as st.altair_chart does)
+alt.data_transformers.disable_max_rows()
+
 
 def orbit_chart(soundings: pd.DataFrame, curves: pd.DataFrame, selected_km: float | None = None,
                 height: int = 380) -> alt.LayerChart:

@@ -4,6 +4,8 @@ Every layer carries a ``label`` column, shown as the tooltip, so layers of diffe
 """
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pydeck as pdk
@@ -19,11 +21,42 @@ SECTOR_RGB = {name: [int(c[1:3], 16), int(c[3:5], 16), int(c[5:7], 16)] for name
               zip(SECTOR_DOMAIN, SECTOR_COLOURS)}
 
 
-def deck(layers: list, points_lat, points_lon, height: int = 520, max_zoom: float = 9.0) -> pdk.Deck:
-    """A map of ``layers`` on the offline basemap, framed on the given points."""
-    return pdk.Deck(layers=layers, initial_view_state=view_for(points_lat, points_lon, max_zoom),
-                    views=[pdk.View(type="MapView", controller=True, repeat=True)],  # layers on every world copy
-                    map_provider="carto", map_style=STYLE_URL, tooltip={"text": "{label}"}, height=height)
+TOOLTIP = {"text": "{label}"}
+
+
+class DeckSpec:
+    """A map already serialised to compact JSON, for ``st.pydeck_chart`` (which reads ``to_json()`` and the tooltip).
+
+    pydeck pretty-prints its JSON (indent 2, sorted keys): for a month's tracks that is twice the bytes and most of
+    the page's server time. A ``DeckSpec`` is serialised once, without whitespace, and can be cached as it is.
+    """
+
+    layers: list = []  # nothing left for Streamlit to convert
+    mapbox_key = None
+
+    def __init__(self, spec_json: str, tooltip: dict | None = None):
+        self._json = spec_json
+        self._tooltip = dict(tooltip or TOOLTIP)
+
+    def to_json(self) -> str:
+        return self._json
+
+    def __len__(self) -> int:
+        return len(self._json)
+
+
+def compact(deck_obj: pdk.Deck) -> DeckSpec:
+    """Serialise a pydeck ``Deck`` once, compactly (same content as ``Deck.to_json``)."""
+    from pydeck.bindings.json_tools import default_serialize
+
+    return DeckSpec(json.dumps(deck_obj, default=default_serialize, separators=(",", ":")), TOOLTIP)
+
+
+def deck(layers: list, points_lat, points_lon, height: int = 520, max_zoom: float = 9.0) -> DeckSpec:
+    """A map of ``layers`` on the offline basemap, framed on the given points (compact JSON, see :class:`DeckSpec`)."""
+    return compact(pdk.Deck(layers=layers, initial_view_state=view_for(points_lat, points_lon, max_zoom),
+                            views=[pdk.View(type="MapView", controller=True, repeat=True)],  # on every world copy
+                            map_provider="carto", map_style=STYLE_URL, tooltip=TOOLTIP, height=height))
 
 
 def view_for(lat, lon, max_zoom: float = 9.0) -> pdk.ViewState:

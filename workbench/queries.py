@@ -5,6 +5,8 @@ filter (row groups are skipped by their ``orbit`` statistics). All SQL takes bou
 """
 from __future__ import annotations
 
+import os
+
 import duckdb
 import numpy as np
 import pandas as pd
@@ -19,10 +21,19 @@ _BIN_SECONDS = (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60)
 
 
 def data_stamp(cache: SoundingsCache, month: str) -> str:
-    """Changes whenever a day file of the month is added, replaced or removed (a cache key for its data)."""
-    files = cache.day_files(month)
-    latest = max((f.stat().st_mtime_ns for f in files), default=0)
-    return f"{len(files)}:{latest}"
+    """Changes whenever a day file of the month is added, replaced or removed (a cache key for its data).
+
+    The cache writes a day file under a hidden name and renames it into place (:mod:`core.cache`), so every change
+    moves the folder's modification time. Two system calls, no per-file stat: the pages call this several times a
+    run, and under load each call that leaves the GIL waits to get it back.
+    """
+    folder = cache.soundings_dir / f"month={month}"
+    try:
+        with os.scandir(folder) as entries:
+            n_files = sum(1 for e in entries if e.name.endswith(".parquet") and not e.name.startswith("."))
+        return f"{n_files}:{folder.stat().st_mtime_ns}"
+    except FileNotFoundError:
+        return "0:0"
 
 
 def _month_files(cache: SoundingsCache, month: str) -> list[str]:

@@ -10,7 +10,7 @@ import streamlit as st
 from core.settings import DetectionSettings
 from core.vetting import VettingStore
 
-from . import controls, pipeline, state, tables, view
+from . import controls, maps, pipeline, state, tables, view
 
 VIEWS = Path(__file__).resolve().parent / "views"
 #: Page files by name (``st.switch_page`` / ``st.page_link`` targets).
@@ -152,3 +152,74 @@ def settings_caption(settings: DetectionSettings) -> None:
     changed = settings.changed()
     text = ", ".join(f"`{k}` = {v}" for k, v in sorted(changed.items())) or "none"
     st.caption(f"Settings: preset `{settings.preset}`, hash `{settings.hash}`; changed: {text}")
+
+
+
+# ------------------------------------------------------------------------------------------------ figures, built once
+
+@st.cache_data(show_spinner=False, max_entries=512)
+def memo(key: tuple, _build):
+    """``_build()``, computed once per ``key`` in this server process (then shared by every session).
+
+    ``key`` must name everything the result depends on (cache root, month, data stamp, settings hash, orbit, peak,
+    options): the pages build their figures through this, so a page drawn before is only sent again.
+    """
+    return _build()
+
+
+def vega(key: tuple, build) -> dict:
+    """An Altair chart as a Vega-Lite spec (for ``st.vega_lite_chart``), built and validated once per ``key``."""
+    return memo(("vega",) + key, lambda: vega_spec(build()))
+
+
+def vega_spec(chart) -> dict:
+    """A chart's Vega-Lite spec with its datasets as Arrow IPC bytes, the form Streamlit sends them in (so a cached
+    spec is not converted again on every run)."""
+    import pyarrow as pa
+
+    spec = chart.to_dict()
+    for name, rows in spec.get("datasets", {}).items():
+        table = pa.Table.from_pylist(rows)
+        sink = pa.BufferOutputStream()
+        with pa.RecordBatchStreamWriter(sink, table.schema) as writer:
+            writer.write_table(table)
+        spec["datasets"][name] = sink.getvalue().to_pybytes()
+    return spec
+
+
+def month_key(month: str, settings: DetectionSettings) -> tuple:
+    """What a month figure depends on: the cache, the month's data and the settings."""
+    return state.root(), month, state.stamp(month), settings.hash
+
+
+def month_events(month: str, settings: DetectionSettings, candidates: pd.DataFrame,
+                 accepted_only: bool = True) -> pd.DataFrame:
+    """:func:`pipeline.events` of the month's candidates, filtered once per month and settings."""
+    return memo(("events", *month_key(month, settings), accepted_only),
+                lambda: pipeline.events(candidates, accepted_only))
+
+
+def month_map(month: str, settings: DetectionSettings, show_rejected: bool, show_sources: bool, show_wind: bool,
+              min_source_MtCO2_yr: float) -> maps.DeckSpec:
+    """The month overview's map (tracks, sources, peaks, wind), serialised once per month, settings and options."""
+    def build() -> maps.DeckSpec:
+        candidates = pipeline.month_candidates(state.root(), month, state.stamp(month), settings,
+                                               state.orbit_numbers(month))
+        accepted = pipeline.events(candidates)
+        points = state.track_points(month)
+        layers = [maps.track_layer(points)]
+        if show_sources:
+            sources = state.sources_near_tracks(state.root(), month, state.stamp(month), min_source_MtCO2_yr * 1e6)
+            layers.append(maps.sources_layer(sources))
+        if show_rejected:
+            events = pipeline.events(candidates, accepted_only=False)
+            if len(events):
+                layers.append(maps.peaks_layer(events[events["status"] != "accepted"], accepted=False))
+        if len(accepted):
+            layers.append(maps.peaks_layer(accepted))
+            if show_wind:
+                layers.append(maps.wind_layer(tables.wind_arrows(accepted, km_per_ms=10.0)))
+        return maps.deck(layers, points["latitude"], points["longitude"], max_zoom=6)
+
+    return memo(("month-map", *month_key(month, settings), show_rejected, show_sources, show_wind,
+                 float(min_source_MtCO2_yr)), build)

@@ -3,21 +3,24 @@ import numpy as np
 import streamlit as st
 
 from core.inventory import SECTORS
-from workbench import charts, pipeline, queries, state, ui
+from workbench import charts, queries, state, ui
 
 month, settings = ui.month_header("Inventory comparison")
 
-accepted = pipeline.events(ui.month_candidates(month, settings))
+accepted = ui.month_events(month, settings, ui.month_candidates(month, settings))
 if accepted.empty or accepted["source_id"].notna().sum() == 0:
     st.info("No accepted peak with an upwind inventory source this month (with these settings).")
     st.stop()
 
-everything = queries.inventory_join(accepted, None, None, cache=state.root())
+key = ui.month_key(month, settings)
+everything = ui.memo(("inventory", *key), lambda: queries.inventory_join(accepted, None, None, cache=state.root()))
 f = st.columns(2)
 sectors = f[0].multiselect("Sectors", [s for s in SECTORS if s in set(everything["sector"])], key="inv:sectors",
                            help="Sector of the attributed source.")
 countries = f[1].multiselect("Countries", sorted(everything["country"].dropna().unique()), key="inv:countries")
-joined = queries.inventory_join(accepted, sectors, countries, cache=state.root())
+filters = (tuple(sectors), tuple(countries))
+joined = ui.memo(("inventory", *key, *filters),
+                 lambda: queries.inventory_join(accepted, sectors, countries, cache=state.root()))
 
 ratio = joined["emission_ratio"].astype(float)
 c = st.columns(4)
@@ -29,7 +32,8 @@ c[3].metric("Within a factor 2", f"{np.mean((ratio > 0.5) & (ratio < 2)):.0%}" i
 if joined.empty:
     st.info("No attributed peak matches the filters.")
     st.stop()
-st.altair_chart(charts.inventory_chart(joined), width="stretch")
+st.vega_lite_chart(ui.vega(("inventory-chart", *key, *filters), lambda: charts.inventory_chart(joined)),
+                  width="stretch")
 st.caption("Each point: one accepted peak against the inventory emission of its best-ranked upwind source; bars: "
            "1-sigma of the estimate (fit and wind); dashed: 1:1. A single overpass sees an hour of emission, the "
            "inventory gives a yearly mean: tens of percent apart is expected (METHOD.md section 3).")

@@ -30,10 +30,17 @@ cols[3].metric("Rejected events", int(kinds.get("rejected", 0)))
 cols[4].metric("Not fitted", int(kinds.get("not fitted", 0)), help="Screen too weak or fit failed.")
 
 peak = ui.find_peak(candidates, view.peak())
-x = od.soundings["x_km"]
-curves = tables.fit_curves(candidates).query("@x.min() <= x_km <= @x.max()")
-st.altair_chart(charts.orbit_chart(od.soundings, curves, None if peak is None else float(peak["center_km"])),
-                width="stretch")
+orbit_key = (*ui.month_key(month, settings), orbit)
+
+
+def orbit_chart():
+    x = od.soundings["x_km"]
+    curves = tables.fit_curves(candidates).query("@x.min() <= x_km <= @x.max()")
+    return charts.orbit_chart(od.soundings, curves, None if peak is None else float(peak["center_km"]))
+
+
+st.vega_lite_chart(ui.vega(("orbit-chart", *orbit_key, None if peak is None else int(peak["sounding_id"])),
+                           orbit_chart), width="stretch")
 st.caption("Grey dots: good soundings. Curves: each fitted candidate over +-4 sigma; red solid accepted, orange "
            "dashed rejected (hover for the rules it failed), grey dotted other windows of the same plume. "
            "Drag to pan, scroll to zoom.")
@@ -63,11 +70,15 @@ with left:
             st.switch_page(ui.PAGE_FILES["peak"])
 with right:
     st.subheader("Orbit on the map")
-    track = od.soundings.iloc[::8]
-    track = track.assign(anomaly_ppm=track["xco2"] - track["xco2"].median())
-    layers = [maps.track_layer(track.assign(orbit=orbit), radius_m=1500)]
-    ev = pipeline.events(candidates, accepted_only=False)
-    if len(ev):
-        layers.append(maps.peaks_layer(ev[ev["status"] != "accepted"], accepted=False))
-        layers.append(maps.peaks_layer(ev[ev["status"] == "accepted"]))
-    st.pydeck_chart(maps.deck(layers, track["latitude"], track["longitude"], height=360), height=360)
+
+    def orbit_map():
+        track = od.soundings.iloc[::8]
+        track = track.assign(anomaly_ppm=track["xco2"] - track["xco2"].median())
+        layers = [maps.track_layer(track.assign(orbit=orbit), radius_m=1500)]
+        ev = pipeline.events(candidates, accepted_only=False)
+        if len(ev):
+            layers.append(maps.peaks_layer(ev[ev["status"] != "accepted"], accepted=False))
+            layers.append(maps.peaks_layer(ev[ev["status"] == "accepted"]))
+        return maps.deck(layers, track["latitude"], track["longitude"], height=360)
+
+    st.pydeck_chart(ui.memo(("orbit-map", *orbit_key), orbit_map), height=360)

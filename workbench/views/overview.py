@@ -2,14 +2,14 @@
 import numpy as np
 import streamlit as st
 
-from workbench import charts, maps, pipeline, state, tables, ui
+from workbench import charts, state, tables, ui
 
 month, settings = ui.month_header("Month overview")
 
 orbits = state.orbits(month)
 candidates = ui.month_candidates(month, settings)
-accepted = pipeline.events(candidates)
-events = pipeline.events(candidates, accepted_only=False)
+accepted = ui.month_events(month, settings, candidates)
+events = ui.month_events(month, settings, candidates, accepted_only=False)
 n_soundings = int(orbits["soundings"].sum())
 mean_xco2 = float((orbits["xco2_mean_ppm"] * orbits["soundings"]).sum() / max(n_soundings, 1))
 
@@ -30,18 +30,7 @@ show_wind = opts[2].toggle("Wind arrows", value=True, help="Wind at each accepte
 min_source = opts[3].select_slider("Sources from [MtCO2/yr]", [0.1, 0.5, 1, 2, 5, 10], value=1,
                                    disabled=not show_sources)
 
-points = state.track_points(month)
-layers = [maps.track_layer(points)]
-if show_sources:
-    sources = state.sources_near_tracks(state.root(), month, state.stamp(month), min_source * 1e6)
-    layers.append(maps.sources_layer(sources))
-if show_rejected and len(events):
-    layers.append(maps.peaks_layer(events[events["status"] != "accepted"], accepted=False))
-if len(accepted):
-    layers.append(maps.peaks_layer(accepted))
-    if show_wind:
-        layers.append(maps.wind_layer(tables.wind_arrows(accepted, km_per_ms=10.0)))
-st.pydeck_chart(maps.deck(layers, points["latitude"], points["longitude"], max_zoom=6), height=520)
+st.pydeck_chart(ui.month_map(month, settings, show_rejected, show_sources, show_wind, min_source), height=520)
 st.caption("Tracks: XCO2 anomaly to the orbit median [ppm] (blue below, red above, saturating at +-2 ppm), "
            "averaged over a few seconds of flight for speed. "
            "Red circles: accepted peaks, area ~ estimated emission. Basemap: Natural Earth 1:110m (offline).")
@@ -50,14 +39,16 @@ left, right = st.columns([3, 2])
 with left:
     st.subheader("What each rule removed")
     if len(candidates):
-        st.altair_chart(charts.funnel_chart(tables.funnel(candidates, settings)), width="stretch")
+        st.vega_lite_chart(ui.vega(("funnel", *ui.month_key(month, settings)),
+                                   lambda: charts.funnel_chart(tables.funnel(candidates, settings))), width="stretch")
         st.caption(f"{len(candidates):,} candidates in, {len(accepted):,} accepted peaks out; each candidate is "
                    "counted at the first stage it fails (hover a bar for those failing it in any order).")
     else:
         st.info("No candidates this month.")
 with right:
     st.subheader("Monthly mean XCO2")
-    st.altair_chart(charts.daily_mean_chart(state.daily_mean(month)), width="stretch")
+    st.vega_lite_chart(ui.vega(("daily-mean", state.root(), month, state.stamp(month)),
+                               lambda: charts.daily_mean_chart(state.daily_mean(month))), width="stretch")
     if len(accepted):
         st.caption(f"Median accepted peak: {np.nanmedian(accepted['delta_ppm']):.2f} ppm, "
                    f"{np.nanmedian(accepted['emission_MtCO2_yr']):.1f} MtCO2/yr.")

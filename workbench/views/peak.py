@@ -33,12 +33,17 @@ st.page_link(ui.PAGE_FILES["orbit"], label="Back to the orbit", icon="🛰️")
 fitted = row["fixed_reason"] == ""
 left, right = st.columns([3, 2])
 with left:
-    window = tables.peak_window(ui.orbit_data(month, orbit, settings).soundings, row, settings["fit.window_km"])
-    fit_chart, residual_chart = charts.peak_charts(window)
+    peak_key = (*ui.month_key(month, settings), orbit, int(row["sounding_id"]))
+
+    def peak_charts():
+        window = tables.peak_window(ui.orbit_data(month, orbit, settings).soundings, row, settings["fit.window_km"])
+        return [ui.vega_spec(chart) for chart in charts.peak_charts(window)]
+
+    fit_chart, residual_chart = ui.memo(("peak-charts", *peak_key), peak_charts)
     st.caption("The window's soundings, the fitted Gaussian + line (red) and its background line (dashed)")
-    st.altair_chart(fit_chart, width="stretch")
+    st.vega_lite_chart(fit_chart, width="stretch")
     st.caption("Residuals (data - fit)")
-    st.altair_chart(residual_chart, width="stretch")
+    st.vega_lite_chart(residual_chart, width="stretch")
 with right:
     st.subheader("Fit")
     if not fitted:
@@ -66,21 +71,25 @@ ranked, length_km = pipeline.ranked_sources(state.root(), float(row["latitude"])
                                             float(row["wind_u_ms"]), float(row["wind_v_ms"]), settings)
 mc = st.columns([3, 2])
 with mc[0]:
-    ring = tables.upwind_sector(row["latitude"], row["longitude"], row["wind_u_ms"], row["wind_v_ms"], length_km,
-                                settings["attribution.half_angle_deg"], settings["attribution.crosswind_km"])
-    od = ui.orbit_data(month, orbit, settings).soundings
-    near = od[(od["x_km"] - row["center_km"]).abs() <= settings["fit.window_km"]].iloc[::4]
-    layers = [maps.track_layer(near.assign(orbit=orbit, anomaly_ppm=near["xco2"] - row["intercept_ppm"]), 600)]
-    if ring:
-        layers.append(maps.sector_layer(ring, f"upwind sector: {length_km:.0f} km, "
-                                              f"±{settings['attribution.half_angle_deg']:.0f}°"))
-    if len(ranked):
-        layers.append(maps.sources_layer(ranked, km_per_sqrt_mt=0.8, ranked=True))
-    layers.append(maps.wind_layer(tables.wind_arrows(row.to_frame().T, km_per_ms=4.0)))
-    layers.append(maps.marker_layer(row["latitude"], row["longitude"], f"peak {int(row['sounding_id'])}"))
-    lats = [row["latitude"]] + [p[1] for p in ring]
-    lons = [row["longitude"]] + [p[0] for p in ring]
-    st.pydeck_chart(maps.deck(layers, lats, lons, height=420, max_zoom=10), height=420)
+
+    def peak_map():
+        ring = tables.upwind_sector(row["latitude"], row["longitude"], row["wind_u_ms"], row["wind_v_ms"], length_km,
+                                    settings["attribution.half_angle_deg"], settings["attribution.crosswind_km"])
+        od = ui.orbit_data(month, orbit, settings).soundings
+        near = od[(od["x_km"] - row["center_km"]).abs() <= settings["fit.window_km"]].iloc[::4]
+        layers = [maps.track_layer(near.assign(orbit=orbit, anomaly_ppm=near["xco2"] - row["intercept_ppm"]), 600)]
+        if ring:
+            layers.append(maps.sector_layer(ring, f"upwind sector: {length_km:.0f} km, "
+                                                  f"±{settings['attribution.half_angle_deg']:.0f}°"))
+        if len(ranked):
+            layers.append(maps.sources_layer(ranked, km_per_sqrt_mt=0.8, ranked=True))
+        layers.append(maps.wind_layer(tables.wind_arrows(row.to_frame().T, km_per_ms=4.0)))
+        layers.append(maps.marker_layer(row["latitude"], row["longitude"], f"peak {int(row['sounding_id'])}"))
+        lats = [row["latitude"]] + [p[1] for p in ring]
+        lons = [row["longitude"]] + [p[0] for p in ring]
+        return maps.deck(layers, lats, lons, height=420, max_zoom=10)
+
+    st.pydeck_chart(ui.memo(("peak-map", *peak_key), peak_map), height=420)
 with mc[1]:
     if ranked.empty:
         st.info("No inventory source in the upwind sector.")
@@ -90,8 +99,8 @@ with mc[1]:
                      width="stretch", column_config={c: st.column_config.NumberColumn(format="%.2f") for c in
                                                      ("emission_MtCO2_yr", "upwind_km", "angle_deg", "score")})
         if np.isfinite(row["emission_MtCO2_yr"]):
-            st.altair_chart(charts.peak_vs_sources_chart(row["emission_MtCO2_yr"], row["emission_MtCO2_yr_stderr"],
-                                                         ranked), width="stretch")
+            st.vega_lite_chart(ui.vega(("peak-sources", *peak_key), lambda: charts.peak_vs_sources_chart(
+                row["emission_MtCO2_yr"], row["emission_MtCO2_yr_stderr"], ranked)), width="stretch")
             best = ranked.iloc[0]["emission_tCO2_yr"] / 1e6
             st.caption(f"Estimate / best-ranked source's inventory = {row['emission_MtCO2_yr'] / best:.2f}")
 
