@@ -94,7 +94,7 @@ def _track_points(root: str, month: str, stamp: str, max_points: int):
     return queries.track_points(SoundingsCache(root), month, max_points)
 
 
-def track_points(month: str, max_points: int = 8000):
+def track_points(month: str, max_points: int = 5000):
     return _track_points(root(), month, stamp(month), max_points)
 
 
