@@ -11,7 +11,7 @@ Prints, on this machine:
    starting values, sigma bounded), timed on a subset of that orbit and extrapolated to the month: the ratio
    to (1) (target: >= 50x).
 
-    python bench/bench_detect.py [--days 31] [--passes-per-day 24]
+    python bench/bench_detect.py [--days 31] [--passes-per-day 24] [--pass-km 3500]
 """
 from __future__ import annotations
 
@@ -49,15 +49,18 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=31)
     parser.add_argument("--passes-per-day", type=int, default=24)
+    parser.add_argument("--pass-km", type=float, default=3500.0,
+                        help="length of each simulated pass (real day-side passes are longer still)")
     parser.add_argument("--naive-windows", type=int, default=150, help="windows timed for the naive baseline")
     args = parser.parse_args(argv)
     settings = DetectionSettings()
 
     # 1. a month from Parquet to events
-    raw, cache = OUT / f"month-{args.days}x{args.passes_per_day}", OUT / f"cache-{args.days}x{args.passes_per_day}"
+    name = f"{args.days}x{args.passes_per_day}x{args.pass_km:.0f}km"
+    raw, cache = OUT / f"month-{name}", OUT / f"cache-{name}"
     if not (raw / "truth_plumes.csv").exists():
         start = time.perf_counter()
-        simulate(raw, days=args.days, seed=2025, passes_per_day=args.passes_per_day, pass_km=3000.0)
+        simulate(raw, days=args.days, seed=2025, passes_per_day=args.passes_per_day, pass_km=args.pass_km)
         print(f"simulated the month in {time.perf_counter() - start:.0f} s")
     if not SoundingsCache(cache).months():
         ingest_paths([raw], cache=cache)
