@@ -68,6 +68,7 @@ def main(argv=None) -> int:
     parser.add_argument("--days", type=int, default=10)
     parser.add_argument("--passes-per-day", type=int, default=4)
     parser.add_argument("--skip-original", action="store_true", help="skip the slow every-15th-sounding run")
+    parser.add_argument("--last", type=int, default=0, help="only the last N steps of the ablation (1: the preset)")
     args = parser.parse_args(argv)
 
     osses = []
@@ -85,7 +86,7 @@ def main(argv=None) -> int:
           f"{n_det} detectable plumes ({n_target} targets), {free_km:,.0f} km of plume-free track with nuisances")
 
     rows = []
-    for label, settings in ablation():
+    for label, settings in ablation()[-args.last if args.last else 0:]:
         if args.skip_original and settings is ORIGINAL:
             continue
         start = time.perf_counter()

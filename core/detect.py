@@ -49,15 +49,23 @@ class OrbitData:
 
 def prepare_orbit(soundings: pd.DataFrame) -> OrbitData:
     """Geometry for one orbit's soundings (any order in; sorted along the track out)."""
-    df = soundings.sort_values("sounding_id", kind="stable").reset_index(drop=True)
+    df = _sorted_by(soundings, "sounding_id")
     track = along_track(df["sounding_id"].to_numpy(), df["latitude"].to_numpy(), df["longitude"].to_numpy())
     x_wind = wind_aligned_km(track.x_km, track.cross_km, track.bearing_deg, df["windspeed_u"].to_numpy(float),
                              df["windspeed_v"].to_numpy(float))
     df = df.assign(x_km=track.x_km, x_track_km=track.x_km, x_wind_km=x_wind, cross_km=track.cross_km,
                    bearing_deg=track.bearing_deg, frame=track.frame)
-    df = df.sort_values("x_km", kind="stable").reset_index(drop=True)
+    df = _sorted_by(df, "x_km")
     orbit = int(df["orbit"].iloc[0]) if len(df) else -1
     return OrbitData(orbit, df)
+
+
+def _sorted_by(df: pd.DataFrame, column: str) -> pd.DataFrame:
+    """``df`` stably sorted by ``column`` with a fresh index; no sort when it already is (the cache stores the
+    soundings in id order, and the along-track distance mostly grows with the id)."""
+    if df[column].is_monotonic_increasing:
+        return df.reset_index(drop=True)
+    return df.sort_values(column, kind="stable").reset_index(drop=True)
 
 
 def detection_view(od: OrbitData, settings: DetectionSettings) -> OrbitData:
@@ -66,7 +74,7 @@ def detection_view(od: OrbitData, settings: DetectionSettings) -> OrbitData:
     if key == "x_track_km":
         return od
     if key not in od.views:
-        df = od.soundings.assign(x_km=od.soundings[key]).sort_values("x_km", kind="stable").reset_index(drop=True)
+        df = _sorted_by(od.soundings.assign(x_km=od.soundings[key]), "x_km")
         od.views[key] = OrbitData(od.orbit, df, {"x_track_km": od})
     return od.views[key]
 
@@ -235,11 +243,10 @@ def _locate(od: OrbitData, cands: pd.DataFrame) -> pd.DataFrame:
     nearest = np.clip(np.searchsorted(x, centre), 0, len(x) - 1)
     left = np.clip(nearest - 1, 0, len(x) - 1)
     nearest = np.where(np.abs(x[left] - centre) < np.abs(x[nearest] - centre), left, nearest)
-    out = cands.copy()
-    for column in ("sounding_id", "time", "latitude", "longitude", "footprint"):
-        out[column] = df[column].array.take(nearest)  # .array keeps the UTC timestamps' dtype (no objects)
+    out = {column: df[column].array.take(nearest)  # .array keeps the UTC timestamps' dtype (no objects)
+           for column in ("sounding_id", "time", "latitude", "longitude", "footprint")}
     # meteorology around the peak: soundings within +-max(sigma, 2.5 km) of the centre
-    sigma = np.nan_to_num(out["sigma_km"].to_numpy(float), nan=2.5)
+    sigma = np.nan_to_num(cands["sigma_km"].to_numpy(float), nan=2.5)
     reach = np.maximum(sigma, 2.5)
     lo = np.minimum(np.searchsorted(x, centre - reach, side="left"), len(x) - 1)
     hi = np.minimum(np.maximum(np.searchsorted(x, centre + reach, side="right"), lo + 1), len(x))
@@ -250,7 +257,14 @@ def _locate(od: OrbitData, cands: pd.DataFrame) -> pd.DataFrame:
     bearing = np.radians(df["bearing_deg"].to_numpy(float))
     out["track_bearing_deg"] = np.degrees(np.arctan2(_span_means(np.sin(bearing), lo, hi),
                                                      _span_means(np.cos(bearing), lo, hi))) % 360
-    return out
+    return _with_columns(cands, out)
+
+
+def _with_columns(frame: pd.DataFrame, columns: dict) -> pd.DataFrame:
+    """``frame`` with ``columns`` added (or replaced) in one step: setting them one by one copies the frame's
+    blocks each time, which shows in a month of ~60k candidates."""
+    new = pd.DataFrame(columns, index=frame.index)
+    return pd.concat([frame.drop(columns=[c for c in columns if c in frame]), new], axis=1)
 
 
 def _span_means(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -264,21 +278,18 @@ def _span_means(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarra
 
 
 def _emission(cands: pd.DataFrame, settings: DetectionSettings) -> pd.DataFrame:
-    out = cands.copy()
-    u_perp = cross_track_wind_ms(out["wind_u_ms"], out["wind_v_ms"], out["track_bearing_deg"])
-    out["wind_perp_ms"] = u_perp
-    q = em.emission_kg_s(out["amplitude_ppm_km"], u_perp, out["surface_pressure_hpa"], out["tcwv_kg_m2"])
+    u_perp = np.asarray(cross_track_wind_ms(cands["wind_u_ms"], cands["wind_v_ms"], cands["track_bearing_deg"]),
+                        float)
+    q = em.emission_kg_s(cands["amplitude_ppm_km"], u_perp, cands["surface_pressure_hpa"], cands["tcwv_kg_m2"])
     ok = np.abs(u_perp) >= settings["emission.min_wind_perp_ms"]
     q = np.where(ok, q, np.nan)
-    rel_a = out["amplitude_stderr"].to_numpy(float) / np.abs(out["amplitude_ppm_km"].to_numpy(float))
+    rel_a = cands["amplitude_stderr"].to_numpy(float) / np.abs(cands["amplitude_ppm_km"].to_numpy(float))
     rel_w = settings["emission.wind_uncertainty_ms"] / np.abs(u_perp)
     q_se = np.abs(q) * np.sqrt(rel_a ** 2 + rel_w ** 2)
-    out["emission_gCO2_s"] = q * 1e3
-    out["emission_gCO2_s_stderr"] = q_se * 1e3
-    out["emission_ktCO2_h"] = q * 3600 / 1e6
-    out["emission_MtCO2_yr"] = q * em.SECONDS_PER_YEAR / 1e9
-    out["emission_MtCO2_yr_stderr"] = q_se * em.SECONDS_PER_YEAR / 1e9
-    return out
+    return _with_columns(cands, {
+        "wind_perp_ms": u_perp, "emission_gCO2_s": q * 1e3, "emission_gCO2_s_stderr": q_se * 1e3,
+        "emission_ktCO2_h": q * 3600 / 1e6, "emission_MtCO2_yr": q * em.SECONDS_PER_YEAR / 1e9,
+        "emission_MtCO2_yr_stderr": q_se * em.SECONDS_PER_YEAR / 1e9})
 
 
 def detect_orbit(soundings: pd.DataFrame, settings: DetectionSettings | None = None) -> pd.DataFrame:

@@ -115,48 +115,62 @@ def screen_orbit(x_km, xco2_ppm, uncertainty_ppm, window_km: float = 200.0, sigm
     dof = np.maximum(n_window - 3, 1)
     usable = (n_window > 5) & np.isfinite(det0) & (det0 > 0)
 
-    best = dict(snr=np.zeros(n_bins), amplitude=np.zeros(n_bins), sigma=np.zeros(n_bins),
-                slope=np.nan_to_num(m0), intercept=np.nan_to_num(b0))
     sigmas = sigma_grid_km(sigma_min_km, sigma_max_km, n_sigma)
-    sums = _gaussian_window_sums(s_w, s_wy, sigmas, h, bin_km)
-    for i, sigma in enumerate(sigmas):
-        swg, swdg, swgg, swgy = sums[:, i]
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            lu0 = i00 * swg + i01 * swdg  # L^-1 u
-            lu1 = i01 * swg + i11 * swdg
-            schur = swgg - (swg * lu0 + swdg * lu1)
-            amplitude = (swgy - (swg * b0 + swdg * m0)) / schur
-            chi2 = np.maximum(chi2_line - amplitude * amplitude * schur, 0.0)
-            se = np.sqrt(np.maximum(chi2 / dof, 1.0) / schur)
-            snr = np.where(usable & (schur > 1e-9 * swgg), amplitude / se, 0.0)
-            slope, intercept = m0 - lu1 * amplitude, b0 - lu0 * amplitude
-        snr = np.nan_to_num(snr, nan=0.0, posinf=0.0, neginf=0.0)
-        better = np.abs(snr) > np.abs(best["snr"])
-        best["snr"] = np.where(better, snr, best["snr"])
-        best["amplitude"] = np.where(better, amplitude, best["amplitude"])
-        best["sigma"] = np.where(better, sigma, best["sigma"])
-        best["slope"] = np.where(better, slope, best["slope"])
-        best["intercept"] = np.where(better, intercept, best["intercept"])
-    best["intercept"] = best["intercept"] + y_ref
-    return ScreenResult(centres, best["snr"], best["amplitude"], best["sigma"], best["slope"], best["intercept"],
-                        n_window)
+    swg, swdg, swgg, swgy = _gaussian_window_sums(s_w, s_wy, sigmas, h, bin_km)  # each (n_sigma, n_bins)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # every width at once
+        lu0 = i00 * swg + i01 * swdg  # L^-1 u
+        lu1 = i01 * swg + i11 * swdg
+        schur = swgg - (swg * lu0 + swdg * lu1)
+        amplitude = (swgy - (swg * b0 + swdg * m0)) / schur
+        chi2 = np.maximum(chi2_line - amplitude * amplitude * schur, 0.0)
+        se = np.sqrt(np.maximum(chi2 / dof, 1.0) / schur)
+        # The Gaussian must sit on data: at least one typical sounding's weight within its core. A centre in a gap
+        # with data only at the window's edges has Gaussian sums at the FFT's rounding level (~1e-16 of the
+        # largest), whose ratios are noise, not a fit.
+        support = swg * sigmas[:, None] * SQRT_2PI / np.median(w)
+        snr = np.where(usable & (support >= 1.0) & (schur > 1e-9 * swgg), amplitude / se, 0.0)
+    snr = np.nan_to_num(snr, nan=0.0, posinf=0.0, neginf=0.0)
+    # the width with the largest |snr| (the first one on ties); no width at all where every snr is 0
+    pick = np.argmax(np.abs(snr), axis=0)
+    cols = np.arange(n_bins)
+    found = snr[pick, cols] != 0
+    with np.errstate(invalid="ignore"):
+        slope = np.where(found, m0 - lu1[pick, cols] * amplitude[pick, cols], np.nan_to_num(m0))
+        intercept = np.where(found, b0 - lu0[pick, cols] * amplitude[pick, cols], np.nan_to_num(b0))
+    return ScreenResult(centres, np.where(found, snr[pick, cols], 0.0), np.where(found, amplitude[pick, cols], 0.0),
+                        np.where(found, sigmas[pick], 0.0), slope, intercept + y_ref, n_window)
+
+
+#: Kernel spectra by (FFT size, widths, bin, half support): orbits of similar length share them.
+_KERNELS: dict = {}
+
+
+def _kernel_spectra(sigmas: np.ndarray, half: int, bin_km: float, size: int) -> np.ndarray:
+    key = (size, sigmas.tobytes(), bin_km, half)
+    spectra = _KERNELS.get(key)
+    if spectra is None:
+        d = np.arange(-half, half + 1) * bin_km
+        g = np.exp(-0.5 * (d[None, :] / sigmas[:, None]) ** 2) / (sigmas[:, None] * SQRT_2PI)
+        # correlation = convolution with the reversed kernel: g and g^2 are even, d*g is odd
+        spectra = sp_fft.rfft(np.concatenate([g, -d * g, g * g]), size, axis=1)
+        if len(_KERNELS) > 64:
+            _KERNELS.clear()
+        _KERNELS[key] = spectra
+    return spectra
 
 
 def _gaussian_window_sums(s_w, s_wy, sigmas, h: int, bin_km: float) -> np.ndarray:
     """For every width and bin centre k: sum_j over the window of s_w*g, s_w*d*g, s_w*g^2 and s_wy*g.
 
     Each is a correlation of the binned sums with a kernel centred on k (d = (j - k) bin_km); all widths are
-    done with one batch of FFTs (the kernels share a support of +-min(h, 5 sigma_max) bins). Returns an array
-    of shape (4, n_sigma, n_bins).
+    done with one batch of FFTs (the kernels share a support of +-min(h, 5 sigma_max) bins). The FFT length is
+    rounded up to a multiple of 1024 bins so that orbits of similar length reuse the kernels' spectra. Returns an
+    array of shape (4, n_sigma, n_bins).
     """
     n = s_w.shape[0]
     half = min(h, int(np.ceil(5 * sigmas.max() / bin_km)))
-    d = np.arange(-half, half + 1) * bin_km
-    size = sp_fft.next_fast_len(n + 2 * half, real=True)
-    g = np.exp(-0.5 * (d[None, :] / sigmas[:, None]) ** 2) / (sigmas[:, None] * SQRT_2PI)
-    # correlation = convolution with the reversed kernel: g and g^2 are even, d*g is odd
-    kernels = sp_fft.rfft(np.concatenate([g, -d * g, g * g]), size, axis=1)
-    k_g, k_dg, k_gg = np.split(kernels, 3)
+    size = sp_fft.next_fast_len(-(-(n + 2 * half) // 1024) * 1024, real=True)
+    k_g, k_dg, k_gg = np.split(_kernel_spectra(sigmas, half, bin_km, size), 3)
     f_w, f_wy = sp_fft.rfft(s_w, size), sp_fft.rfft(s_wy, size)
     products = np.stack([f_w * k_g, f_w * k_dg, f_w * k_gg, f_wy * k_g])
     full = sp_fft.irfft(products, size, axis=2)
