@@ -48,13 +48,14 @@ def ablation() -> list[tuple[str, DetectionSettings]]:
     for label, prefixes in [
         ("+ wind-aligned coordinate (footprints on the crosswind scale)", ("fit.wind_aligned",)),
         ("+ significance rule; r2 and window-count rules off", ("rules.significance", "rules.fit_quality",
-                                                                 "rules.min_soundings", "screen.")),
+                                                                 "rules.min_soundings", "screen.min_significance")),
         ("+ sides and flanks judged on the data present", ("rules.near_sides", "rules.flanks")),
         ("+ too-narrow at the footprint scale", ("rules.too_narrow", "fit.sigma_min_km")),
         ("+ step-like (Gaussian must beat a step)", ("rules.step_like",)),
         ("+ box-like (Gaussian must beat a plateau: bursts)", ("rules.box_like",)),
         ("+ surface-transition", ("rules.surface_transition",)),
         ("+ support (frames, footprints)", ("rules.support",)),
+        ("+ candidates at every width's extrema", ("screen.every_width",)),
     ]:
         current = current.replace({k: v for k, v in rec.items() if k.startswith(prefixes)})
         steps.append((label, current))

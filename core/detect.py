@@ -22,7 +22,7 @@ import pandas as pd
 from . import emission as em
 from .fitting import SQRT_2PI, fit_window
 from .rules import STAT_COLUMNS, evaluate_rules, window_stats
-from .screen import local_extrema, screen_orbit
+from .screen import local_extrema, screen_orbit, width_extrema
 from .settings import DetectionSettings
 from .track import along_track, cross_track_wind_ms, wind_aligned_km
 
@@ -105,6 +105,13 @@ def find_candidates(od: OrbitData, settings: DetectionSettings) -> pd.DataFrame:
     scr = screen_orbit(df["x_km"].to_numpy(), df["xco2"].to_numpy(), df["xco2_uncertainty"].to_numpy(),
                        window_km=s["fit.window_km"], sigma_min_km=s["fit.sigma_min_km"],
                        sigma_max_km=sigma_max, n_sigma=s["screen.n_sigma"], bin_km=s["screen.bin_km"])
+    if s["screen.every_width"]:
+        idx, k = width_extrema(scr, min_separation_km=s["screen.min_separation_km"],
+                               min_abs_snr=s["screen.min_abs_snr"])
+        w = scr.widths
+        return pd.DataFrame({"center_km": scr.x_km[idx], "screen_snr": w.snr[k, idx],
+                             "screen_amplitude": w.amplitude_ppm_km[k, idx], "screen_sigma": w.sigma_km[k],
+                             "screen_slope": w.slope_ppm_km[k, idx], "screen_intercept": w.intercept_ppm[k, idx]})
     idx = local_extrema(scr, min_separation_km=s["screen.min_separation_km"], min_abs_snr=s["screen.min_abs_snr"])
     return pd.DataFrame({"center_km": scr.x_km[idx], "screen_snr": scr.snr[idx],
                          "screen_amplitude": scr.amplitude_ppm_km[idx], "screen_sigma": scr.sigma_km[idx],

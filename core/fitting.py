@@ -138,8 +138,10 @@ def fit_window(x_km, xco2_ppm, uncertainty_ppm, start: dict, settings) -> FitRes
     max_nfev = int(settings["fit.max_nfev"])
     try:
         params = make_params(start, settings)
+        # the window is finite (filtered above); "propagate" skips lmfit's NaN scan of every residual vector, and a
+        # fit that still ends non-finite is caught below
         result = lmfit.minimize(_residual, params, args=(x, y, weight), method="leastsq", max_nfev=max_nfev,
-                                Dfun=_jacobian, ftol=TOLERANCE, xtol=TOLERANCE)
+                                Dfun=_jacobian, ftol=TOLERANCE, xtol=TOLERANCE, nan_policy="propagate")
     # ArithmeticError: also OverflowError, which lmfit's bound transforms raise for a huge start value
     except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
         return FitResult(False, f"fit raised {type(exc).__name__}: {exc}", empty, empty, 0, np.nan, np.nan, n)

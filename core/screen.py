@@ -39,6 +39,18 @@ class ScreenResult:
     slope_ppm_km: np.ndarray  # m of the best width [ppm/km]
     intercept_ppm: np.ndarray  # b of the best width [ppm]
     n_window: np.ndarray  # soundings in the window
+    widths: "WidthScreen | None" = None  # every width's fit (for :func:`width_extrema`)
+
+
+@dataclass(frozen=True)
+class WidthScreen:
+    """The screen's fit at every bin centre for every width: arrays of shape (n_sigma, n_bins)."""
+
+    sigma_km: np.ndarray  # the widths [km], shape (n_sigma,)
+    snr: np.ndarray
+    amplitude_ppm_km: np.ndarray
+    slope_ppm_km: np.ndarray
+    intercept_ppm: np.ndarray
 
 
 def sigma_grid_km(sigma_min_km: float, sigma_max_km: float, n: int) -> np.ndarray:
@@ -74,8 +86,9 @@ def screen_orbit(x_km, xco2_ppm, uncertainty_ppm, window_km: float = 200.0, sigm
     ok = np.isfinite(x) & np.isfinite(y) & np.isfinite(w)
     x, y, w = x[ok], y[ok], w[ok]
     if x.size == 0:
-        empty = np.zeros(0)
-        return ScreenResult(empty, empty, empty, empty, empty, empty, np.zeros(0, int))
+        empty, none = np.zeros(0), np.zeros((0, 0))
+        return ScreenResult(empty, empty, empty, empty, empty, empty, np.zeros(0, int),
+                            WidthScreen(empty, none, none, none, none))
     y_ref = np.average(y, weights=w)
     y = y - y_ref  # numerically kinder sums
     x0 = x.min()
@@ -137,8 +150,11 @@ def screen_orbit(x_km, xco2_ppm, uncertainty_ppm, window_km: float = 200.0, sigm
     with np.errstate(invalid="ignore"):
         slope = np.where(found, m0 - lu1[pick, cols] * amplitude[pick, cols], np.nan_to_num(m0))
         intercept = np.where(found, b0 - lu0[pick, cols] * amplitude[pick, cols], np.nan_to_num(b0))
+    with np.errstate(invalid="ignore"):
+        widths = WidthScreen(sigmas, snr, np.where(snr != 0, amplitude, 0.0), np.where(snr != 0, m0 - lu1 * amplitude,
+                             np.nan_to_num(m0)), np.where(snr != 0, b0 - lu0 * amplitude, np.nan_to_num(b0)) + y_ref)
     return ScreenResult(centres, np.where(found, snr[pick, cols], 0.0), np.where(found, amplitude[pick, cols], 0.0),
-                        np.where(found, sigmas[pick], 0.0), slope, intercept + y_ref, n_window)
+                        np.where(found, sigmas[pick], 0.0), slope, intercept + y_ref, n_window, widths)
 
 
 #: Kernel spectra by (FFT size, widths, bin, half support): orbits of similar length share them.
@@ -184,3 +200,36 @@ def local_extrema(screen: ScreenResult, min_separation_km: float = 3.0, min_abs_
     mag = np.abs(screen.snr)
     peaks = np.flatnonzero((mag >= maximum_filter1d(mag, size=size, mode="nearest")) & (mag >= min_abs_snr))
     return peaks[np.argsort(-mag[peaks], kind="stable")]
+
+
+def width_extrema(screen: ScreenResult, min_separation_km: float = 3.0,
+                  min_abs_snr: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate centres from every width: ``(bin, width)`` index pairs, strongest first.
+
+    A bin is a candidate when, for some width, its |snr| is a local maximum along the track (within
+    ``min_separation_km``) and at least ``min_abs_snr``; it takes the strongest such width. Unlike
+    :func:`local_extrema` (extrema of the best width's |snr|), a narrow plume next to a broader or stronger
+    feature keeps its own extremum: the best-width profile can rise monotonically through it.
+    """
+    w = screen.widths
+    if w is None or screen.x_km.size == 0:
+        empty = np.zeros(0, int)
+        return empty, empty
+    step = np.diff(screen.x_km[:2]).item() if screen.x_km.size > 1 else 1.0
+    size = max(3, int(round(2 * min_separation_km / max(step, 1e-6))) | 1)
+    mag = np.abs(w.snr)
+    is_max = (mag >= maximum_filter1d(mag, size=size, axis=1, mode="nearest")) & (mag >= min_abs_snr)
+    best = np.where(is_max, mag, -1.0)
+    width = np.argmax(best, axis=0)
+    bins = np.flatnonzero(best[width, np.arange(mag.shape[1])] >= 0)
+    width = width[bins]
+    order = np.argsort(-mag[width, bins], kind="stable")
+    bins, width = bins[order], width[order]
+    # one candidate per feature: drop one within min_separation_km of a stronger candidate of the same sign (the
+    # neighbouring widths of one plume peak within a few bins of each other)
+    x, sign = screen.x_km[bins], np.sign(w.snr[width, bins])
+    keep = np.ones(bins.size, bool)
+    for i in range(bins.size):
+        if keep[i]:
+            keep[i + 1:] &= ~((np.abs(x[i + 1:] - x[i]) <= min_separation_km) & (sign[i + 1:] == sign[i]))
+    return bins[keep], width[keep]

@@ -104,6 +104,8 @@ SCREEN = (
     _s("screen.min_significance", 3.5, "1", "screen A/stderr(A) a local maximum needs to be fitted", 0, 20),
     _s("screen.min_abs_snr", 2.0, "1", "weakest screen extremum listed as a candidate at all", 0, 20),
     _s("screen.min_separation_km", 3.0, "km", "closest two screen extrema may be", 0.5, 50),
+    _s("screen.every_width", False, "", "candidates at the extrema of every width's significance, not only of the "
+       "best width's (a narrow plume beside a broader or stronger feature keeps its own candidate)"),
     _s("screen.stride", 0, "1", "0: screen every window; N > 0: a candidate every N-th sounding, all fitted "
        "(the 2020 project used 15)", 0, 500),
 )
@@ -201,10 +203,12 @@ PRESETS: dict[str, dict] = {
         # values chosen on the OSSE by bench/bench_quality.py (the trade-off is printed there):
         "fit.wind_aligned": True,  # footprints on the plume's crosswind scale: +0.1 recall, -6 points of error
         "fit.sigma_min_km": 0.6,
-        "rules.too_narrow.min_sigma_km": 0.7,  # above the fit bound: a fit stuck at 0.6 km is a spike
+        "rules.too_narrow.min_sigma_km": 0.65,  # above the fit bound: a fit stuck at 0.6 km is a spike
         "rules.support.min_frames": 2,
-        "rules.significance.min_snr": 3.2,
-        "rules.box_like.min_delta_chi2": -25.0,
+        "screen.every_width": True,  # narrow plumes beside broader or stronger features: +0.045 recall
+        "rules.significance.min_snr": 3.0,
+        "rules.box_like.min_delta_chi2": -5.0,
+        "rules.step_like.min_delta_chi2": -10.0,  # a plume on a slope may fit a step almost as well
         "rules.near_sides.per_sigma_km": 0.5,  # judged on the data the window has (cloud gaps)
         "rules.flanks.per_sigma_km": 0.5,
         "screen.min_significance": 3.3,  # screen maxima below it rarely fit to A/stderr >= 3.2

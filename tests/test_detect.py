@@ -210,3 +210,19 @@ def test_wind_aligned_coordinate_sharpens_an_oblique_plume():
     assert abs(best_aligned["sigma_km"] - 1.5) < 0.5 and best_along["sigma_km"] > 2.0
     assert best_aligned["snr"] > best_along["snr"]
     assert abs(best_aligned["amplitude_ppm_km"] - 8.0) < 3 * best_aligned["amplitude_stderr"]
+
+
+def test_every_width_keeps_a_narrow_plume_beside_a_stronger_one():
+    # a 60 ppm km plume (sigma 6 km) and a narrow 10 ppm km one 20 km away: the best width's significance rises
+    # monotonically through the narrow one, so only the per-width extrema give it a candidate of its own
+    df = add_gaussian(add_gaussian(crafted_orbit(1000, seed=3), 500.0, 60.0, 6.0), 520.0, 10.0, 1.5)
+    near = {}
+    for every_width in (False, True):
+        cands = detect_orbit(df, RECOMMENDED.replace({"screen.every_width": every_width}))
+        fitted = cands[cands["fixed_reason"].eq("") & cands["is_event"]]
+        near[every_width] = fitted[(fitted["center_km"] - 520.0).abs() < 3]
+        strong = fitted[(fitted["center_km"] - 500.0).abs() < 3]
+        assert strong["status"].eq("accepted").any()  # the strong plume either way
+    assert near[False].empty
+    assert len(near[True]) == 1 and abs(near[True]["sigma_km"].iloc[0] - 1.5) < 0.6
+    assert near[True]["snr"].iloc[0] > 3  # judged by the rules on its own fit (reasons, if rejected, listed)
