@@ -55,7 +55,7 @@ def ablation() -> list[tuple[str, DetectionSettings]]:
         ("+ box-like (Gaussian must beat a plateau: bursts)", ("rules.box_like",)),
         ("+ surface-transition", ("rules.surface_transition",)),
         ("+ support (frames, footprints)", ("rules.support",)),
-        ("+ candidates at every width's extrema", ("screen.every_width",)),
+        ("+ candidates at narrow widths' own extrema (<= 4 km)", ("screen.every_width",)),
     ]:
         current = current.replace({k: v for k, v in rec.items() if k.startswith(prefixes)})
         steps.append((label, current))
@@ -67,7 +67,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--days", type=int, default=10)
-    parser.add_argument("--passes-per-day", type=int, default=4)
+    parser.add_argument("--passes-per-day", type=int, default=6)
     parser.add_argument("--skip-original", action="store_true", help="skip the slow every-15th-sounding run")
     parser.add_argument("--last", type=int, default=0, help="only the last N steps of the ablation (1: the preset)")
     args = parser.parse_args(argv)

@@ -107,7 +107,7 @@ def find_candidates(od: OrbitData, settings: DetectionSettings) -> pd.DataFrame:
                        sigma_max_km=sigma_max, n_sigma=s["screen.n_sigma"], bin_km=s["screen.bin_km"])
     if s["screen.every_width"]:
         idx, k = width_extrema(scr, min_separation_km=s["screen.min_separation_km"],
-                               min_abs_snr=s["screen.min_abs_snr"])
+                               min_abs_snr=s["screen.min_abs_snr"], max_sigma_km=s["screen.every_width_max_sigma_km"])
         w = scr.widths
         return pd.DataFrame({"center_km": scr.x_km[idx], "screen_snr": w.snr[k, idx],
                              "screen_amplitude": w.amplitude_ppm_km[k, idx], "screen_sigma": w.sigma_km[k],

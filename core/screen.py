@@ -202,14 +202,15 @@ def local_extrema(screen: ScreenResult, min_separation_km: float = 3.0, min_abs_
     return peaks[np.argsort(-mag[peaks], kind="stable")]
 
 
-def width_extrema(screen: ScreenResult, min_separation_km: float = 3.0,
-                  min_abs_snr: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """Candidate centres from every width: ``(bin, width)`` index pairs, strongest first.
+def width_extrema(screen: ScreenResult, min_separation_km: float = 3.0, min_abs_snr: float = 1.0,
+                  max_sigma_km: float = np.inf) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate centres from the narrow widths too: ``(bin, width)`` index pairs, strongest first.
 
-    A bin is a candidate when, for some width, its |snr| is a local maximum along the track (within
-    ``min_separation_km``) and at least ``min_abs_snr``; it takes the strongest such width. Unlike
-    :func:`local_extrema` (extrema of the best width's |snr|), a narrow plume next to a broader or stronger
-    feature keeps its own extremum: the best-width profile can rise monotonically through it.
+    The extrema of the best width's |snr| (:func:`local_extrema`), and every bin where, for a width up to
+    ``max_sigma_km``, |snr| is a local maximum along the track (within ``min_separation_km``) and at least
+    ``min_abs_snr``; a bin takes its strongest such width. A narrow plume next to a broader or stronger feature
+    so keeps its own candidate, where the best width's profile can rise monotonically through it. One candidate
+    per feature: of candidates of the same sign within ``min_separation_km``, the strongest is kept.
     """
     w = screen.widths
     if w is None or screen.x_km.size == 0:
@@ -219,6 +220,10 @@ def width_extrema(screen: ScreenResult, min_separation_km: float = 3.0,
     size = max(3, int(round(2 * min_separation_km / max(step, 1e-6))) | 1)
     mag = np.abs(w.snr)
     is_max = (mag >= maximum_filter1d(mag, size=size, axis=1, mode="nearest")) & (mag >= min_abs_snr)
+    is_max &= (w.sigma_km <= max_sigma_km)[:, None]
+    best_bins = local_extrema(screen, min_separation_km, min_abs_snr)
+    best_width = np.argmin(np.abs(w.sigma_km[:, None] - screen.sigma_km[best_bins][None, :]), axis=0)
+    is_max[best_width, best_bins] = True
     best = np.where(is_max, mag, -1.0)
     width = np.argmax(best, axis=0)
     bins = np.flatnonzero(best[width, np.arange(mag.shape[1])] >= 0)

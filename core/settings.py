@@ -104,8 +104,10 @@ SCREEN = (
     _s("screen.min_significance", 3.5, "1", "screen A/stderr(A) a local maximum needs to be fitted", 0, 20),
     _s("screen.min_abs_snr", 2.0, "1", "weakest screen extremum listed as a candidate at all", 0, 20),
     _s("screen.min_separation_km", 3.0, "km", "closest two screen extrema may be", 0.5, 50),
-    _s("screen.every_width", False, "", "candidates at the extrema of every width's significance, not only of the "
-       "best width's (a narrow plume beside a broader or stronger feature keeps its own candidate)"),
+    _s("screen.every_width", False, "", "candidates also at the extrema of each narrow width's significance, not "
+       "only of the best width's (a narrow plume beside a broader or stronger feature keeps its own candidate)"),
+    _s("screen.every_width_max_sigma_km", 4.0, "km", "widest screen width whose own extrema are candidates "
+       "(screen.every_width); wider ones add fits, rarely plumes", 0.5, 50),
     _s("screen.stride", 0, "1", "0: screen every window; N > 0: a candidate every N-th sounding, all fitted "
        "(the 2020 project used 15)", 0, 500),
 )
@@ -205,9 +207,9 @@ PRESETS: dict[str, dict] = {
         "fit.sigma_min_km": 0.6,
         "rules.too_narrow.min_sigma_km": 0.65,  # above the fit bound: a fit stuck at 0.6 km is a spike
         "rules.support.min_frames": 2,
-        "screen.every_width": True,  # narrow plumes beside broader or stronger features: +0.045 recall
-        "rules.significance.min_snr": 3.0,
-        "rules.box_like.min_delta_chi2": -5.0,
+        "screen.every_width": True,  # narrow plumes beside broader or stronger features: +0.04 recall
+        "rules.significance.min_snr": 3.2,
+        "rules.box_like.min_delta_chi2": -10.0,
         "rules.step_like.min_delta_chi2": -10.0,  # a plume on a slope may fit a step almost as well
         "rules.near_sides.per_sigma_km": 0.5,  # judged on the data the window has (cloud gaps)
         "rules.flanks.per_sigma_km": 0.5,

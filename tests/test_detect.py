@@ -226,3 +226,20 @@ def test_every_width_keeps_a_narrow_plume_beside_a_stronger_one():
     assert near[False].empty
     assert len(near[True]) == 1 and abs(near[True]["sigma_km"].iloc[0] - 1.5) < 0.6
     assert near[True]["snr"].iloc[0] > 3  # judged by the rules on its own fit (reasons, if rejected, listed)
+
+
+def test_width_extrema_include_the_best_width_extrema_and_respect_the_width_cap():
+    from core.screen import local_extrema, screen_orbit, width_extrema
+
+    df = add_gaussian(add_gaussian(crafted_orbit(1000, seed=3), 500.0, 60.0, 6.0), 520.0, 10.0, 1.5)
+    od = prepare_orbit(df)
+    x, y, u = od.x_km, od.soundings["xco2"].to_numpy(float), od.soundings["xco2_uncertainty"].to_numpy(float)
+    scr = screen_orbit(x, y, u, sigma_min_km=0.6, sigma_max_km=38.0)
+    best = set(local_extrema(scr, 3.0, 2.0))
+    bins, widths = width_extrema(scr, 3.0, 2.0, max_sigma_km=4.0)
+    extra = [(b, k) for b, k in zip(bins, widths) if b not in best]
+    assert best <= set(bins) and extra, "the best width's extrema, and more"
+    assert all(scr.widths.sigma_km[k] <= 4.0 for _, k in extra)
+    strength = np.abs(scr.widths.snr[widths, bins])
+    assert (np.diff(strength) <= 1e-12).all()  # strongest first
+    assert np.min(np.abs(scr.x_km[bins] - 520.0)) < 3.0
