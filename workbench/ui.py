@@ -157,7 +157,7 @@ def settings_caption(settings: DetectionSettings) -> None:
 
 # ------------------------------------------------------------------------------------------------ figures, built once
 
-@st.cache_data(show_spinner=False, max_entries=512)
+@st.cache_data(show_spinner=False, max_entries=256)  # a month map is ~1 MB, an orbit's figures ~0.1-0.5 MB
 def memo(key: tuple, _build):
     """``_build()``, computed once per ``key`` in this server process (then shared by every session).
 
