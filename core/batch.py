@@ -481,7 +481,16 @@ def _map_orbits(orbits: list[pd.DataFrame], settings: DetectionSettings, workers
 def _attributed(candidates: pd.DataFrame, settings: DetectionSettings, attribute_events: bool,
                 sources: pd.DataFrame | None, cache) -> pd.DataFrame:
     """The candidates with the source columns of their accepted events (attribution runs in this process)."""
-    if not attribute_events or candidates.empty:
+    if not attribute_events:
+        return candidates
+    return with_sources(candidates, settings, sources=sources, cache=cache)
+
+
+def with_sources(candidates: pd.DataFrame, settings: DetectionSettings, sources: pd.DataFrame | None = None,
+                 cache=None) -> pd.DataFrame:
+    """The candidates with the best upwind source of each accepted event (``SOURCE_COLUMNS``; one inventory query
+    for the whole table, so attribute a month at once rather than orbit by orbit)."""
+    if candidates.empty:
         return candidates
     accepted = candidates.index[candidates["is_event"] & candidates["status"].eq("accepted")]
     attributed = attribute(candidates.loc[accepted], settings, sources=sources, cache=cache)

@@ -7,13 +7,13 @@ stage                   core                                        cache key (b
 ======================  ==========================================  =======================================
 geometry                ``prepare_orbit``                           the month's data stamp
 screen + fits           ``find_candidates`` + ``fit_candidates``    + the fit-stage settings (``FIT_STAGE``)
-rules, events, sources  ``judge`` + ``core.attribution.attribute``  + every setting
+rules, events, sources  ``judge`` + ``core.batch.with_sources``     + every setting
 ======================  ==========================================  =======================================
 
 So moving a rule threshold re-runs ``judge`` only (milliseconds): it never refits. ``tests/test_workbench.py``
 checks that the fit stage reads no setting outside ``FIT_STAGE``.
 
-A month is the concatenation of its orbits. When ``python -m core detect`` or the Data page stored the month's
+A month is the concatenation of its judged orbits, attributed at once (one inventory query). When ``python -m core detect`` or the Data page stored the month's
 detections for the current settings (and the data did not change since), they are read instead.
 """
 from __future__ import annotations
@@ -27,8 +27,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core.attribution import SOURCE_COLUMNS, attribute
-from core.batch import detections_dir
+from core.batch import detections_dir, with_sources
 from core.cache import SoundingsCache
 from core.detect import OrbitData, find_candidates, fit_candidates, judge, prepare_orbit
 
@@ -84,17 +83,14 @@ def fitted(root: str, month: str, orbit: int, stamp: str, fit_key: tuple) -> pd.
 
 
 @st.cache_data(show_spinner=False, max_entries=4096)
+def _judged(root: str, month: str, orbit: int, stamp: str, fit_key: tuple, key: tuple) -> pd.DataFrame:
+    """Rules, events and emission of one orbit (no attribution: a month is attributed at once)."""
+    return judge(orbit_data(root, month, orbit, stamp), fitted(root, month, orbit, stamp, fit_key), _settings(key))
+
+
+@st.cache_data(show_spinner=False, max_entries=4096)
 def _orbit_candidates(root: str, month: str, orbit: int, stamp: str, fit_key: tuple, key: tuple) -> pd.DataFrame:
-    od = orbit_data(root, month, orbit, stamp)
-    settings = _settings(key)
-    out = judge(od, fitted(root, month, orbit, stamp, fit_key), settings)
-    if out.empty:
-        return out
-    accepted = out.index[out["is_event"] & out["status"].eq("accepted")]
-    attributed = attribute(out.loc[accepted], settings, cache=root)
-    for column in SOURCE_COLUMNS:
-        out[column] = attributed[column].reindex(out.index) if column in attributed else None
-    return out
+    return with_sources(_judged(root, month, orbit, stamp, fit_key, key), _settings(key), cache=root)
 
 
 def orbit_candidates(root: str, month: str, orbit: int, stamp: str, settings: DetectionSettings) -> pd.DataFrame:
@@ -144,13 +140,14 @@ def month_candidates(root: str, month: str, stamp: str, settings: DetectionSetti
         if not compute:
             return None
         parts = []
+        fit_key, key = fit_items(settings), all_items(settings)
         for i, orbit in enumerate(orbits, 1):
-            part = orbit_candidates(root, month, orbit, stamp, settings)
+            part = _judged(root, month, int(orbit), stamp, fit_key, key)
             if not part.empty:
                 parts.append(part)
             if on_orbit:
                 on_orbit(i, len(orbits), orbit)
-        table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+        table = with_sources(pd.concat(parts, ignore_index=True), settings, cache=root) if parts else pd.DataFrame()
     with lock:
         results[key] = table
         while len(results) > 8:
