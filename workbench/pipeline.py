@@ -13,8 +13,9 @@ rules, events, sources  ``judge`` + ``core.batch.with_sources``     + every sett
 So moving a rule threshold re-runs ``judge`` only (milliseconds): it never refits. ``tests/test_workbench.py``
 checks that the fit stage reads no setting outside ``FIT_STAGE``.
 
-A month is the concatenation of its judged orbits, attributed at once (one inventory query). When ``python -m core detect`` or the Data page stored the month's
-detections for the current settings (and the data did not change since), they are read instead.
+A month is the concatenation of its judged orbits, attributed at once (one inventory query). When
+``python -m core detect`` or the Data page stored the month's detections for the current settings (and the data did
+not change since), they are read instead.
 """
 from __future__ import annotations
 
