@@ -342,3 +342,21 @@ def test_queries_over_the_small_cache(small_cache):
     peaks = pd.DataFrame({"orbit": [1, 2], "sounding_id": [1, 2], "emission_MtCO2_yr": [5.0, 1.0],
                           "source_id": ["nope", None]})
     assert queries.inventory_join(peaks, ["power-coal"], None, cache=small_cache).empty
+
+
+def test_month_is_the_orbits_judged_then_attributed_once_and_kept(small_cache):
+    root, settings = str(small_cache), DetectionSettings()
+    stamp = queries.data_stamp(SoundingsCache(small_cache), SMALL_MONTH)
+    orbits = sorted(int(o) for o in queries.orbits_table(SoundingsCache(small_cache), SMALL_MONTH)["orbit"])
+    seen = []
+    month = pipeline.month_candidates(root, SMALL_MONTH, stamp, settings, orbits,
+                                      on_orbit=lambda i, n, orbit: seen.append(orbit))
+    assert seen == orbits and len(month) > 0
+    # kept for the process: the second call computes nothing and returns the same table
+    again = pipeline.month_candidates(root, SMALL_MONTH, stamp, settings, orbits, on_orbit=lambda *a: seen.append(0))
+    assert again is month and 0 not in seen
+    # attributing the month at once equals attributing orbit by orbit
+    by_orbit = pd.concat([pipeline.orbit_candidates(root, SMALL_MONTH, o, stamp, settings) for o in orbits],
+                         ignore_index=True)
+    columns = ["orbit", "sounding_id", "status", "source_id", "source_distance_km"]
+    pd.testing.assert_frame_equal(month[columns].reset_index(drop=True), by_orbit[columns])

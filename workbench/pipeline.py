@@ -141,9 +141,9 @@ def month_candidates(root: str, month: str, stamp: str, settings: DetectionSetti
         if not compute:
             return None
         parts = []
-        fit_key, key = fit_items(settings), all_items(settings)
+        fit_key, all_key = fit_items(settings), all_items(settings)
         for i, orbit in enumerate(orbits, 1):
-            part = _judged(root, month, int(orbit), stamp, fit_key, key)
+            part = _judged(root, month, int(orbit), stamp, fit_key, all_key)
             if not part.empty:
                 parts.append(part)
             if on_orbit:
