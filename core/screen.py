@@ -147,14 +147,14 @@ def screen_orbit(x_km, xco2_ppm, uncertainty_ppm, window_km: float = 200.0, sigm
     pick = np.argmax(np.abs(snr), axis=0)
     cols = np.arange(n_bins)
     found = snr[pick, cols] != 0
+    fitted = snr != 0  # every width; where no width fits, the line alone
     with np.errstate(invalid="ignore"):
-        slope = np.where(found, m0 - lu1[pick, cols] * amplitude[pick, cols], np.nan_to_num(m0))
-        intercept = np.where(found, b0 - lu0[pick, cols] * amplitude[pick, cols], np.nan_to_num(b0))
-    with np.errstate(invalid="ignore"):
-        widths = WidthScreen(sigmas, snr, np.where(snr != 0, amplitude, 0.0), np.where(snr != 0, m0 - lu1 * amplitude,
-                             np.nan_to_num(m0)), np.where(snr != 0, b0 - lu0 * amplitude, np.nan_to_num(b0)) + y_ref)
-    return ScreenResult(centres, np.where(found, snr[pick, cols], 0.0), np.where(found, amplitude[pick, cols], 0.0),
-                        np.where(found, sigmas[pick], 0.0), slope, intercept + y_ref, n_window, widths)
+        widths = WidthScreen(sigma_km=sigmas, snr=snr, amplitude_ppm_km=np.where(fitted, amplitude, 0.0),
+                             slope_ppm_km=np.where(fitted, m0 - lu1 * amplitude, np.nan_to_num(m0)),
+                             intercept_ppm=np.where(fitted, b0 - lu0 * amplitude, np.nan_to_num(b0)) + y_ref)
+    return ScreenResult(centres, widths.snr[pick, cols], widths.amplitude_ppm_km[pick, cols],
+                        np.where(found, sigmas[pick], 0.0), widths.slope_ppm_km[pick, cols],
+                        widths.intercept_ppm[pick, cols], n_window, widths)
 
 
 #: Kernel spectra by (FFT size, widths, bin, half support): orbits of similar length share them.
