@@ -20,8 +20,10 @@ import contextlib
 import datetime as dt
 import json
 import math
+import random
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,23 +114,37 @@ class VettingStore:
             if self._ready:
                 return
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            con = self._open()
-            try:
-                # WAL is a property of the database file: set once, every later connection uses it
-                mode = con.execute("PRAGMA journal_mode = WAL").fetchall()[0][0]
-                if str(mode).lower() != "wal":
-                    raise sqlite3.OperationalError(f"{self.path}: cannot switch to WAL mode (got {mode!r})")
-                con.execute("BEGIN IMMEDIATE")
+            # Two processes creating the store at once: switching a fresh file to WAL needs an exclusive lock,
+            # and SQLite answers "database is locked" at once, without its busy handler, when another connection
+            # holds one. So retry with a short pause until the busy timeout.
+            deadline = time.monotonic() + BUSY_TIMEOUT_S
+            while True:
                 try:
-                    for statement in _SCHEMA:
-                        con.execute(statement)
-                    con.execute("COMMIT")
-                except BaseException:
-                    con.execute("ROLLBACK")
-                    raise
-            finally:
-                con.close()
+                    self._create_schema()
+                    break
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.02 + 0.08 * random.random())
             self._ready = True
+
+    def _create_schema(self) -> None:
+        con = self._open()
+        try:
+            # WAL is a property of the database file: set once, every later connection uses it
+            mode = con.execute("PRAGMA journal_mode = WAL").fetchall()[0][0]
+            if str(mode).lower() != "wal":
+                raise sqlite3.OperationalError(f"{self.path}: cannot switch to WAL mode (got {mode!r})")
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in _SCHEMA:
+                    con.execute(statement)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        finally:
+            con.close()
 
     # -- writing -------------------------------------------------------------------------------------------------
     def record(self, key: PeakKey, decision: str, note: str = "", analyst: str = "", *, peak: dict | None = None,

@@ -149,3 +149,22 @@ def test_sigkill_mid_write_loses_at_most_the_decision_in_flight(tmp_path):
     stored = sorted(history["sounding_id"].tolist())
     assert stored == list(range(len(stored)))  # no gap, no torn row
     assert len(stored) >= committed + 1  # every decision reported committed is there: only the one in flight is lost
+
+
+FIRST_WRITER = """
+import sys
+from core.vetting import PeakKey, VettingStore
+VettingStore(sys.argv[1]).record(PeakKey("2019-08", 1, 1, "h"), "accept", "first", sys.argv[2])
+"""
+
+
+def test_processes_creating_the_store_at_once_all_write(tmp_path):
+    # a fresh file switched to WAL by several processes at once: SQLite may answer "locked" without waiting
+    for round_ in range(8):
+        root = tmp_path / f"round{round_}"
+        procs = [subprocess.Popen([sys.executable, "-c", FIRST_WRITER, str(root), tag], cwd=ROOT,
+                                  stderr=subprocess.PIPE, text=True) for tag in ("a", "b", "c")]
+        for p in procs:
+            _, err = p.communicate(timeout=120)
+            assert p.returncode == 0, err
+        assert sorted(VettingStore(root).history()["analyst"]) == ["a", "b", "c"]
