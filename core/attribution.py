@@ -67,12 +67,18 @@ def rank_upwind_sources(peak_lat, peak_lon, wind_u_ms, wind_v_ms, sources: pd.Da
     length = float(sector_length_km(np.hypot(wind_u_ms, wind_v_ms), settings))
     half_angle = float(settings["attribution.half_angle_deg"])
     widen = float(settings["attribution.crosswind_km"])
+    # The sector geometry is planar (east/north at the peak): only sources near enough to lie in the sector are
+    # measured. This also keeps out the far side of the Earth, which projects onto the peak's tangent plane
+    # near its origin (a source at the antipode would look 0 km upwind).
+    distance = haversine_km(peak_lat, peak_lon, sources["latitude"].to_numpy(), sources["longitude"].to_numpy())
+    reach = np.hypot(length, length * np.tan(np.radians(min(half_angle, 89.0))) + widen) * 1.01 + 1.0
+    near = distance <= min(reach, np.pi * EARTH_RADIUS_KM / 2)
+    sources, distance = sources.loc[near], distance[near]
     upwind, cross, angle = upwind_geometry(peak_lat, peak_lon, wind_u_ms, wind_v_ms,
                                            sources["latitude"].to_numpy(), sources["longitude"].to_numpy())
     inside = (upwind >= 0) & (upwind <= length) & (cross <= upwind * np.tan(np.radians(half_angle)) + widen)
     found = sources.loc[inside].assign(upwind_km=upwind[inside], crosswind_km=cross[inside],
-                                       angle_deg=angle[inside])
-    found["distance_km"] = haversine_km(peak_lat, peak_lon, found["latitude"], found["longitude"])
+                                       angle_deg=angle[inside], distance_km=distance[inside])
     emission = found["emission_tCO2_yr"].fillna(1.0).clip(lower=1.0)
     found["score"] = np.log10(emission) - found["upwind_km"] / length - (found["angle_deg"] / half_angle) ** 2
     return found.sort_values("score", ascending=False, kind="stable").reset_index(drop=True)

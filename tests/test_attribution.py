@@ -53,6 +53,20 @@ def test_ranking_prefers_aligned_large_near_sources():
     assert set(ranked["source_id"]) == {"small-aligned", "big-aligned", "big-skewed"}
 
 
+def test_a_source_at_the_antipode_is_not_upwind():
+    lat0, lon0 = 40.0, -4.0  # Spain; its antipode is off New Zealand
+    west, east = _at(lat0, lon0, -30, 0), _at(lat0, lon0, 20, 0)
+    sources = _sources([("a", "Upwind plant", "power-coal", "ES", *west, 5e6, 2019, "t"),
+                        ("far", "Antipode plant", "power-coal", "NZ", -east[0], east[1] + 180.0, 9e6, 2019, "t")])
+    upwind, cross, _ = upwind_geometry(lat0, lon0, 5.0, 0.0, sources["latitude"].to_numpy(),
+                                       sources["longitude"].to_numpy())
+    # why it matters: the antipode of a point 20 km east projects onto the peak's plane 20 km west, upwind
+    assert upwind[1] == pytest.approx(20, abs=0.5) and cross[1] < 1
+    ranked = rank_upwind_sources(lat0, lon0, 5.0, 0.0, sources, SETTINGS)
+    assert ranked["source_id"].tolist() == ["a"]
+    assert ranked["distance_km"].iloc[0] == pytest.approx(30, abs=0.3)
+
+
 def test_geometry_across_the_antimeridian():
     up, cross, angle = upwind_geometry(0.0, 179.9, 5.0, 0.0, np.array([0.0]), np.array([179.6]))
     assert up[0] == pytest.approx(0.3 * KM_PER_DEG, rel=1e-3) and angle[0] == pytest.approx(0, abs=0.1)
