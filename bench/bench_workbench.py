@@ -134,9 +134,14 @@ def browser_figures(params: dict) -> None:
         query = urlencode({k: str(v) for k, v in params.items()})
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=args)
-            context = browser.new_context(viewport={"width": 1440, "height": 1000})
-            context.add_init_script(LONG_TASKS)
-            page = context.new_page()
+
+            def new_page():
+                """A page in a new browser context (a new analyst), recording its long tasks."""
+                context = browser.new_context(viewport={"width": 1440, "height": 1000})
+                context.add_init_script(LONG_TASKS)
+                return context.new_page()
+
+            page = new_page()
             start = time.perf_counter()
             page.goto(f"{base}/?{query}")
             settle(page, headings["overview"])
@@ -156,9 +161,7 @@ def browser_figures(params: dict) -> None:
             for name in PAGES:
                 (s1, d1), (s2, d2) = passes[0][name], passes[1][name]
                 print(f"{name:<12} {s1:10.2f} {d1:7.2f} {s2:11.2f} {d2:7.2f}")
-            other_context = browser.new_context(viewport={"width": 1440, "height": 1000})
-            other_context.add_init_script(LONG_TASKS)
-            other = other_context.new_page()
+            other = new_page()
             start = time.perf_counter()
             other.goto(f"{base}/orbit?{query}")
             settle(other, headings["orbit"])

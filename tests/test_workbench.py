@@ -217,7 +217,7 @@ def test_compact_deck_is_pydecks_json_without_whitespace():
                          map_style=basemap.STYLE_URL, tooltip=maps.TOOLTIP, height=300).to_json()
     assert json.loads(spec.to_json()) == json.loads(reference)
     assert "\n" not in spec.to_json() and len(spec.to_json()) < 0.7 * len(reference)
-    assert spec._tooltip == maps.TOOLTIP and spec.layers == []
+    assert spec._tooltip == maps.TOOLTIP and len(spec.layers) == 0
 
 
 def test_vega_spec_carries_its_datasets_as_arrow_bytes():

@@ -31,7 +31,7 @@ class DeckSpec:
     the page's server time. A ``DeckSpec`` is serialised once, without whitespace, and can be cached as it is.
     """
 
-    layers: list = []  # nothing left for Streamlit to convert
+    layers = ()  # nothing left for Streamlit to convert
     mapbox_key = None
 
     def __init__(self, spec_json: str, tooltip: dict | None = None):
@@ -40,9 +40,6 @@ class DeckSpec:
 
     def to_json(self) -> str:
         return self._json
-
-    def __len__(self) -> int:
-        return len(self._json)
 
 
 def compact(deck_obj: pdk.Deck) -> DeckSpec:

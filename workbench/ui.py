@@ -154,10 +154,9 @@ def settings_caption(settings: DetectionSettings) -> None:
     st.caption(f"Settings: preset `{settings.preset}`, hash `{settings.hash}`; changed: {text}")
 
 
-
 # ------------------------------------------------------------------------------------------------ figures, built once
 
-@st.cache_data(show_spinner=False, max_entries=256)  # a month map is ~1 MB, an orbit's figures ~0.1-0.5 MB
+@st.cache_data(show_spinner=False, max_entries=256)  # demo month: its map 0.8 MB, an orbit's chart 0.1-0.2 MB
 def memo(key: tuple, _build):
     """``_build()``, computed once per ``key`` in this server process (then shared by every session).
 
