@@ -16,6 +16,8 @@ METHOD.md section 4 (after the oco2peak 2020 upwind polygons); Nassar, R. et al.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -62,26 +64,57 @@ def upwind_geometry(peak_lat, peak_lon, wind_u_ms, wind_v_ms, src_lat, src_lon):
 
 def rank_upwind_sources(peak_lat, peak_lon, wind_u_ms, wind_v_ms, sources: pd.DataFrame, settings) -> pd.DataFrame:
     """The sources inside the upwind sector of one peak, best first (see the module docstring)."""
-    if sources.empty or not np.isfinite([peak_lat, peak_lon, wind_u_ms, wind_v_ms]).all():
+    found = _in_sector(peak_lat, peak_lon, wind_u_ms, wind_v_ms, sources["latitude"].to_numpy(float),
+                       sources["longitude"].to_numpy(float), sources["emission_tCO2_yr"].to_numpy(float), settings) \
+        if not sources.empty else None
+    if found is None:
         return sources.iloc[0:0].assign(upwind_km=[], crosswind_km=[], angle_deg=[], distance_km=[], score=[])
+    ranked = sources.iloc[found.index].assign(upwind_km=found.upwind_km, crosswind_km=found.crosswind_km,
+                                              angle_deg=found.angle_deg, distance_km=found.distance_km,
+                                              score=found.score)
+    return ranked.sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class _Sector:
+    """Sources inside one peak's upwind sector: positions in the arrays given, geometry [km, deg] and score."""
+
+    index: np.ndarray
+    upwind_km: np.ndarray
+    crosswind_km: np.ndarray
+    angle_deg: np.ndarray
+    distance_km: np.ndarray
+    score: np.ndarray
+
+
+def _sector_shape(wind_u_ms, wind_v_ms, settings) -> tuple[float, float, float, float]:
+    """Length [km], half-angle [deg], near-peak widening [km] and reach [km] (farthest point) of a sector."""
     length = float(sector_length_km(np.hypot(wind_u_ms, wind_v_ms), settings))
     half_angle = float(settings["attribution.half_angle_deg"])
     widen = float(settings["attribution.crosswind_km"])
+    reach = np.hypot(length, length * np.tan(np.radians(min(half_angle, 89.0))) + widen) * 1.01 + 1.0
+    return length, half_angle, widen, float(min(reach, np.pi * EARTH_RADIUS_KM / 2))
+
+
+def _in_sector(peak_lat, peak_lon, wind_u_ms, wind_v_ms, src_lat, src_lon, src_emission_tco2_yr,
+               settings) -> _Sector | None:
+    """The sources (given as arrays) inside the upwind sector of one peak; None when the peak has no sector
+    (a non-finite position or wind)."""
+    if not np.isfinite([peak_lat, peak_lon, wind_u_ms, wind_v_ms]).all():
+        return None
+    length, half_angle, widen, reach = _sector_shape(wind_u_ms, wind_v_ms, settings)
     # The sector geometry is planar (east/north at the peak): only sources near enough to lie in the sector are
     # measured. This also keeps out the far side of the Earth, which projects onto the peak's tangent plane
     # near its origin (a source at the antipode would look 0 km upwind).
-    distance = haversine_km(peak_lat, peak_lon, sources["latitude"].to_numpy(), sources["longitude"].to_numpy())
-    reach = np.hypot(length, length * np.tan(np.radians(min(half_angle, 89.0))) + widen) * 1.01 + 1.0
-    near = distance <= min(reach, np.pi * EARTH_RADIUS_KM / 2)
-    sources, distance = sources.loc[near], distance[near]
-    upwind, cross, angle = upwind_geometry(peak_lat, peak_lon, wind_u_ms, wind_v_ms,
-                                           sources["latitude"].to_numpy(), sources["longitude"].to_numpy())
+    distance = haversine_km(peak_lat, peak_lon, src_lat, src_lon)
+    near = np.flatnonzero(distance <= reach)
+    upwind, cross, angle = upwind_geometry(peak_lat, peak_lon, wind_u_ms, wind_v_ms, src_lat[near], src_lon[near])
     inside = (upwind >= 0) & (upwind <= length) & (cross <= upwind * np.tan(np.radians(half_angle)) + widen)
-    found = sources.loc[inside].assign(upwind_km=upwind[inside], crosswind_km=cross[inside],
-                                       angle_deg=angle[inside], distance_km=distance[inside])
-    emission = found["emission_tCO2_yr"].fillna(1.0).clip(lower=1.0)
-    found["score"] = np.log10(emission) - found["upwind_km"] / length - (found["angle_deg"] / half_angle) ** 2
-    return found.sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
+    upwind, angle = upwind[inside], angle[inside]
+    emission = src_emission_tco2_yr[near[inside]]
+    emission = np.maximum(np.where(np.isnan(emission), 1.0, emission), 1.0)  # no figure: 1 tCO2/yr
+    score = np.log10(emission) - upwind / length - (angle / half_angle) ** 2
+    return _Sector(near[inside], upwind, cross[inside], angle, distance[near[inside]], score)
 
 
 def search_box(lat, lon, radius_km) -> tuple[float, float, float, float]:
@@ -118,20 +151,59 @@ def attribute(events: pd.DataFrame, settings, sources: pd.DataFrame | None = Non
         reach = float(np.max(sector_length_km(np.hypot(out["wind_u_ms"], out["wind_v_ms"]), settings)))
         reach += float(settings["attribution.crosswind_km"])
         sources = sources_in_box(*search_box(out["latitude"], out["longitude"], reach), cache=cache)
-    for i, row in out.iterrows():
-        ranked = rank_upwind_sources(row["latitude"], row["longitude"], row["wind_u_ms"], row["wind_v_ms"],
-                                     sources, settings)
-        out.at[i, "n_sources_upwind"] = len(ranked)
-        if ranked.empty:
-            continue
-        best = ranked.iloc[0]
-        out.at[i, "source_id"], out.at[i, "source_name"] = best["source_id"], best["name"]
-        out.at[i, "source_sector"], out.at[i, "source_country"] = best["sector"], best["country"]
-        out.at[i, "source_distance_km"] = best["distance_km"]
-        out.at[i, "source_upwind_km"], out.at[i, "source_angle_deg"] = best["upwind_km"], best["angle_deg"]
-        out.at[i, "source_emission_tCO2_yr"] = best["emission_tCO2_yr"]
-        inventory_g_s = float(tco2_per_year_to_kg_s(best["emission_tCO2_yr"])) * 1e3
-        if np.isfinite(inventory_g_s) and inventory_g_s > 0:
-            out.at[i, "emission_ratio"] = row["emission_gCO2_s"] / inventory_g_s
-            out.at[i, "emission_ratio_stderr"] = row["emission_gCO2_s_stderr"] / inventory_g_s
+    best = _best_sources(out, sources, settings)
+    found = best["row"] >= 0
+    if not found.any():
+        return out
+    rows = sources.iloc[best["row"][found]]
+    at = out.index[found]
+    out.loc[at, "n_sources_upwind"] = best["n"][found]
+    for column, source_column in (("source_id", "source_id"), ("source_name", "name"), ("source_sector", "sector"),
+                                  ("source_country", "country"), ("source_emission_tCO2_yr", "emission_tCO2_yr")):
+        out.loc[at, column] = rows[source_column].to_numpy()
+        if column != "source_emission_tCO2_yr":
+            out[column] = out[column].astype("str")  # pandas' string dtype, missing values kept
+    for column in ("source_distance_km", "source_upwind_km", "source_angle_deg"):
+        out.loc[at, column] = best[column][found]
+    inventory_g_s = np.asarray(tco2_per_year_to_kg_s(rows["emission_tCO2_yr"].to_numpy(float)), float) * 1e3
+    with np.errstate(invalid="ignore", divide="ignore"):
+        usable = np.isfinite(inventory_g_s) & (inventory_g_s > 0)
+        for column, estimate in (("emission_ratio", "emission_gCO2_s"),
+                                 ("emission_ratio_stderr", "emission_gCO2_s_stderr")):
+            out.loc[at, column] = np.where(usable, out.loc[at, estimate].to_numpy(float) / inventory_g_s, np.nan)
     return out
+
+
+def _best_sources(events: pd.DataFrame, sources: pd.DataFrame, settings) -> dict:
+    """For each event: the row (position in ``sources``; -1: none) of its best upwind source, that source's
+    geometry and the number of sources in the sector.
+
+    The sources are sorted by latitude once, and each event measures only the band its sector can reach (the
+    great-circle distance is at least the latitude difference); ties in the score go to the earlier row, as a
+    stable sort of the ranked table would have it.
+    """
+    n = len(events)
+    best = {"row": np.full(n, -1), "n": np.zeros(n, int), "source_distance_km": np.full(n, np.nan),
+            "source_upwind_km": np.full(n, np.nan), "source_angle_deg": np.full(n, np.nan)}
+    if sources.empty:
+        return best
+    lat, lon = sources["latitude"].to_numpy(float), sources["longitude"].to_numpy(float)
+    emission = sources["emission_tCO2_yr"].to_numpy(float)
+    order = np.argsort(lat, kind="stable")
+    lat_sorted = lat[order]
+    columns = [events[c].to_numpy(float) for c in ("latitude", "longitude", "wind_u_ms", "wind_v_ms")]
+    for i, (peak_lat, peak_lon, u, v) in enumerate(zip(*columns)):
+        if not np.isfinite([peak_lat, peak_lon, u, v]).all():
+            continue
+        reach_deg = _sector_shape(u, v, settings)[3] / KM_PER_DEG
+        lo = np.searchsorted(lat_sorted, peak_lat - reach_deg, side="left")
+        hi = np.searchsorted(lat_sorted, peak_lat + reach_deg, side="right")
+        band = np.sort(order[lo:hi])
+        found = _in_sector(peak_lat, peak_lon, u, v, lat[band], lon[band], emission[band], settings)
+        if found is None or found.index.size == 0:
+            continue
+        k = int(np.argmax(found.score))
+        best["row"][i], best["n"][i] = band[found.index[k]], found.index.size
+        best["source_distance_km"][i] = found.distance_km[k]
+        best["source_upwind_km"][i], best["source_angle_deg"][i] = found.upwind_km[k], found.angle_deg[k]
+    return best

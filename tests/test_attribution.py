@@ -8,6 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from core.attribution import attribute, rank_upwind_sources, search_box, upwind_geometry
+from core.emission import SECONDS_PER_YEAR
 from core.settings import DetectionSettings
 from core.track import EARTH_RADIUS_KM
 
@@ -87,3 +88,42 @@ def test_attribute_queries_the_inventory_parquet_through_duckdb(tmp_path):
     inventory_g_s = 5e6 * 1e6 / (365.25 * 86400)
     assert out["emission_ratio"].iloc[0] == pytest.approx(1.0e5 / inventory_g_s)
     assert out["source_distance_km"].iloc[0] == pytest.approx(30, abs=0.2)
+
+
+def test_attribute_picks_each_events_best_ranked_source():
+    """A month is attributed at once (sources sorted by latitude, each event measuring only its band): every
+    event gets the first source of its own ranking, near the poles and across the antimeridian too."""
+    rng = np.random.default_rng(3)
+    n_src = 4000
+    lat = np.concatenate([rng.uniform(-89, 89, n_src // 2), rng.uniform(45, 47, n_src // 2)])
+    lon = np.concatenate([rng.uniform(-180, 180, n_src // 2), rng.uniform(-1, 1, n_src // 2)])
+    emission = np.where(rng.random(n_src) < 0.2, np.nan, 10 ** rng.uniform(4, 7, n_src))
+    emission[:50] = 1e6  # equal scores are possible: the earlier row wins, as in the ranking
+    sources = _sources([(f"s{i}", f"plant {i}", "power-coal", "XX", lat[i], lon[i], emission[i], 2019, "t")
+                        for i in range(n_src)])
+    n_ev = 300
+    events = pd.DataFrame({
+        "latitude": np.concatenate([rng.uniform(45, 47, n_ev - 20), [89.5, -89.7, 0.0, 0.0, 10, 10, np.nan],
+                                    rng.uniform(-60, 60, 13)]),
+        "longitude": np.concatenate([rng.uniform(-1, 1, n_ev - 20), [0.0, 120, 179.9, -179.95, 5, 5, 5],
+                                     rng.uniform(-180, 180, 13)]),
+        "wind_u_ms": rng.normal(0, 6, n_ev), "wind_v_ms": rng.normal(0, 6, n_ev),
+        "emission_gCO2_s": rng.uniform(1e4, 1e6, n_ev), "emission_gCO2_s_stderr": rng.uniform(1e3, 1e5, n_ev)})
+    events.loc[n_ev - 15, ["wind_u_ms", "wind_v_ms"]] = 0.0  # calm: no sector
+    out = attribute(events, SETTINGS, sources=sources)
+    n_found = 0
+    for i, event in events.iterrows():
+        ranked = rank_upwind_sources(event["latitude"], event["longitude"], event["wind_u_ms"], event["wind_v_ms"],
+                                     sources, SETTINGS)
+        assert out.at[i, "n_sources_upwind"] == len(ranked)
+        if ranked.empty:
+            assert pd.isna(out.at[i, "source_id"])
+            continue
+        n_found += 1
+        best = ranked.iloc[0]
+        assert out.at[i, "source_id"] == best["source_id"]
+        assert out.at[i, "source_upwind_km"] == best["upwind_km"]
+        assert out.at[i, "source_distance_km"] == best["distance_km"]
+        ratio = event["emission_gCO2_s"] / (best["emission_tCO2_yr"] * 1e6 / SECONDS_PER_YEAR)  # g/s over g/s
+        assert out.at[i, "emission_ratio"] == pytest.approx(ratio, rel=1e-12, nan_ok=True)
+    assert 50 < n_found < n_ev
