@@ -28,6 +28,9 @@ from .track import along_track, cross_track_wind_ms, wind_aligned_km
 
 FIT_COLUMNS = ("amplitude_ppm_km", "sigma_km", "center_km", "slope_ppm_km", "intercept_ppm")
 _FIT_PARAM = dict(zip(FIT_COLUMNS, ("amplitude", "sigma", "center", "slope", "intercept")))
+#: Where a fit starts (and what a candidate not fitted keeps): the screen's values.
+_SCREEN_START = {"amplitude_ppm_km": "screen_amplitude", "sigma_km": "screen_sigma", "center_km": "center_km",
+                 "slope_ppm_km": "screen_slope", "intercept_ppm": "screen_intercept"}
 
 
 @dataclass(frozen=True)
@@ -130,61 +133,66 @@ def fit_candidates(od: OrbitData, candidates: pd.DataFrame, settings: DetectionS
     s = settings
     od = detection_view(od, s)
     df = od.soundings
+    n = len(candidates)
+    if n == 0:
+        return pd.DataFrame()
     x, y = df["x_km"].to_numpy(), df["xco2"].to_numpy().astype(float)
     unc = df["xco2_uncertainty"].to_numpy().astype(float)
     frame, footprint = df["frame"].to_numpy(), df["footprint"].to_numpy()
     x_track = df["x_track_km"].to_numpy()
     land_water = df["land_water_indicator"].to_numpy()
     half = s["fit.window_km"] / 2
-    wide_limit_km = half / s["rules.too_wide.n_sigma"]
-    strided = int(s["screen.stride"]) > 0
-    rows = []
-    for cand in candidates.itertuples(index=False):
-        row = {"center_km": cand.center_km, "screen_snr": cand.screen_snr, "fixed_reason": "", "fit_message": "",
-               "nfev": 0}
-        lo, hi = np.searchsorted(x, [cand.center_km - half, cand.center_km + half], side="left")
-        row["n_window"] = int(hi - lo)
-        if not strided and cand.screen_snr < 0 and s.enabled("depletion"):
-            row.update(_screen_values(cand), fixed_reason="depletion", fit_message="the screen's area is negative")
-            rows.append(row)
-            continue
-        if not strided and cand.screen_sigma > wide_limit_km and s.enabled("too-wide"):
-            row.update(_screen_values(cand), fixed_reason="too-wide",
-                       fit_message=f"the screen's best width {cand.screen_sigma:.0f} km is beyond the too-wide limit")
-            rows.append(row)
-            continue
-        if not strided and abs(cand.screen_snr) < s["screen.min_significance"]:
-            row.update(_screen_values(cand), fixed_reason="screen", fit_message="below the screen threshold")
-            rows.append(row)
-            continue
-        start = {"amplitude": cand.screen_amplitude, "sigma": cand.screen_sigma, "center": cand.center_km,
-                 "slope": cand.screen_slope, "intercept": cand.screen_intercept}
-        fit = fit_window(x[lo:hi], y[lo:hi], unc[lo:hi], start, s)
-        row["nfev"], row["fit_message"] = fit.nfev, fit.message
+    centre = candidates["center_km"].to_numpy(float)
+    snr = candidates["screen_snr"].to_numpy(float)
+    screen_sigma = candidates["screen_sigma"].to_numpy(float)
+    lo = np.searchsorted(x, centre - half, side="left")
+    hi = np.searchsorted(x, centre + half, side="left")
+    # fit start = the screen's values; a candidate not fitted keeps them
+    out = {"center_km": centre, "screen_snr": snr, "fixed_reason": np.full(n, "", object),
+           "fit_message": np.full(n, "", object), "nfev": np.zeros(n, np.int64), "n_window": hi - lo}
+    for column, screen_column in _SCREEN_START.items():
+        out[column] = candidates[screen_column].to_numpy(float).copy()
+    if int(s["screen.stride"]) <= 0:  # rules judged on the screen's estimate, in this order
+        fixed, message = out["fixed_reason"], out["fit_message"]
+        for reason, hit, why in (
+                ("depletion", (snr < 0) & s.enabled("depletion"), lambda i: "the screen's area is negative"),
+                ("too-wide", (screen_sigma > half / s["rules.too_wide.n_sigma"]) & s.enabled("too-wide"),
+                 lambda i: f"the screen's best width {screen_sigma[i]:.0f} km is beyond the too-wide limit"),
+                ("screen", np.abs(snr) < s["screen.min_significance"], lambda i: "below the screen threshold")):
+            for i in np.flatnonzero(hit & (fixed == "")):
+                fixed[i], message[i] = reason, why(i)
+    to_fit = np.flatnonzero(out["fixed_reason"] == "")
+    errors = {f"{p}_stderr": np.full(n, np.nan) for p in _FIT_PARAM.values()}
+    chi2, redchi = np.full(n, np.nan), np.full(n, np.nan)
+    stats: dict[str, list] = {}
+    fitted_rows = []
+    for i in to_fit:
+        start = {param: out[column][i] for column, param in _FIT_PARAM.items()}
+        a, b = lo[i], hi[i]
+        fit = fit_window(x[a:b], y[a:b], unc[a:b], start, s)
+        out["nfev"][i], out["fit_message"][i] = fit.nfev, fit.message
         if not fit.ok:
-            row.update(_screen_values(cand), fixed_reason="fit-failed")
-            rows.append(row)
+            out["fixed_reason"][i] = "fit-failed"
             continue
         for column, param in _FIT_PARAM.items():
-            row[column] = fit.values[param]
-            row[f"{param}_stderr"] = fit.stderr[param]
-        row["chi2"], row["redchi"] = fit.chi2, fit.redchi
-        row.update(window_stats(x[lo:hi], y[lo:hi], unc[lo:hi], frame[lo:hi], footprint[lo:hi],
-                                land_water[lo:hi], fit, len(df), s, x_track[lo:hi]))
-        rows.append(row)
-    out = pd.DataFrame(rows)
-    if out.empty:
-        return out
-    for column in (*FIT_COLUMNS, *(f"{p}_stderr" for p in _FIT_PARAM.values()), *STAT_COLUMNS, "chi2", "redchi"):
-        if column not in out:
-            out[column] = np.nan
+            out[column][i] = fit.values[param]
+            errors[f"{param}_stderr"][i] = fit.stderr[param]
+        chi2[i], redchi[i] = fit.chi2, fit.redchi
+        fitted_rows.append(i)
+        for key, value in window_stats(x[a:b], y[a:b], unc[a:b], frame[a:b], footprint[a:b], land_water[a:b], fit,
+                                       len(df), s, x_track[a:b]).items():
+            stats.setdefault(key, []).append(value)
+    out.update(errors, chi2=chi2, redchi=redchi)
+    for column in STAT_COLUMNS:
+        if column == "n_window":
+            continue
+        values = np.full(n, np.nan)
+        if column in stats:
+            values[fitted_rows] = np.asarray(stats[column], float)
+        out[column] = values
+    out["surface_transition"] = pd.array(out["surface_transition"], dtype="Float64").astype("boolean")  # NA: no fit
     out["delta_ppm"] = out["amplitude_ppm_km"] / (out["sigma_km"] * SQRT_2PI)
-    return out
-
-
-def _screen_values(cand) -> dict:
-    return {"amplitude_ppm_km": cand.screen_amplitude, "sigma_km": cand.screen_sigma,
-            "slope_ppm_km": cand.screen_slope, "intercept_ppm": cand.screen_intercept}
+    return pd.DataFrame(out)
 
 
 def judge(od: OrbitData, fitted: pd.DataFrame, settings: DetectionSettings) -> pd.DataFrame:

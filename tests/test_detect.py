@@ -41,6 +41,21 @@ def test_fit_recovers_parameters_with_standard_errors():
     assert 0 < fit.stderr["amplitude"] < 3
 
 
+def test_fit_with_the_centre_held_fixed():
+    """``fit.centre_shift_km`` 0 holds the centre at the candidate (every fit failed with 'min == max' before)."""
+    df = add_gaussian(crafted_orbit(400, seed=3), 200.0, 12.0, 5.0)
+    x, y, unc = df["x_true_km"].to_numpy(), df["xco2"].to_numpy(), df["xco2_uncertainty"].to_numpy()
+    fixed = RECOMMENDED.replace({"fit.centre_shift_km": 0.0})
+    fit = fit_window(x, y, unc, {"amplitude": 8, "sigma": 3, "center": 199.0, "slope": 0, "intercept": 410},
+                     fixed)
+    assert fit.ok, fit.message
+    assert fit.values["center"] == 199.0
+    assert abs(fit.values["amplitude"] - 12.0) < 3 * fit.stderr["amplitude"]
+    events = detect_orbit(df, fixed)
+    assert not events["fit_message"].str.contains("min == max").any()
+    assert (events["is_event"] & events["status"].eq("accepted")).sum() == 1
+
+
 def test_along_track_follows_frames_and_never_folds_back():
     df = crafted_orbit(900, noise_ppm=0)
     track = along_track(df["sounding_id"], df["latitude"], df["longitude"])
