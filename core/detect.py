@@ -216,34 +216,29 @@ def merge_duplicates(candidates: pd.DataFrame) -> pd.DataFrame:
     ``duplicate`` (added to their ``rejected_by``) and point to it through ``event_id``; ``n_windows`` counts
     the windows that saw the event.
     """
-    out = candidates.copy()
-    out["event_id"] = -1
-    out["n_windows"] = 0
-    out["is_event"] = False  # also when nothing was fitted (every candidate judged on the screen)
-    fitted = np.flatnonzero(out["fixed_reason"].eq("").to_numpy())
-    if fitted.size == 0:
-        return out
-    priority = sorted(fitted, key=lambda i: (out.at[i, "status"] != "accepted", -abs(out.at[i, "snr"])))
-    centres, sigmas = out["center_km"].to_numpy(), out["sigma_km"].to_numpy()
+    n = len(candidates)
+    event_id, n_windows, is_event = np.full(n, -1), np.zeros(n, np.int64), np.zeros(n, bool)
+    rejected_by = candidates["rejected_by"].to_numpy(object).copy()
+    status = candidates["status"].to_numpy(object).copy()
+    fitted = np.flatnonzero(candidates["fixed_reason"].eq("").to_numpy())
+    # accepted before rejected, then the highest |A / stderr| (a stable order, as the rows come)
+    priority = fitted[np.lexsort((-np.abs(candidates["snr"].to_numpy(float)[fitted]), status[fitted] != "accepted"))]
+    centres, sigmas = candidates["center_km"].to_numpy(float), candidates["sigma_km"].to_numpy(float)
     kept: list[int] = []
-    event_of = {}
     for i in priority:
         match = next((k for k in kept if abs(centres[i] - centres[k]) <= max(1.0, min(sigmas[i], sigmas[k]))), None)
         if match is None:
             kept.append(i)
-            event_of[i] = i
+            event_id[i] = i
         else:
-            event_of[i] = match
-    counts = pd.Series(list(event_of.values())).value_counts()
-    for i, k in event_of.items():
-        out.at[i, "event_id"] = k
-        if i != k:
-            out.at[i, "rejected_by"] = "+".join(filter(None, [out.at[i, "rejected_by"], "duplicate"]))
-            out.at[i, "status"] = "rejected"
-    for k in kept:
-        out.at[k, "n_windows"] = int(counts[k])
-    out["is_event"] = out.index.isin(kept)
-    return out
+            event_id[i] = match
+            rejected_by[i] = "+".join(filter(None, [rejected_by[i], "duplicate"]))
+            status[i] = "rejected"
+    if kept:
+        n_windows[kept] = np.bincount(event_id[fitted], minlength=n)[kept]
+        is_event[kept] = True
+    return _with_columns(candidates, {"rejected_by": rejected_by, "status": status, "event_id": event_id,
+                                      "n_windows": n_windows, "is_event": is_event})
 
 
 def _locate(od: OrbitData, cands: pd.DataFrame) -> pd.DataFrame:

@@ -89,34 +89,29 @@ def _groups_above(groups: np.ndarray, excess: np.ndarray) -> int:
     return int(np.count_nonzero(sums > 0))
 
 
-def _step_normal_equations(sums_all, sums_h):
-    """3x3 normal equations of ``y = b + m d + s H`` from the totals and the sums over H (H in {0, 1})."""
-    sw, swd, swdd, swy, swdy = sums_all
-    hw, hwd, hwy = sums_h
-    n = hw.shape[0]
-    a = np.empty((n, 3, 3))
-    a[:, 0, 0], a[:, 0, 1], a[:, 0, 2] = sw, swd, hw
-    a[:, 1, 0], a[:, 1, 1], a[:, 1, 2] = swd, swdd, hwd
-    a[:, 2, 0], a[:, 2, 1], a[:, 2, 2] = hw, hwd, hw
-    b = np.stack([np.full(n, swy), np.full(n, swdy), hwy], axis=1)
-    return a, b
+def _best_indicator_chi2(d, y, w, starts: np.ndarray, stops: np.ndarray) -> float:
+    """Smallest chi-square of ``y = b + m d + s H`` where H is 1 on sorted soundings [start, stop).
 
-
-def _best_indicator_chi2(d, y, w, starts: np.ndarray, stops: np.ndarray, return_index: bool = False):
-    """Smallest chi-square of ``y = b + m d + s H`` where H is 1 on sorted soundings [start, stop)."""
+    The line alone is solved once; H is one more regressor (Schur complement, as in :mod:`core.screen`): with
+    u = [sum w H, sum w d H], p0 the line's coefficients and L its normal matrix, chi2 = chi2_line - q^2 / t
+    where q = sum w y H - u.p0 and t = sum w H - u.L^-1.u (H^2 = H). An H the line already spans (t ~ 0) leaves
+    the line's chi-square.
+    """
     if starts.size == 0:
-        return (np.inf, -1) if return_index else np.inf
-    totals = np.array([w.sum(), (w * d).sum(), (w * d * d).sum(), (w * y).sum(), (w * d * y).sum()])
-    cum = np.concatenate([np.zeros((3, 1)), np.cumsum(np.stack([w, w * d, w * y]), axis=1)], axis=1)
-    h = cum[:, stops] - cum[:, starts]
-    a, b = _step_normal_equations(totals, h)
+        return np.inf
+    wd, wy = w * d, w * y
+    sw, swd, swdd, swy, swdy = w.sum(), wd.sum(), (wd * d).sum(), wy.sum(), (wy * d).sum()
+    det = sw * swdd - swd * swd
+    cum = np.concatenate([np.zeros((3, 1)), np.cumsum(np.stack([w, wd, wy]), axis=1)], axis=1)
+    hw, hwd, hwy = cum[:, stops] - cum[:, starts]
     with np.errstate(all="ignore"):
-        p = np.linalg.solve(a + np.eye(3) * 1e-12, b[..., None])[..., 0]
-    chi2 = (w * y * y).sum() - np.einsum("ni,ni->n", p, b)
+        b0, m0 = (swdd * swy - swd * swdy) / det, (sw * swdy - swd * swy) / det
+        chi2_line = (wy * y).sum() - (b0 * swy + m0 * swdy)
+        t = hw - (swdd * hw * hw - 2 * swd * hw * hwd + sw * hwd * hwd) / det
+        q = hwy - (b0 * hw + m0 * hwd)
+        chi2 = np.where(t > 1e-12 * np.maximum(hw, 1e-300), chi2_line - q * q / t, chi2_line)
     chi2 = np.where(np.isfinite(chi2), chi2, np.inf)
-    best = int(np.argmin(chi2))
-    value = float(max(chi2[best], 0.0))
-    return (value, best) if return_index else value
+    return float(max(chi2.min(), 0.0))
 
 
 def best_step_chi2(d_km, y_ppm, weight, half_span_km: float) -> float:
@@ -159,12 +154,13 @@ def best_plateau_chi2(d_km, y_ppm, weight, half_span_km: float, min_width_km: fl
     return _best_indicator_chi2(d, y, w, starts[wide], stops[wide])
 
 
-def rule_failures(stats: pd.DataFrame, settings: DetectionSettings) -> dict[str, np.ndarray]:
-    """For each enabled rule, a boolean array: True where the candidate fails it."""
+def rule_failures(stats, settings: DetectionSettings) -> dict[str, np.ndarray]:
+    """For each enabled rule, a boolean array: True where the candidate fails it (``stats``: a table or a mapping
+    of column name to array)."""
     s = settings
-    sigma = stats["sigma_km"].to_numpy(float)
-    amplitude = stats["amplitude_ppm_km"].to_numpy(float)
-    col = {c: stats[c].to_numpy() for c in STAT_COLUMNS if c in stats}
+    sigma = np.asarray(stats["sigma_km"], float)
+    amplitude = np.asarray(stats["amplitude_ppm_km"], float)
+    col = {c: np.asarray(stats[c]) for c in STAT_COLUMNS if c in stats}
     need_near = np.floor(s["rules.near_sides.per_sigma_km"] * sigma)
     need_flank = np.floor(s["rules.flanks.per_sigma_km"] * sigma)
     tests = {
@@ -193,11 +189,11 @@ def evaluate_rules(candidates: pd.DataFrame, settings: DetectionSettings) -> pd.
 
     Candidates whose ``fixed_reason`` is set (``screen``, ``fit-failed``) are rejected by that reason alone.
     """
-    out = candidates.copy()
-    fitted = out["fixed_reason"].eq("").to_numpy()
-    reasons = np.full(len(out), "", dtype=object)
+    fitted = candidates["fixed_reason"].eq("").to_numpy()
+    reasons = np.full(len(candidates), "", dtype=object)
     if fitted.any():
-        failures = rule_failures(out.loc[fitted], settings)
+        needed = [c for c in (*STAT_COLUMNS, "sigma_km", "amplitude_ppm_km") if c in candidates]
+        failures = rule_failures({c: candidates[c].to_numpy()[fitted] for c in needed}, settings)
         names = np.array(list(failures))
         if names.size:
             matrix = np.stack([failures[n] for n in names], axis=1)
@@ -205,7 +201,8 @@ def evaluate_rules(candidates: pd.DataFrame, settings: DetectionSettings) -> pd.
         else:
             joined = [""] * int(fitted.sum())
         reasons[fitted] = joined
-    reasons[~fitted] = out.loc[~fitted, "fixed_reason"].to_numpy()
+    reasons[~fitted] = candidates["fixed_reason"].to_numpy()[~fitted]
+    out = candidates.copy()
     out["rejected_by"] = reasons
     out["status"] = np.where(reasons == "", "accepted", "rejected")
     return out
