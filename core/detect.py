@@ -112,9 +112,10 @@ def find_candidates(od: OrbitData, settings: DetectionSettings) -> pd.DataFrame:
         idx, k = width_extrema(scr, min_separation_km=s["screen.min_separation_km"],
                                min_abs_snr=s["screen.min_abs_snr"], max_sigma_km=s["screen.every_width_max_sigma_km"])
         w = scr.widths
+        slope, intercept = w.background(k, idx)
         return pd.DataFrame({"center_km": scr.x_km[idx], "screen_snr": w.snr[k, idx],
                              "screen_amplitude": w.amplitude_ppm_km[k, idx], "screen_sigma": w.sigma_km[k],
-                             "screen_slope": w.slope_ppm_km[k, idx], "screen_intercept": w.intercept_ppm[k, idx]})
+                             "screen_slope": slope, "screen_intercept": intercept})
     idx = local_extrema(scr, min_separation_km=s["screen.min_separation_km"], min_abs_snr=s["screen.min_abs_snr"])
     return pd.DataFrame({"center_km": scr.x_km[idx], "screen_snr": scr.snr[idx],
                          "screen_amplitude": scr.amplitude_ppm_km[idx], "screen_sigma": scr.sigma_km[idx],

@@ -44,13 +44,31 @@ class ScreenResult:
 
 @dataclass(frozen=True)
 class WidthScreen:
-    """The screen's fit at every bin centre for every width: arrays of shape (n_sigma, n_bins)."""
+    """The screen's fit at every bin centre for every width: arrays of shape (n_sigma, n_bins).
+
+    The background line of a fit is computed only where asked (:meth:`background`): from the line fitted alone
+    (``line_intercept``, ``line_slope``, shape (n_bins,)) and the Gaussian's correction (``lu0``, ``lu1``).
+    """
 
     sigma_km: np.ndarray  # the widths [km], shape (n_sigma,)
     snr: np.ndarray
     amplitude_ppm_km: np.ndarray
-    slope_ppm_km: np.ndarray
-    intercept_ppm: np.ndarray
+    line_intercept: np.ndarray
+    line_slope: np.ndarray
+    lu0: np.ndarray
+    lu1: np.ndarray
+    y_ref: float
+
+    def background(self, k, bins) -> tuple[np.ndarray, np.ndarray]:
+        """Slope [ppm/km] and intercept [ppm] of the fits of width ``k`` at ``bins`` (the line alone where no
+        width fits)."""
+        amplitude = self.amplitude_ppm_km[k, bins]  # 0 where no fit: the line alone
+        b0, m0 = np.nan_to_num(self.line_intercept[bins]), np.nan_to_num(self.line_slope[bins])
+        with np.errstate(invalid="ignore"):
+            fitted = self.snr[k, bins] != 0
+            slope = np.where(fitted, m0 - self.lu1[k, bins] * amplitude, m0)
+            intercept = np.where(fitted, b0 - self.lu0[k, bins] * amplitude, b0)
+        return slope, intercept + self.y_ref
 
 
 def sigma_grid_km(sigma_min_km: float, sigma_max_km: float, n: int) -> np.ndarray:
@@ -88,7 +106,7 @@ def screen_orbit(x_km, xco2_ppm, uncertainty_ppm, window_km: float = 200.0, sigm
     if x.size == 0:
         empty, none = np.zeros(0), np.zeros((0, 0))
         return ScreenResult(empty, empty, empty, empty, empty, empty, np.zeros(0, int),
-                            WidthScreen(empty, none, none, none, none))
+                            WidthScreen(empty, none, none, empty, empty, none, none, 0.0))
     y_ref = np.average(y, weights=w)
     y = y - y_ref  # numerically kinder sums
     x0 = x.min()
@@ -147,14 +165,10 @@ def screen_orbit(x_km, xco2_ppm, uncertainty_ppm, window_km: float = 200.0, sigm
     pick = np.argmax(np.abs(snr), axis=0)
     cols = np.arange(n_bins)
     found = snr[pick, cols] != 0
-    fitted = snr != 0  # every width; where no width fits, the line alone
-    with np.errstate(invalid="ignore"):
-        widths = WidthScreen(sigma_km=sigmas, snr=snr, amplitude_ppm_km=np.where(fitted, amplitude, 0.0),
-                             slope_ppm_km=np.where(fitted, m0 - lu1 * amplitude, np.nan_to_num(m0)),
-                             intercept_ppm=np.where(fitted, b0 - lu0 * amplitude, np.nan_to_num(b0)) + y_ref)
-    return ScreenResult(centres, widths.snr[pick, cols], widths.amplitude_ppm_km[pick, cols],
-                        np.where(found, sigmas[pick], 0.0), widths.slope_ppm_km[pick, cols],
-                        widths.intercept_ppm[pick, cols], n_window, widths)
+    widths = WidthScreen(sigmas, snr, np.where(snr != 0, amplitude, 0.0), b0, m0, lu0, lu1, float(y_ref))
+    slope, intercept = widths.background(pick, cols)
+    return ScreenResult(centres, snr[pick, cols], widths.amplitude_ppm_km[pick, cols],
+                        np.where(found, sigmas[pick], 0.0), slope, intercept, n_window, widths)
 
 
 #: Kernel spectra by (FFT size, widths, bin, half support): orbits of similar length share them.
@@ -188,8 +202,10 @@ def _gaussian_window_sums(s_w, s_wy, sigmas, h: int, bin_km: float) -> np.ndarra
     size = sp_fft.next_fast_len(-(-(n + 2 * half) // 1024) * 1024, real=True)
     k_g, k_dg, k_gg = np.split(_kernel_spectra(sigmas, half, bin_km, size), 3)
     f_w, f_wy = sp_fft.rfft(s_w, size), sp_fft.rfft(s_wy, size)
-    products = np.stack([f_w * k_g, f_w * k_dg, f_w * k_gg, f_wy * k_g])
-    full = sp_fft.irfft(products, size, axis=2)
+    products = np.empty((4, *k_g.shape), complex)
+    for out, signal, kernel in zip(products, (f_w, f_w, f_w, f_wy), (k_g, k_dg, k_gg, k_g)):
+        np.multiply(signal, kernel, out=out)
+    full = sp_fft.irfft(products, size, axis=2, overwrite_x=True)
     return full[:, :, half:half + n]
 
 
