@@ -25,6 +25,7 @@ from .emission import tco2_per_year_to_kg_s
 from .track import EARTH_RADIUS_KM, haversine_km, local_east_north, unit_vectors
 
 KM_PER_DEG = np.pi * EARTH_RADIUS_KM / 180.0
+_TEXT_COLUMNS = ("source_id", "source_name", "source_sector", "source_country")
 SOURCE_COLUMNS = ("source_id", "source_name", "source_sector", "source_country", "source_distance_km",
                   "source_upwind_km", "source_angle_deg", "source_emission_tCO2_yr", "n_sources_upwind",
                   "emission_ratio", "emission_ratio_stderr")
@@ -139,9 +140,8 @@ def attribute(events: pd.DataFrame, settings, sources: pd.DataFrame | None = Non
     ``sources`` defaults to the inventory sources in a box around all events (one DuckDB query).
     """
     out = events.copy()
-    for column in SOURCE_COLUMNS:
-        out[column] = np.nan if column not in ("source_id", "source_name", "source_sector", "source_country") \
-            else None
+    for column in SOURCE_COLUMNS:  # text columns in pandas' string dtype (missing: NaN), whatever is found
+        out[column] = pd.Series(np.nan, index=out.index, dtype="str" if column in _TEXT_COLUMNS else float)
     out["n_sources_upwind"] = 0
     if out.empty:
         return out
@@ -161,8 +161,6 @@ def attribute(events: pd.DataFrame, settings, sources: pd.DataFrame | None = Non
     for column, source_column in (("source_id", "source_id"), ("source_name", "name"), ("source_sector", "sector"),
                                   ("source_country", "country"), ("source_emission_tCO2_yr", "emission_tCO2_yr")):
         out.loc[at, column] = rows[source_column].to_numpy()
-        if column != "source_emission_tCO2_yr":
-            out[column] = out[column].astype("str")  # pandas' string dtype, missing values kept
     for column in ("source_distance_km", "source_upwind_km", "source_angle_deg"):
         out.loc[at, column] = best[column][found]
     inventory_g_s = np.asarray(tco2_per_year_to_kg_s(rows["emission_tCO2_yr"].to_numpy(float)), float) * 1e3

@@ -131,10 +131,14 @@ def best_step_chi2(d_km, y_ppm, weight, half_span_km: float) -> float:
 
 
 def best_plateau_chi2(d_km, y_ppm, weight, half_span_km: float, min_width_km: float = 0.0,
-                      max_edges: int = 32) -> float:
+                      max_edges: int = 96) -> float:
     """Smallest chi-square of ``y = b + m d + s 1[d_a <= d < d_b]`` (a plateau with sharp edges, the shape of a
     burst of cloud-contaminated soundings), over plateaus at least ``min_width_km`` wide with both edges within
-    |d| <= half_span (at most ``max_edges`` candidate edges, evenly spread: at most ~500 pairs).
+    |d| <= half_span (at most ``max_edges`` candidate edges, evenly spread: at most ~4,600 pairs).
+
+    Edges are every position where the sorted track advances, so a burst's edges are found where they are: with
+    32 edges spread over a span of ~100 soundings, the plateau's edges missed the burst's by up to a frame and the
+    Gaussian won (on the OSSE, 14 of 37 false events on plume-free passes were cloud bursts; with 96, 4).
 
     A plateau one or two frames wide is also what a narrow plume looks like at 2.25 km sampling, so only wide
     plateaus are compared with the Gaussian.
