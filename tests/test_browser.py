@@ -2,7 +2,8 @@
 
 The app runs as ``streamlit run workbench/app.py`` on a free port over the small test cache. Chromium comes from
 Debian (``apt-get install chromium``; ``.ci/run`` does it): these tests fail rather than skip without it.
-Screenshots of every page go to ``docs/screenshots/<page>.png`` for the README.
+Screenshots of every page go to ``$OCO2_SCREENSHOTS/<page>.png`` (default: a folder under the system's temporary
+directory; ``OCO2_SCREENSHOTS=docs/screenshots`` refreshes the README's).
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import os
 import re
 import socket
 import subprocess
+import tempfile
 import sys
 import time
 import urllib.request
@@ -26,7 +28,7 @@ from core.settings import DetectionSettings
 from workbench import controls
 
 ROOT = Path(__file__).resolve().parent.parent
-SCREENSHOTS = ROOT / "docs" / "screenshots"
+SCREENSHOTS = Path(os.environ.get("OCO2_SCREENSHOTS", Path(tempfile.gettempdir()) / "oco2-screenshots"))
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
