@@ -21,7 +21,7 @@ import pandas as pd
 
 from . import emission as em
 from .fitting import SQRT_2PI, fit_window
-from .rules import STAT_COLUMNS, evaluate_rules, window_stats
+from .rules import STAT_COLUMNS, rule_verdicts, window_stats
 from .screen import local_extrema, screen_orbit, width_extrema
 from .settings import DetectionSettings
 from .track import along_track, cross_track_wind_ms, wind_aligned_km
@@ -229,13 +229,14 @@ def judge(od: OrbitData, fitted: pd.DataFrame, settings: DetectionSettings) -> p
     if fitted.empty:
         return fitted
     od = detection_view(od, settings)
-    out = evaluate_rules(fitted, settings)
-    out = merge_duplicates(out)
-    out = _locate(od, out)
-    out = _emission(out, settings)
-    out["orbit"] = od.orbit
-    out["rules_hash"] = settings.hash
-    return out
+    # every new column computed on arrays, then added at once (each step adding its own copied the table)
+    reasons, status = rule_verdicts(fitted, settings)
+    columns = _merged(fitted, reasons, status)
+    columns.update(_located(od, fitted["center_km"].to_numpy(float), fitted["sigma_km"].to_numpy(float)))
+    columns.update(_emission(fitted, columns, settings))
+    columns["orbit"] = np.full(len(fitted), od.orbit, np.int64)
+    columns["rules_hash"] = np.full(len(fitted), settings.hash, object)
+    return _with_columns(fitted, columns)
 
 
 def merge_duplicates(candidates: pd.DataFrame) -> pd.DataFrame:
@@ -243,12 +244,18 @@ def merge_duplicates(candidates: pd.DataFrame) -> pd.DataFrame:
 
     The best fit is kept (accepted before rejected, then the highest A/stderr); the others are marked
     ``duplicate`` (added to their ``rejected_by``) and point to it through ``event_id``; ``n_windows`` counts
-    the windows that saw the event.
+    the windows that saw the event. ``candidates`` carry ``rejected_by`` and ``status``
+    (:func:`core.rules.evaluate_rules`).
     """
+    return _with_columns(candidates, _merged(candidates, candidates["rejected_by"].to_numpy(object),
+                                             candidates["status"].to_numpy(object)))
+
+
+def _merged(candidates: pd.DataFrame, rejected_by: np.ndarray, status: np.ndarray) -> dict:
+    """:func:`merge_duplicates` on arrays: the columns it sets."""
     n = len(candidates)
     event_id, n_windows, is_event = np.full(n, -1), np.zeros(n, np.int64), np.zeros(n, bool)
-    rejected_by = candidates["rejected_by"].to_numpy(object).copy()
-    status = candidates["status"].to_numpy(object).copy()
+    rejected_by, status = rejected_by.copy(), status.copy()
     fitted = np.flatnonzero(candidates["fixed_reason"].eq("").to_numpy())
     # accepted before rejected, then the highest |A / stderr| (a stable order, as the rows come)
     priority = fitted[np.lexsort((-np.abs(candidates["snr"].to_numpy(float)[fitted]), status[fitted] != "accepted"))]
@@ -271,11 +278,11 @@ def merge_duplicates(candidates: pd.DataFrame) -> pd.DataFrame:
         windows = event_id[np.concatenate([fitted, skipped])]
         n_windows[kept] = np.bincount(windows[windows >= 0], minlength=n)[kept]
         is_event[kept] = True
-    return _with_columns(candidates, {"rejected_by": rejected_by, "status": status, "event_id": event_id,
-                                      "n_windows": n_windows, "is_event": is_event})
+    return {"rejected_by": rejected_by, "status": status, "event_id": event_id, "n_windows": n_windows,
+            "is_event": is_event}
 
 
-def _locate(od: OrbitData, cands: pd.DataFrame) -> pd.DataFrame:
+def _located(od: OrbitData, centre: np.ndarray, sigma_km: np.ndarray) -> dict:
     """Nearest sounding to each centre: its id, time, position; local wind, track bearing, psurf, tcwv.
 
     On the track centreline the wind-aligned and along-track coordinates agree, so a fitted centre is located
@@ -283,14 +290,13 @@ def _locate(od: OrbitData, cands: pd.DataFrame) -> pd.DataFrame:
     """
     df = track_view(od).soundings
     x = df["x_track_km"].to_numpy()
-    centre = cands["center_km"].to_numpy(float)
     nearest = np.clip(np.searchsorted(x, centre), 0, len(x) - 1)
     left = np.clip(nearest - 1, 0, len(x) - 1)
     nearest = np.where(np.abs(x[left] - centre) < np.abs(x[nearest] - centre), left, nearest)
     out = {column: df[column].array.take(nearest)  # .array keeps the UTC timestamps' dtype (no objects)
            for column in ("sounding_id", "time", "latitude", "longitude", "footprint")}
     # meteorology around the peak: soundings within +-max(sigma, 2.5 km) of the centre
-    sigma = np.nan_to_num(cands["sigma_km"].to_numpy(float), nan=2.5)
+    sigma = np.nan_to_num(sigma_km, nan=2.5)
     reach = np.maximum(sigma, 2.5)
     lo = np.minimum(np.searchsorted(x, centre - reach, side="left"), len(x) - 1)
     hi = np.minimum(np.maximum(np.searchsorted(x, centre + reach, side="right"), lo + 1), len(x))
@@ -301,7 +307,7 @@ def _locate(od: OrbitData, cands: pd.DataFrame) -> pd.DataFrame:
     bearing = np.radians(df["bearing_deg"].to_numpy(float))
     out["track_bearing_deg"] = np.degrees(np.arctan2(_span_means(np.sin(bearing), lo, hi),
                                                      _span_means(np.cos(bearing), lo, hi))) % 360
-    return _with_columns(cands, out)
+    return out
 
 
 def _with_columns(frame: pd.DataFrame, columns: dict) -> pd.DataFrame:
@@ -321,19 +327,21 @@ def _span_means(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarra
         return np.where(count > 0, (csum[hi] - csum[lo]) / count, np.nan)
 
 
-def _emission(cands: pd.DataFrame, settings: DetectionSettings) -> pd.DataFrame:
-    u_perp = np.asarray(cross_track_wind_ms(cands["wind_u_ms"], cands["wind_v_ms"], cands["track_bearing_deg"]),
-                        float)
-    q = em.emission_kg_s(cands["amplitude_ppm_km"], u_perp, cands["surface_pressure_hpa"], cands["tcwv_kg_m2"])
+def _emission(cands: pd.DataFrame, located: dict, settings: DetectionSettings) -> dict:
+    """Cross-sectional flux of each candidate and its 1-sigma (:mod:`core.emission`), from the located winds."""
+    amplitude = cands["amplitude_ppm_km"].to_numpy(float)
+    u_perp = np.asarray(cross_track_wind_ms(located["wind_u_ms"], located["wind_v_ms"],
+                                            located["track_bearing_deg"]), float)
+    q = em.emission_kg_s(amplitude, u_perp, located["surface_pressure_hpa"], located["tcwv_kg_m2"])
     ok = np.abs(u_perp) >= settings["emission.min_wind_perp_ms"]
     q = np.where(ok, q, np.nan)
-    rel_a = cands["amplitude_stderr"].to_numpy(float) / np.abs(cands["amplitude_ppm_km"].to_numpy(float))
+    rel_a = cands["amplitude_stderr"].to_numpy(float) / np.abs(amplitude)
     rel_w = settings["emission.wind_uncertainty_ms"] / np.abs(u_perp)
     q_se = np.abs(q) * np.sqrt(rel_a ** 2 + rel_w ** 2)
-    return _with_columns(cands, {
+    return {
         "wind_perp_ms": u_perp, "emission_gCO2_s": q * 1e3, "emission_gCO2_s_stderr": q_se * 1e3,
         "emission_ktCO2_h": q * 3600 / 1e6, "emission_MtCO2_yr": q * em.SECONDS_PER_YEAR / 1e9,
-        "emission_MtCO2_yr_stderr": q_se * em.SECONDS_PER_YEAR / 1e9})
+        "emission_MtCO2_yr_stderr": q_se * em.SECONDS_PER_YEAR / 1e9}
 
 
 def detect_orbit(soundings: pd.DataFrame, settings: DetectionSettings | None = None) -> pd.DataFrame:

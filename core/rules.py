@@ -221,6 +221,15 @@ def evaluate_rules(candidates: pd.DataFrame, settings: DetectionSettings) -> pd.
 
     Candidates whose ``fixed_reason`` is set (``screen``, ``fit-failed``) are rejected by that reason alone.
     """
+    reasons, status = rule_verdicts(candidates, settings)
+    out = candidates.copy()
+    out["rejected_by"] = reasons
+    out["status"] = status
+    return out
+
+
+def rule_verdicts(candidates: pd.DataFrame, settings: DetectionSettings) -> tuple[np.ndarray, np.ndarray]:
+    """``(rejected_by, status)`` arrays of :func:`evaluate_rules`."""
     fitted = candidates["fixed_reason"].eq("").to_numpy()
     reasons = np.full(len(candidates), "", dtype=object)
     if fitted.any():
@@ -234,7 +243,4 @@ def evaluate_rules(candidates: pd.DataFrame, settings: DetectionSettings) -> pd.
             joined = [""] * int(fitted.sum())
         reasons[fitted] = joined
     reasons[~fitted] = candidates["fixed_reason"].to_numpy()[~fitted]
-    out = candidates.copy()
-    out["rejected_by"] = reasons
-    out["status"] = np.where(reasons == "", "accepted", "rejected")
-    return out
+    return reasons, np.where(reasons == "", "accepted", "rejected").astype(object)
