@@ -57,10 +57,7 @@ def window_stats(x_km, y_ppm, unc_ppm, frame, footprint, land_water, fit: FitRes
 
     model = gaussian_line(x_km, **v)
     core = np.abs(d) <= 4 * sigma
-    if core.sum() >= 3 and np.ptp(model[core]) > 0 and np.ptp(y_ppm[core]) > 0:
-        r = float(np.corrcoef(model[core], y_ppm[core])[0, 1])
-    else:
-        r = 0.0
+    r = _correlation(model[core], y_ppm[core]) if core.sum() >= 3 else 0.0
     stats["r"], stats["r2"] = r, r * r
     se = fit.stderr["amplitude"]
     stats["snr"] = float(v["amplitude"] / se) if se and np.isfinite(se) and se > 0 else 0.0
@@ -110,10 +107,19 @@ def _gaussian_line_chi2(d, y, w, sigma):
     return float(max((w * y * y).sum() - p @ rhs, 0.0))
 
 
+def _correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation of two samples; 0 when either is constant."""
+    da, db = a - a.mean(), b - b.mean()
+    saa, sbb = float(da @ da), float(db @ db)
+    if not (saa > 0 and sbb > 0):
+        return 0.0
+    return float(np.clip((da @ db) / np.sqrt(saa * sbb), -1.0, 1.0))
+
+
 def _groups_above(groups: np.ndarray, excess: np.ndarray) -> int:
-    """How many distinct groups (frames, footprints) have a positive mean excess."""
-    keys, inverse = np.unique(groups, return_inverse=True)
-    sums = np.bincount(inverse, weights=excess, minlength=keys.size)
+    """How many distinct groups (frames, footprints: integers) have a positive mean excess."""
+    first = groups.min()
+    sums = np.bincount(groups - first, weights=excess)
     return int(np.count_nonzero(sums > 0))
 
 
