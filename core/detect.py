@@ -159,7 +159,8 @@ def fit_candidates(od: OrbitData, candidates: pd.DataFrame, settings: DetectionS
            "fit_message": np.full(n, "", object), "nfev": np.zeros(n, np.int64), "n_window": hi - lo}
     for column, screen_column in _SCREEN_START.items():
         out[column] = candidates[screen_column].to_numpy(float).copy()
-    if int(s["screen.stride"]) <= 0:  # rules judged on the screen's estimate, in this order
+    strided = int(s["screen.stride"]) > 0
+    if not strided:  # rules judged on the screen's estimate, in this order
         fixed, message = out["fixed_reason"], out["fit_message"]
         for reason, hit, why in (
                 ("depletion", (snr < 0) & s.enabled("depletion"), lambda i: "the screen's area is negative"),
@@ -169,7 +170,6 @@ def fit_candidates(od: OrbitData, candidates: pd.DataFrame, settings: DetectionS
             for i in np.flatnonzero(hit & (fixed == "")):
                 fixed[i], message[i] = reason, why(i)
     to_fit = np.flatnonzero(out["fixed_reason"] == "")
-    strided = int(s["screen.stride"]) > 0
     if not strided:
         to_fit = to_fit[np.argsort(-np.abs(snr[to_fit]), kind="stable")]
     errors = {f"{p}_stderr": np.full(n, np.nan) for p in _FIT_PARAM.values()}

@@ -149,8 +149,9 @@ def fit_window(x_km, xco2_ppm, uncertainty_ppm, start: dict, settings) -> FitRes
         # the window is finite (filtered above); "propagate" skips lmfit's NaN scan of every residual vector, and a
         # fit that still ends non-finite is caught below. The Parameter objects as a list: lmfit then fits them
         # in place instead of deep-copying a Parameters (a third of a fit's fixed cost; the results are identical)
-        result = lmfit.minimize(_residual, list(params.values()), args=(x, y, weight), method="leastsq", max_nfev=max_nfev,
-                                Dfun=_jacobian, col_deriv=True, ftol=TOLERANCE, xtol=TOLERANCE, nan_policy="propagate")
+        result = lmfit.minimize(_residual, list(params.values()), args=(x, y, weight), method="leastsq",
+                                max_nfev=max_nfev, Dfun=_jacobian, col_deriv=True, ftol=TOLERANCE, xtol=TOLERANCE,
+                                nan_policy="propagate")
     # ArithmeticError: also OverflowError, which lmfit's bound transforms raise for a huge start value
     except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
         return FitResult(False, f"fit raised {type(exc).__name__}: {exc}", empty, empty, 0, np.nan, np.nan, n)
