@@ -56,6 +56,8 @@ def ablation() -> list[tuple[str, DetectionSettings]]:
         ("+ surface-transition", ("rules.surface_transition",)),
         ("+ support (frames, footprints)", ("rules.support",)),
         ("+ candidates at narrow widths' own extrema (<= 4 km)", ("screen.every_width",)),
+        ("+ stronger neighbours modelled in each window", ("fit.neighbour_min_snr",)),
+        ("+ weaker screen maxima fitted beside a modelled neighbour", ("screen.min_significance_beside",)),
     ]:
         current = current.replace({k: v for k, v in rec.items() if k.startswith(prefixes)})
         steps.append((label, current))

@@ -161,13 +161,17 @@ def fit_candidates(od: OrbitData, candidates: pd.DataFrame, settings: DetectionS
     for column, screen_column in _SCREEN_START.items():
         out[column] = candidates[screen_column].to_numpy(float).copy()
     strided = int(s["screen.stride"]) > 0
+    neighbour_snr = float(s["fit.neighbour_min_snr"])  # 0: neighbours are not modelled
+    # below screen.min_significance, a candidate is fitted only beside a modelled neighbour (see the docstring)
+    near_threshold = s["screen.min_significance_beside"] if neighbour_snr > 0 else np.inf
     if not strided:  # rules judged on the screen's estimate, in this order
         fixed, message = out["fixed_reason"], out["fit_message"]
         for reason, hit, why in (
                 ("depletion", (snr < 0) & s.enabled("depletion"), lambda i: "the screen's area is negative"),
                 ("too-wide", (screen_sigma > half / s["rules.too_wide.n_sigma"]) & s.enabled("too-wide"),
                  lambda i: f"the screen's best width {screen_sigma[i]:.0f} km is beyond the too-wide limit"),
-                ("screen", np.abs(snr) < s["screen.min_significance"], lambda i: "below the screen threshold")):
+                ("screen", np.abs(snr) < min(s["screen.min_significance"], near_threshold),
+                 lambda i: "below the screen threshold")):
             for i in np.flatnonzero(hit & (fixed == "")):
                 fixed[i], message[i] = reason, why(i)
     to_fit = np.flatnonzero(out["fixed_reason"] == "")
@@ -176,10 +180,15 @@ def fit_candidates(od: OrbitData, candidates: pd.DataFrame, settings: DetectionS
     errors = {f"{p}_stderr": np.full(n, np.nan) for p in _FIT_PARAM.values()}
     chi2, redchi = np.full(n, np.nan), np.full(n, np.nan)
     out["duplicate_of"] = np.full(n, -1, np.int64)
+    out["n_neighbours"] = np.zeros(n, np.int64)
     stats: dict[str, list] = {}
-    fitted_rows = []
+    fitted_rows, strong_rows = [], []  # strong: fits modelled in weaker candidates' windows
     for i in to_fit:
         k = -1 if strided else _covering_fit(i, fitted_rows, out, screen_sigma[i], snr[i])
+        neighbours = _neighbours(i, strong_rows, out, screen_sigma[i], half)
+        if k < 0 and abs(snr[i]) < s["screen.min_significance"] and neighbours.size == 0:
+            out["fixed_reason"][i], out["fit_message"][i] = "screen", "below the screen threshold, no neighbour"
+            continue
         if k >= 0:
             out["fixed_reason"][i], out["duplicate_of"][i] = "duplicate", k
             out["fit_message"][i] = (f"starts within a width of the fit of stronger candidate {k} at "
@@ -187,7 +196,9 @@ def fit_candidates(od: OrbitData, candidates: pd.DataFrame, settings: DetectionS
             continue
         start = {param: out[column][i] for column, param in _FIT_PARAM.items()}
         a, b = lo[i], hi[i]
-        fit = fit_window(x[a:b], y[a:b], unc[a:b], start, s)
+        yw = y[a:b] - _gaussians(x[a:b], out, neighbours) if neighbours.size else y[a:b]
+        out["n_neighbours"][i] = neighbours.size
+        fit = fit_window(x[a:b], yw, unc[a:b], start, s)
         out["nfev"][i], out["fit_message"][i] = fit.nfev, fit.message
         if not fit.ok:
             out["fixed_reason"][i] = "fit-failed"
@@ -197,7 +208,9 @@ def fit_candidates(od: OrbitData, candidates: pd.DataFrame, settings: DetectionS
             errors[f"{param}_stderr"][i] = fit.stderr[param]
         chi2[i], redchi[i] = fit.chi2, fit.redchi
         fitted_rows.append(i)
-        for key, value in window_stats(x[a:b], y[a:b], unc[a:b], frame[a:b], footprint[a:b], land_water[a:b], fit,
+        if neighbour_snr > 0 and abs(fit.values["amplitude"]) >= neighbour_snr * fit.stderr["amplitude"]:
+            strong_rows.append(i)
+        for key, value in window_stats(x[a:b], yw, unc[a:b], frame[a:b], footprint[a:b], land_water[a:b], fit,
                                        len(df), s, x_track[a:b]).items():
             stats.setdefault(key, []).append(value)
     out.update(errors, chi2=chi2, redchi=redchi)
@@ -211,6 +224,24 @@ def fit_candidates(od: OrbitData, candidates: pd.DataFrame, settings: DetectionS
     out["surface_transition"] = pd.array(out["surface_transition"], dtype="Float64").astype("boolean")  # NA: no fit
     out["delta_ppm"] = out["amplitude_ppm_km"] / (out["sigma_km"] * SQRT_2PI)
     return pd.DataFrame(out)
+
+
+def _neighbours(i: int, strong_rows: list[int], out: dict, sigma_km: float, half_km: float) -> np.ndarray:
+    """Rows of the strong fits modelled in candidate ``i``'s window: apart from its start by more than the sum of
+    their widths (closer, they are the same feature) and near enough to reach into the window (5 widths)."""
+    if not strong_rows:
+        return np.zeros(0, np.int64)
+    rows = np.asarray(strong_rows)
+    width = out["sigma_km"][rows]
+    distance = np.abs(out["center_km"][rows] - out["center_km"][i])
+    return rows[(distance > width + sigma_km) & (distance < half_km + 5 * width)]
+
+
+def _gaussians(x_km: np.ndarray, out: dict, rows: np.ndarray) -> np.ndarray:
+    """Sum of the fitted Gaussians of ``rows`` at ``x_km`` [ppm] (their lines are not included)."""
+    d = (x_km[None, :] - out["center_km"][rows, None]) / out["sigma_km"][rows, None]
+    height = out["amplitude_ppm_km"][rows] / (out["sigma_km"][rows] * SQRT_2PI)
+    return height @ np.exp(-0.5 * d * d)
 
 
 def _covering_fit(i: int, fitted_rows: list[int], out: dict, sigma_km: float, snr: float) -> int:

@@ -285,3 +285,42 @@ def test_width_extrema_include_the_best_width_extrema_and_respect_the_width_cap(
     strength = np.abs(scr.widths.snr[widths, bins])
     assert (np.diff(strength) <= 1e-12).all()  # strongest first
     assert np.min(np.abs(scr.x_km[bins] - 520.0)) < 3.0
+
+
+def test_a_weak_plume_beside_a_strong_one_is_fitted_with_the_strong_one_modelled():
+    """``fit.neighbour_min_snr``: the strong plume's fitted Gaussian is part of the weak candidate's model, so its
+    4 ppm peak 25 km away no longer inflates the weak fit's chi-square (and standard error); the strong plume's
+    own fit models no neighbour (it was fitted first)."""
+    df = add_gaussian(add_gaussian(crafted_orbit(1000, seed=4), 500.0, 60.0, 6.0), 525.0, 8.0, 2.0)
+    od = prepare_orbit(df)
+    cands = find_candidates(od, RECOMMENDED)
+    fits = {}
+    for snr in (0.0, 4.0):
+        settings = RECOMMENDED.replace({"fit.neighbour_min_snr": snr})
+        fitted = fit_candidates(od, cands, settings)
+        fitted = fitted[fitted["fixed_reason"].eq("")]
+        weak = fitted[(fitted["center_km"] - 525.0).abs() < 3]
+        strong = fitted[(fitted["center_km"] - 500.0).abs() < 3]
+        assert len(weak) == 1 and len(strong) == 1
+        assert strong["n_neighbours"].iloc[0] == 0
+        fits[snr] = weak.iloc[0]
+    assert fits[0.0]["n_neighbours"] == 0 and fits[4.0]["n_neighbours"] == 1
+    assert fits[4.0]["redchi"] < 0.8 * fits[0.0]["redchi"]
+    assert fits[4.0]["snr"] > fits[0.0]["snr"]
+    assert abs(fits[4.0]["amplitude_ppm_km"] - 8.0) < 3 * fits[4.0]["amplitude_stderr"]
+
+
+def test_a_candidate_below_the_screen_threshold_is_fitted_only_beside_a_modelled_neighbour():
+    df = add_gaussian(crafted_orbit(1000, seed=4), 500.0, 60.0, 6.0)
+    od = prepare_orbit(df)
+    cands = find_candidates(od, RECOMMENDED)
+    weak = cands.iloc[[0, 0]].assign(center_km=[530.0, 850.0], screen_snr=[2.8, 2.8], screen_amplitude=[3.0, 3.0],
+                                     screen_sigma=[2.0, 2.0])
+    cands = pd.concat([cands, weak], ignore_index=True)
+    assert RECOMMENDED["screen.min_significance_beside"] < 2.8 < RECOMMENDED["screen.min_significance"]
+    fitted = fit_candidates(od, cands, RECOMMENDED)
+    beside, alone = fitted.iloc[-2], fitted.iloc[-1]
+    assert beside["nfev"] > 0 and beside["n_neighbours"] == 1  # fitted, the strong plume modelled
+    assert alone["fixed_reason"] == "screen" and alone["nfev"] == 0
+    off = fit_candidates(od, cands, RECOMMENDED.replace({"fit.neighbour_min_snr": 0.0}))
+    assert off.iloc[-2]["fixed_reason"] == "screen"  # no neighbour modelled: the screen threshold holds
