@@ -22,7 +22,7 @@ import pandas as pd
 from . import emission as em
 from .fitting import SQRT_2PI, fit_window
 from .rules import STAT_COLUMNS, rule_verdicts, window_stats
-from .screen import local_extrema, screen_orbit, width_extrema
+from .screen import local_extrema, screen_orbit, width_extrema, window_snr
 from .settings import DetectionSettings
 from .track import along_track, cross_track_wind_ms, wind_aligned_km
 
@@ -185,19 +185,26 @@ def fit_candidates(od: OrbitData, candidates: pd.DataFrame, settings: DetectionS
     fitted_rows, strong_rows = [], []  # strong: fits modelled in weaker candidates' windows
     for i in to_fit:
         k = -1 if strided else _covering_fit(i, fitted_rows, out, screen_sigma[i], snr[i])
-        neighbours = _neighbours(i, strong_rows, out, screen_sigma[i], half)
-        if k < 0 and abs(snr[i]) < s["screen.min_significance"] and neighbours.size == 0:
-            out["fixed_reason"][i], out["fit_message"][i] = "screen", "below the screen threshold, no neighbour"
-            continue
         if k >= 0:
             out["fixed_reason"][i], out["duplicate_of"][i] = "duplicate", k
             out["fit_message"][i] = (f"starts within a width of the fit of stronger candidate {k} at "
                                      f"{out['center_km'][k]:.1f} km: the same feature, not fitted")
             continue
-        start = {param: out[column][i] for column, param in _FIT_PARAM.items()}
+        neighbours = _neighbours(i, strong_rows, out, screen_sigma[i], half)
+        weak = abs(snr[i]) < s["screen.min_significance"]
+        if weak and neighbours.size == 0:
+            out["fixed_reason"][i], out["fit_message"][i] = "screen", "below the screen threshold, no neighbour"
+            continue
         a, b = lo[i], hi[i]
         yw = y[a:b] - _gaussians(x[a:b], out, neighbours) if neighbours.size else y[a:b]
         out["n_neighbours"][i] = neighbours.size
+XX
+            again = window_snr(x[a:b] - centre[i], yw, unc[a:b], screen_sigma[i])
+            if abs(again) < s["screen.min_significance"]:
+                out["fixed_reason"][i] = "screen"
+                out["fit_message"][i] = f"below the screen threshold with its neighbours modelled ({again:.1f})"
+                continue
+        start = {param: out[column][i] for column, param in _FIT_PARAM.items()}
         fit = fit_window(x[a:b], yw, unc[a:b], start, s)
         out["nfev"][i], out["fit_message"][i] = fit.nfev, fit.message
         if not fit.ok:

@@ -209,6 +209,29 @@ def _gaussian_window_sums(s_w, s_wy, sigmas, h: int, bin_km: float) -> np.ndarra
     return full[:, :, half:half + n]
 
 
+def window_snr(d_km, y_ppm, uncertainty_ppm, sigma_km: float) -> float:
+    """The screen's statistic for one window: signed A / stderr(A) of ``y = b + m d + A g(d; sigma)`` (centre and
+    width fixed, weights 1 / uncertainty^2, stderr scaled by the reduced chi-square when above 1); 0 when the
+    window cannot be fitted."""
+    w = 1.0 / np.asarray(uncertainty_ppm, float) ** 2
+    d, y = np.asarray(d_km, float), np.asarray(y_ppm, float)
+    if d.size <= 5:
+        return 0.0
+    g = np.exp(-0.5 * (d / sigma_km) ** 2) / (sigma_km * SQRT_2PI)
+    basis = np.stack([np.ones_like(d), d, g])
+    normal = (basis * w) @ basis.T
+    rhs = (basis * w) @ (y - np.average(y, weights=w))
+    try:
+        inverse = np.linalg.inv(normal)
+    except np.linalg.LinAlgError:
+        return 0.0
+    p = inverse @ rhs
+    residual = (y - np.average(y, weights=w)) - p @ basis
+    redchi = float(w @ (residual * residual)) / max(d.size - 3, 1)
+    variance = inverse[2, 2] * max(redchi, 1.0)
+    return float(p[2] / np.sqrt(variance)) if variance > 0 and np.isfinite(variance) else 0.0
+
+
 def local_extrema(screen: ScreenResult, min_separation_km: float = 3.0, min_abs_snr: float = 1.0) -> np.ndarray:
     """Indices of the local extrema of the screen's |snr| (candidate centres), strongest first."""
     size = max(3, int(round(2 * min_separation_km / max(np.diff(screen.x_km[:2]).item() if screen.x_km.size > 1

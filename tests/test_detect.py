@@ -311,16 +311,40 @@ def test_a_weak_plume_beside_a_strong_one_is_fitted_with_the_strong_one_modelled
 
 
 def test_a_candidate_below_the_screen_threshold_is_fitted_only_beside_a_modelled_neighbour():
+    """Screen maxima between ``screen.min_significance_beside`` and ``screen.min_significance`` (here given 2.8):
+    beside a modelled neighbour the screen's statistic is taken again with the neighbour subtracted, and the
+    candidate is fitted if it then reaches the screen threshold; alone, or on noise, it is not fitted."""
     df = add_gaussian(crafted_orbit(1000, seed=4), 500.0, 60.0, 6.0)
+    df = add_gaussian(add_gaussian(df, 530.0, 8.0, 2.0), 850.0, 8.0, 2.0)
     od = prepare_orbit(df)
     cands = find_candidates(od, RECOMMENDED)
-    weak = cands.iloc[[0, 0]].assign(center_km=[530.0, 850.0], screen_snr=[2.8, 2.8], screen_amplitude=[3.0, 3.0],
-                                     screen_sigma=[2.0, 2.0])
+    cands = cands[(cands["center_km"] - 500.0).abs() < 3]  # the strong plume's candidate only
+    weak = cands.iloc[[0, 0, 0]].assign(center_km=[530.0, 850.0, 565.0], screen_snr=2.8, screen_amplitude=3.0,
+                                        screen_sigma=2.0)
     cands = pd.concat([cands, weak], ignore_index=True)
     assert RECOMMENDED["screen.min_significance_beside"] < 2.8 < RECOMMENDED["screen.min_significance"]
     fitted = fit_candidates(od, cands, RECOMMENDED)
-    beside, alone = fitted.iloc[-2], fitted.iloc[-1]
-    assert beside["nfev"] > 0 and beside["n_neighbours"] == 1  # fitted, the strong plume modelled
-    assert alone["fixed_reason"] == "screen" and alone["nfev"] == 0
+    beside, alone, noise = fitted.iloc[-3], fitted.iloc[-2], fitted.iloc[-1]
+    assert beside["fixed_reason"] == "" and beside["nfev"] > 0 and beside["n_neighbours"] == 1
+    assert alone["fixed_reason"] == "screen" and alone["nfev"] == 0 and "no neighbour" in alone["fit_message"]
+    assert noise["fixed_reason"] == "screen" and noise["nfev"] == 0 and "modelled" in noise["fit_message"]
     off = fit_candidates(od, cands, RECOMMENDED.replace({"fit.neighbour_min_snr": 0.0}))
-    assert off.iloc[-2]["fixed_reason"] == "screen"  # no neighbour modelled: the screen threshold holds
+    assert off.iloc[-3]["fixed_reason"] == "screen"  # no neighbour modelled: the screen threshold holds
+
+
+def test_window_snr_is_the_screen_statistic():
+    """The one-window statistic used beside neighbours equals the vectorised screen's at the same centre and width
+    (soundings on the bin grid, so that binning moves none of them)."""
+    from core.screen import screen_orbit, window_snr
+
+    df = add_gaussian(crafted_orbit(400, seed=5), 200.0, 6.0, 2.0)
+    x = np.floor(df["x_true_km"].to_numpy() * 2) / 2  # on the 0.5 km grid the screen bins on
+    y, u = df["xco2"].to_numpy(float), df["xco2_uncertainty"].to_numpy(float)
+    scr = screen_orbit(x, y, u, window_km=100.0, sigma_min_km=1.0, sigma_max_km=8.0, n_sigma=4)
+    k, b = 1, int(np.argmin(np.abs(scr.x_km - 200.25)))
+    sigma = scr.widths.sigma_km[k]
+    d = x - (scr.x_km[b] - 0.25)  # the screen places a bin's soundings at one point: distances are whole bins
+    inside = np.abs(d) <= 50.0 + 1e-9
+    expected = scr.widths.snr[k, b]
+    assert abs(expected) > 3
+    assert window_snr(d[inside], y[inside], u[inside], sigma) == pytest.approx(expected, rel=1e-6)
