@@ -198,7 +198,7 @@ def fit_candidates(od: OrbitData, candidates: pd.DataFrame, settings: DetectionS
         a, b = lo[i], hi[i]
         yw = y[a:b] - _gaussians(x[a:b], out, neighbours) if neighbours.size else y[a:b]
         out["n_neighbours"][i] = neighbours.size
-XX
+        if weak:  # the screen's statistic again, with the neighbours modelled: most are noise, not fitted
             again = window_snr(x[a:b] - centre[i], yw, unc[a:b], screen_sigma[i])
             if abs(again) < s["screen.min_significance"]:
                 out["fixed_reason"][i] = "screen"
