@@ -78,6 +78,29 @@ class FitResult:
         return self.values["amplitude"] / (self.values["sigma"] * SQRT_2PI)
 
 
+class _Minimizer(lmfit.Minimizer):
+    """lmfit's Minimizer without the ``uncertainties`` objects it builds from the covariance after every fit
+    (``result.uvars``, a quarter of a fit's fixed cost here): standard errors and correlations are set exactly as
+    lmfit 1.3 sets them (``Minimizer._calculate_uncertainties_correlations``, of which this is that method less its
+    last line)."""
+
+    def _calculate_uncertainties_correlations(self):
+        result = self.result
+        result.errorbars = True
+        if self.scale_covar:
+            result.covar *= result.redchi
+        for par in result.params.values():
+            par.stderr, par.correl = 0, None
+        diagonal = np.sqrt(np.diag(result.covar))
+        for ivar, name in enumerate(result.var_names):
+            par = result.params[name]
+            par.stderr = float(diagonal[ivar])
+            result.errorbars = result.errorbars and par.stderr > 0.0
+            with np.errstate(divide="ignore", invalid="ignore"):
+                par.correl = {other: float(result.covar[ivar, jvar] / (diagonal[ivar] * diagonal[jvar]))
+                              for jvar, other in enumerate(result.var_names) if jvar != ivar}
+
+
 _TEMPLATE = threading.local()  # one Parameters per thread, re-bounded for each fit (creating one is slow)
 
 
@@ -149,9 +172,10 @@ def fit_window(x_km, xco2_ppm, uncertainty_ppm, start: dict, settings) -> FitRes
         # the window is finite (filtered above); "propagate" skips lmfit's NaN scan of every residual vector, and a
         # fit that still ends non-finite is caught below. The Parameter objects as a list: lmfit then fits them
         # in place instead of deep-copying a Parameters (a third of a fit's fixed cost; the results are identical)
-        result = lmfit.minimize(_residual, list(params.values()), args=(x, y, weight), method="leastsq",
-                                max_nfev=max_nfev, Dfun=_jacobian, col_deriv=True, ftol=TOLERANCE, xtol=TOLERANCE,
-                                nan_policy="propagate")
+        minimizer = _Minimizer(_residual, list(params.values()), fcn_args=(x, y, weight), max_nfev=max_nfev,
+                               nan_policy="propagate")
+        result = minimizer.minimize(method="leastsq", Dfun=_jacobian, col_deriv=True, ftol=TOLERANCE,
+                                    xtol=TOLERANCE)
     # ArithmeticError: also OverflowError, which lmfit's bound transforms raise for a huge start value
     except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
         return FitResult(False, f"fit raised {type(exc).__name__}: {exc}", empty, empty, 0, np.nan, np.nan, n)

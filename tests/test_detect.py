@@ -348,3 +348,66 @@ def test_window_snr_is_the_screen_statistic():
     expected = scr.widths.snr[k, b]
     assert abs(expected) > 3
     assert window_snr(d[inside], y[inside], u[inside], sigma) == pytest.approx(expected, rel=1e-6)
+
+
+def _two_plumes_and_a_burst(seed=11):
+    """Noisy soundings (0.5 ppm, 3.5 per km) around 0: two 12 ppm km plumes (sigma 2 km) 7 km apart, and the same
+    soundings with a 2 ppm plateau with sharp edges 14 km wide (a burst of cloud-contaminated frames) instead."""
+    rng = np.random.default_rng(seed)
+    d = np.sort(rng.uniform(-40, 40, 280))
+    w = np.full(d.size, 4.0)
+    noise = rng.normal(0, 0.5, d.size)
+    gauss = lambda c: 12.0 / (2.0 * np.sqrt(2 * np.pi)) * np.exp(-0.5 * ((d - c) / 2.0) ** 2)
+    return d, w, noise + gauss(-3.5) + gauss(3.5), noise + 2.0 * (np.abs(d) < 7.0)
+
+
+def test_pair_chi2_is_the_best_two_gaussian_fit_on_its_grid():
+    from core.rules import best_pair_chi2
+
+    d, w, pair, _ = _two_plumes_and_a_burst()
+    grid_best = np.inf
+    for c1 in np.linspace(-10, 10, 13):
+        for c2 in np.linspace(-10, 10, 13):
+            for s1 in (1.0, 2.0, 4.0):
+                for s2 in (1.0, 2.0, 4.0):
+                    if c2 <= c1 or abs(c1 - c2) < max(s1, s2):
+                        continue
+                    g = [np.exp(-0.5 * ((d - c) / s) ** 2) / (s * np.sqrt(2 * np.pi)) for c, s in ((c1, s1), (c2, s2))]
+                    basis = np.stack([np.ones_like(d), d, *g], axis=1) * np.sqrt(w)[:, None]
+                    p, *_ = np.linalg.lstsq(basis, pair * np.sqrt(w), rcond=None)
+                    grid_best = min(grid_best, float(((pair * np.sqrt(w) - basis @ p) ** 2).sum()))
+    assert best_pair_chi2(d, pair, w, 4.0) == pytest.approx(grid_best, rel=1e-9)
+
+
+def test_two_gaussians_beat_a_plateau_on_a_blend_but_not_on_a_burst():
+    from core.rules import best_pair_chi2, best_plateau_chi2
+
+    d, w, pair, burst = _two_plumes_and_a_burst()
+    advantage = {name: best_plateau_chi2(d, y, w, 12.0, 5.0) - best_pair_chi2(d, y, w, 4.0)
+                 for name, y in (("pair", pair), ("burst", burst))}
+    threshold = RECOMMENDED["rules.box_like.min_pair_advantage"]
+    assert advantage["pair"] > threshold and advantage["burst"] < 0, advantage
+
+
+def test_box_like_rule_spares_a_blend_of_plumes_only():
+    from core.rules import rule_failures
+
+    stats = pd.DataFrame({"delta_chi2_box": [-30.0, -30.0, -30.0, 5.0], "delta_chi2_pair": [25.0, 3.0, np.nan, np.nan],
+                          "sigma_km": 4.0, "amplitude_ppm_km": 10.0})
+    only_box = RECOMMENDED.replace({f"rules.{r}.enabled": False for r in (
+        "near_sides", "flanks", "significance", "step_like", "surface_transition", "support", "too_narrow",
+        "too_wide", "depletion", "min_orbit_soundings")})
+    assert rule_failures(stats, only_box)["box-like"].tolist() == [False, True, True, False]
+    plateau_alone = only_box.replace({"rules.box_like.min_pair_advantage": 1e6})
+    assert rule_failures(stats, plateau_alone)["box-like"].tolist() == [True, True, True, False]
+
+
+def test_a_burst_of_contaminated_frames_is_not_an_accepted_peak():
+    df = crafted_orbit(1000, seed=12)
+    burst = (df["x_true_km"] >= 500) & (df["x_true_km"] < 514)  # six frames raised by 2 ppm, sharp edges
+    df.loc[burst, "xco2"] = (df.loc[burst, "xco2"] + 2.0).astype(np.float32)
+    cands = detect_orbit(df, RECOMMENDED)
+    near = cands[(cands["center_km"] - 507).abs() < 15]
+    assert not near["status"].eq("accepted").any()
+    best = _best_near(cands, 507)
+    assert "box-like" in best["rejected_by"], best["rejected_by"]
