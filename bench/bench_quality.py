@@ -58,7 +58,7 @@ def ablation() -> list[tuple[str, DetectionSettings]]:
         ("+ candidates at narrow widths' own extrema (<= 4 km)", ("screen.every_width",)),
         ("+ stronger neighbours modelled in each window", ("fit.neighbour_min_snr",)),
         ("+ weaker screen maxima fitted beside a modelled neighbour", ("screen.min_significance_beside",)),
-        ("+ box-like spares blends of two plumes", ("rules.box_like.min_pair_advantage",)),
+        ("+ box-like spares blends of two plumes", ("rules.box_like.spare_blends",)),
     ]:
         current = current.replace({k: v for k, v in rec.items() if k.startswith(prefixes)})
         steps.append((label, current))

@@ -255,7 +255,8 @@ def rule_failures(stats, settings: DetectionSettings) -> dict[str, np.ndarray]:
         "significance": lambda: ~(col["snr"] >= s["rules.significance.min_snr"]),
         "step-like": lambda: ~(col["delta_chi2_step"] > s["rules.step_like.min_delta_chi2"]),
         "box-like": lambda: (~(col["delta_chi2_box"] > s["rules.box_like.min_delta_chi2"])
-                             & ~(col["delta_chi2_pair"] > s["rules.box_like.min_pair_advantage"])),
+                             & ~(s["rules.box_like.spare_blends"]
+                                 & (col["delta_chi2_pair"] > s["rules.box_like.min_pair_advantage"]))),
         "surface-transition": lambda: col["surface_transition"].astype(bool),
         "support": lambda: ((col["support_frames"] < s["rules.support.min_frames"])
                             | (col["support_footprints"] < s["rules.support.min_footprints"])

@@ -159,9 +159,11 @@ RULES = (
              -1000, 1000),
           _s("rules.box_like.min_width_km", 5.0, "km",
              "narrowest plateau compared (narrower ones look like a narrow plume at 2.25 km sampling)", 0, 100),
-          _s("rules.box_like.min_pair_advantage", 1e6, "1",
-             "a plateau that two Gaussians (a blend of two plumes) beat by more than this chi2 does not reject (the "
-             "pair is fitted where the plateau beats the Gaussian); 1e6: the plateau alone judges", -1000, 1e6))),
+          _s("rules.box_like.spare_blends", False, "",
+             "a plateau that two Gaussians beat (a blend of two plumes, not a burst) does not reject"),
+          _s("rules.box_like.min_pair_advantage", 10.0, "1",
+             "chi2(plateau) - chi2(two Gaussians) above which a bump is a blend (rules.box_like.spare_blends; the "
+             "pair is fitted where the plateau beats the Gaussian)", 0, 500))),
     Rule("surface-transition", "no land/water transition within +-2 sigma of the centre", "oco2peak-workbench",
          (_s("rules.surface_transition.margin_km", 5.0, "km", "extra margin around +-2 sigma", 0, 50),)),
     Rule("support", "the enhancement is seen by several frames and footprints, not a burst of a few soundings",
@@ -220,7 +222,7 @@ PRESETS: dict[str, dict] = {
         "rules.significance.min_snr": 3.0,
         "rules.box_like.min_delta_chi2": -10.0,
         "rules.step_like.min_delta_chi2": -10.0,  # a plume on a slope may fit a step almost as well
-        "rules.box_like.min_pair_advantage": 10.0,  # blends of plumes over clusters of sources: +0.015 recall
+        "rules.box_like.spare_blends": True,  # blends of plumes over clusters of sources: +0.015 recall
         "rules.near_sides.per_sigma_km": 0.5,  # judged on the data the window has (cloud gaps)
         "rules.flanks.per_sigma_km": 0.5,
         "fit.neighbour_min_snr": 4.0,  # crowded passes: +0.015 recall, +0.02 false events per 1,000 km

@@ -398,7 +398,7 @@ def test_box_like_rule_spares_a_blend_of_plumes_only():
         "near_sides", "flanks", "significance", "step_like", "surface_transition", "support", "too_narrow",
         "too_wide", "depletion", "min_orbit_soundings")})
     assert rule_failures(stats, only_box)["box-like"].tolist() == [False, True, True, False]
-    plateau_alone = only_box.replace({"rules.box_like.min_pair_advantage": 1e6})
+    plateau_alone = only_box.replace({"rules.box_like.spare_blends": False})
     assert rule_failures(stats, plateau_alone)["box-like"].tolist() == [True, True, True, False]
 
 
