@@ -44,8 +44,7 @@ def ablation() -> list[tuple[str, DetectionSettings]]:
     rec = RECOMMENDED.as_dict()
     steps = [("original: Chevallier rules, every 15th sounding", ORIGINAL),
              ("+ every window screened, converged bounded fits", chev)]
-    current = chev
-    for label, prefixes in [
+    additions = [
         ("+ wind-aligned coordinate (footprints on the crosswind scale)", ("fit.wind_aligned",)),
         ("+ significance rule; r2 and window-count rules off", ("rules.significance", "rules.fit_quality",
                                                                  "rules.min_soundings", "screen.min_significance")),
@@ -59,8 +58,15 @@ def ablation() -> list[tuple[str, DetectionSettings]]:
         ("+ stronger neighbours modelled in each window", ("fit.neighbour_min_snr",)),
         ("+ weaker screen maxima fitted beside a modelled neighbour", ("screen.min_significance_beside",)),
         ("+ box-like spares blends of two plumes", ("rules.box_like.spare_blends",)),
-    ]:
-        current = current.replace({k: v for k, v in rec.items() if k.startswith(prefixes)})
+    ]
+    # a setting belongs to the addition naming it most closely ("rules.box_like.spare_blends" to the blends, not
+    # to "rules.box_like"); a name covers itself and the keys under it
+    covers = lambda key, name: key == name or key.startswith(name + ".")  # noqa: E731
+    owner = {key: max(((i, name) for i, (_, names) in enumerate(additions) for name in names if covers(key, name)),
+                      key=lambda pair: len(pair[1]), default=(None, ""))[0] for key in rec}
+    current = chev
+    for i, (label, _) in enumerate(additions):
+        current = current.replace({k: v for k, v in rec.items() if owner[k] == i})
         steps.append((label, current))
     assert current == RECOMMENDED, current.changed()
     return steps

@@ -218,15 +218,15 @@ PRESETS: dict[str, dict] = {
         "fit.sigma_min_km": 0.6,
         "rules.too_narrow.min_sigma_km": 0.65,  # above the fit bound: a fit stuck at 0.6 km is a spike
         "rules.support.min_frames": 2,
-        "screen.every_width": True,  # narrow plumes beside broader or stronger features: +0.04 recall
+        "screen.every_width": True,  # narrow plumes beside broader or stronger features: +0.065 recall
         "rules.significance.min_snr": 3.0,
         "rules.box_like.min_delta_chi2": -10.0,
         "rules.step_like.min_delta_chi2": -10.0,  # a plume on a slope may fit a step almost as well
-        "rules.box_like.spare_blends": True,  # blends of plumes over clusters of sources: +0.015 recall
+        "rules.box_like.spare_blends": True,  # blends of two plumes: +0.020 recall, +0.009 false events
         "rules.near_sides.per_sigma_km": 0.5,  # judged on the data the window has (cloud gaps)
         "rules.flanks.per_sigma_km": 0.5,
-        "fit.neighbour_min_snr": 4.0,  # crowded passes: +0.015 recall, +0.02 false events per 1,000 km
-        "screen.min_significance_beside": 2.5,  # +0.02 recall, +0.03 false events per 1,000 km
+        "fit.neighbour_min_snr": 4.0,  # passes over clusters of sources: +0.020 recall, -1 point of emission error
+        "screen.min_significance_beside": 2.5,  # +0.014 recall, +0.018 false events per 1,000 km
         "screen.min_significance": 3.3,  # screen maxima below it rarely fit to A/stderr >= 3.0: 3.1 added 1 plume
         # of 201 and 4 false events
     },

@@ -14,8 +14,9 @@ KM_PER_DEG = 111.195
 
 #: Columns of the candidate tables, in order (those a candidate lacks are left out).
 CANDIDATE_COLUMNS = ["cand", "status", "rejected_by", "center_km", "delta_ppm", "amplitude_ppm_km",
-                     "amplitude_stderr", "sigma_km", "snr", "r2", "n_window", "n_windows", "emission_MtCO2_yr",
-                     "emission_MtCO2_yr_stderr", "source_name", "sounding_id", "latitude", "longitude"]
+                     "amplitude_stderr", "sigma_km", "snr", "r2", "n_window", "n_windows", "n_neighbours",
+                     "emission_MtCO2_yr", "emission_MtCO2_yr_stderr", "source_name", "sounding_id", "latitude",
+                     "longitude"]
 
 
 def funnel_stages(settings: DetectionSettings) -> list[str]:
