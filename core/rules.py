@@ -8,8 +8,9 @@ candidates in milliseconds, without refitting, and every candidate gets the list
 References
 ----------
 Chevallier, F. et al. (2020), GRL 47, e2020GL090007, as implemented by oco2peak (2020): the rules
-``min-soundings`` .. ``fit-quality``. The rules ``significance``, ``step-like``, ``surface-transition`` and
-``support`` are this project's (METHOD.md section 2, known weaknesses).
+``min-soundings`` .. ``fit-quality``. The rules ``significance``, ``step-like``, ``box-like`` (with its
+two-plume alternative, :func:`best_pair_chi2`), ``surface-transition`` and ``support`` are this project's
+(METHOD.md section 2, known weaknesses).
 """
 from __future__ import annotations
 
@@ -26,8 +27,8 @@ LOCAL_SPAN_SIGMA = 10.0
 LOCAL_SPAN_MIN_KM = 15.0
 #: Statistics columns each fitted candidate carries (inputs of the rules).
 STAT_COLUMNS = ("n_window", "n_orbit", "near_left", "near_right", "flank_left", "flank_right", "r", "r2",
-                "snr", "delta_chi2_step", "delta_chi2_box", "delta_chi2_pair", "surface_transition", "support_frames", "support_footprints",
-                "top_share")
+                "snr", "delta_chi2_step", "delta_chi2_box", "delta_chi2_pair", "surface_transition", "support_frames",
+                "support_footprints", "top_share")
 
 
 def window_stats(x_km, y_ppm, unc_ppm, frame, footprint, land_water, fit: FitResult, n_orbit: int,
@@ -40,6 +41,10 @@ def window_stats(x_km, y_ppm, unc_ppm, frame, footprint, land_water, fit: FitRes
     ``max(LOCAL_SPAN_SIGMA sigma, LOCAL_SPAN_MIN_KM)`` of the centre, each model with its own line (the
     Gaussian's shape kept from the fit). Over the whole window, a stronger plume 15-30 km away made a step
     fit better than the Gaussian (4 real plumes of the OSSE rejected as step-like).
+
+    Where the plateau beats the Gaussian, ``delta_chi2_pair`` is chi2(plateau) - chi2(best pair of Gaussians)
+    (:func:`best_pair_chi2`, on the same soundings in the fit's coordinate): two plumes a few km apart make one
+    flat-topped bump, which a plateau fits better than one Gaussian and a pair better still.
 
     Two settings shape statistics rather than thresholds: ``rules.surface_transition.margin_km`` widens the
     +-2 sigma span searched for a land/water transition, ``rules.box_like.min_width_km`` is the narrowest
@@ -72,8 +77,8 @@ def window_stats(x_km, y_ppm, unc_ppm, frame, footprint, land_water, fit: FitRes
     stats["delta_chi2_step"] = float(best_step_chi2(d_local, y_local, w_local, 2 * sigma) - gaussian_chi2)
     plateau_chi2 = best_plateau_chi2(d_local, y_local, w_local, 3 * sigma, settings["rules.box_like.min_width_km"])
     stats["delta_chi2_box"] = float(plateau_chi2 - gaussian_chi2)
-    # where a plateau beats the Gaussian: is it a blend of two plumes? (a burst's sharp edges beat a pair too). Not
-    # computed elsewhere (NaN): two thirds of the fits, and a plateau that loses to the Gaussian rejects nothing
+    # where a plateau beats the Gaussian (two thirds of the fits): is the bump a blend of two plumes? A burst's
+    # sharp edges beat any pair. Elsewhere NaN: a plateau that loses to the Gaussian rejects nothing (threshold <= 0)
     stats["delta_chi2_pair"] = (float(plateau_chi2 - best_pair_chi2(d[local], y_local, w_local, sigma))
                                 if stats["delta_chi2_box"] < 0 else np.nan)
 

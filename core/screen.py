@@ -219,14 +219,13 @@ def window_snr(d_km, y_ppm, uncertainty_ppm, sigma_km: float) -> float:
         return 0.0
     g = np.exp(-0.5 * (d / sigma_km) ** 2) / (sigma_km * SQRT_2PI)
     basis = np.stack([np.ones_like(d), d, g])
-    normal = (basis * w) @ basis.T
-    rhs = (basis * w) @ (y - np.average(y, weights=w))
+    y = y - np.average(y, weights=w)  # numerically kinder, as in screen_orbit
     try:
-        inverse = np.linalg.inv(normal)
+        inverse = np.linalg.inv((basis * w) @ basis.T)
     except np.linalg.LinAlgError:
         return 0.0
-    p = inverse @ rhs
-    residual = (y - np.average(y, weights=w)) - p @ basis
+    p = inverse @ ((basis * w) @ y)
+    residual = y - p @ basis
     redchi = float(w @ (residual * residual)) / max(d.size - 3, 1)
     variance = inverse[2, 2] * max(redchi, 1.0)
     return float(p[2] / np.sqrt(variance)) if variance > 0 and np.isfinite(variance) else 0.0
