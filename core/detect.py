@@ -143,7 +143,7 @@ def fit_candidates(od: OrbitData, candidates: pd.DataFrame, settings: DetectionS
     weaker candidate's window it reaches (its Gaussian, not its line, subtracted from the data; farther than the
     sum of the two widths, else it is the same feature; ``n_neighbours`` counts them). On a pass over a cluster of
     sources a weak plume 10-50 km from strong ones is then fitted on its own background, not on theirs, and their
-    peaks no longer inflate its chi-square and standard error. A screen maximum below ``screen.min_significance``
+    peaks no longer inflate its chi-square and standard error (``neighbours`` lists their rows). A screen maximum below ``screen.min_significance``
     but at least ``screen.min_significance_beside`` is fitted when a neighbour is modelled in its window and the
     screen's statistic, taken again there with the neighbours subtracted (:func:`core.screen.window_snr`),
     reaches ``screen.min_significance``: the screen saw it beside the neighbours' peaks.
@@ -191,6 +191,7 @@ def fit_candidates(od: OrbitData, candidates: pd.DataFrame, settings: DetectionS
     chi2, redchi = np.full(n, np.nan), np.full(n, np.nan)
     out["duplicate_of"] = np.full(n, -1, np.int64)
     out["n_neighbours"] = np.zeros(n, np.int64)
+    out["neighbours"] = np.full(n, "", object)  # their rows, comma-separated (the peak page draws them)
     stats: dict[str, list] = {}
     fitted_rows, strong_rows = [], []  # strong: fits modelled in weaker candidates' windows
     for i in to_fit:
@@ -208,6 +209,7 @@ def fit_candidates(od: OrbitData, candidates: pd.DataFrame, settings: DetectionS
         a, b = lo[i], hi[i]
         yw = y[a:b] - _gaussians(x[a:b], out, neighbours) if neighbours.size else y[a:b]
         out["n_neighbours"][i] = neighbours.size
+        out["neighbours"][i] = ",".join(map(str, neighbours))
         if weak:  # the screen's statistic again, with the neighbours modelled: most are noise, not fitted
             again = window_snr(x[a:b] - centre[i], yw, unc[a:b], screen_sigma[i])
             if abs(again) < s["screen.min_significance"]:
@@ -254,11 +256,22 @@ def _neighbours(i: int, strong_rows: list[int], out: dict, sigma_km: float, half
     return rows[(distance > width + sigma_km) & (distance < half_km + 5 * width)]
 
 
-def _gaussians(x_km: np.ndarray, out: dict, rows: np.ndarray) -> np.ndarray:
-    """Sum of the fitted Gaussians of ``rows`` at ``x_km`` [ppm] (their lines are not included)."""
-    d = (x_km[None, :] - out["center_km"][rows, None]) / out["sigma_km"][rows, None]
-    height = out["amplitude_ppm_km"][rows] / (out["sigma_km"][rows] * SQRT_2PI)
+def _gaussians(x_km: np.ndarray, out, rows: np.ndarray) -> np.ndarray:
+    """Sum of the fitted Gaussians of ``rows`` at ``x_km`` [ppm] (their lines are not included); ``out``: columns
+    by name (a candidates table or the arrays being filled)."""
+    centre, sigma = np.asarray(out["center_km"], float)[rows], np.asarray(out["sigma_km"], float)[rows]
+    d = (np.asarray(x_km, float)[None, :] - centre[:, None]) / sigma[:, None]
+    height = np.asarray(out["amplitude_ppm_km"], float)[rows] / (sigma * SQRT_2PI)
     return height @ np.exp(-0.5 * d * d)
+
+
+def neighbour_model(x_km, candidates: pd.DataFrame, row) -> np.ndarray:
+    """The neighbours' Gaussians [ppm] that candidate ``row`` of an orbit's ``candidates`` was fitted with (zero
+    where none): its model is ``gaussian_line(x, ...) + neighbour_model(x, ...)``."""
+    listed = str(row.get("neighbours", "") or "")
+    if not listed:
+        return np.zeros(np.shape(x_km))
+    return _gaussians(x_km, candidates, np.array([int(k) for k in listed.split(",")]))
 
 
 def _covering_fit(i: int, fitted_rows: list[int], out: dict, sigma_km: float, snr: float) -> int:

@@ -176,6 +176,23 @@ def test_candidate_kinds_curves_and_window(orbit_candidates):
     assert params["value"].dtype == float and params.loc[0, "stderr"] > 0
 
 
+def test_peak_window_models_the_neighbours_the_peak_was_fitted_with():
+    """A weak plume 25 km from a strong one: its fit subtracted the strong one's Gaussian, so the peak page's model
+    holds it too (the residuals are then flat where the strong plume is, as the fit saw them)."""
+    df = add_gaussian(add_gaussian(crafted_orbit(1000, seed=4), 500.0, 60.0, 6.0), 525.0, 8.0, 2.0)
+    od = prepare_orbit(df)
+    cands = detect_orbit(df, DetectionSettings())
+    weak = cands[cands["fixed_reason"].eq("") & (cands["center_km"] - 525.0).abs().lt(3)].iloc[0]
+    assert weak["n_neighbours"] == 1 and weak["neighbours"] != ""
+    with_them = tables.peak_window(od.soundings, weak, 200.0, cands)
+    alone = tables.peak_window(od.soundings, weak, 200.0)
+    at_strong = (with_them["x_km"] - 500.0).abs() < 3
+    assert with_them["neighbours_ppm"].max() == pytest.approx(60.0 / (6.0 * np.sqrt(2 * np.pi)), rel=0.15)
+    assert abs(with_them.loc[at_strong, "residual_ppm"].mean()) < 0.5
+    assert alone.loc[at_strong, "residual_ppm"].mean() > 2.5
+    assert np.allclose(with_them["xco2"] - with_them["model_ppm"], with_them["residual_ppm"])
+
+
 def test_upwind_sector_opens_upwind_of_the_peak():
     ring = np.array(tables.upwind_sector(45.0, 10.0, 5.0, 0.0, 100.0, 30.0, 10.0))  # wind to the east
     assert np.allclose(ring[0], ring[-1])

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from core.detect import neighbour_model
 from core.fitting import SQRT_2PI, gaussian_line
 from core.settings import FIXED_REASONS, RULES, DetectionSettings
 
@@ -97,8 +98,12 @@ def fit_curves(candidates: pd.DataFrame, n: int = 60, reach_sigma: float = 4.0,
     return out.merge(info, on="cand", how="left")
 
 
-def peak_window(soundings: pd.DataFrame, row: pd.Series, window_km: float) -> pd.DataFrame:
-    """The soundings of a peak's window with the fitted model, its background line and the residuals."""
+def peak_window(soundings: pd.DataFrame, row: pd.Series, window_km: float,
+                candidates: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The soundings of a peak's window with the fitted model, its background line and the residuals.
+
+    When the peak was fitted with neighbouring fits modelled (``fit.neighbour_min_snr``), give the orbit's
+    ``candidates``: their Gaussians (``neighbours_ppm``) are then part of the model, as in the fit."""
     x0 = float(row["center_km"])
     sel = soundings[(soundings["x_km"] >= x0 - window_km / 2) & (soundings["x_km"] <= x0 + window_km / 2)]
     out = sel[["x_km", "xco2", "xco2_uncertainty", "footprint", "land_water_indicator"]].copy()
@@ -107,6 +112,9 @@ def peak_window(soundings: pd.DataFrame, row: pd.Series, window_km: float) -> pd
     out["model_ppm"] = gaussian_line(out["x_km"].to_numpy(), p["amplitude_ppm_km"], p["sigma_km"], p["center_km"],
                                      p["slope_ppm_km"], p["intercept_ppm"])
     out["background_ppm"] = p["slope_ppm_km"] * (out["x_km"] - p["center_km"]) + p["intercept_ppm"]
+    out["neighbours_ppm"] = (neighbour_model(out["x_km"].to_numpy(), candidates, row) if candidates is not None
+                             else 0.0)
+    out["model_ppm"] += out["neighbours_ppm"]
     out["residual_ppm"] = out["xco2"] - out["model_ppm"]
     return out.reset_index(drop=True)
 

@@ -36,11 +36,15 @@ with left:
     peak_key = (*ui.month_key(month, settings), orbit, int(row["sounding_id"]))
 
     def peak_charts():
-        window = tables.peak_window(ui.orbit_data(month, orbit, settings).soundings, row, settings["fit.window_km"])
+        window = tables.peak_window(ui.orbit_data(month, orbit, settings).soundings, row, settings["fit.window_km"],
+                                    candidates)
         return [ui.vega_spec(chart) for chart in charts.peak_charts(window)]
 
     fit_chart, residual_chart = ui.memo(("peak-charts", *peak_key), peak_charts)
-    st.caption("The window's soundings, the fitted Gaussian + line (red) and its background line (dashed)")
+    neighbours = int(np.nan_to_num(row.get("n_neighbours", 0)))
+    st.caption("The window's soundings, the fitted Gaussian + line (red) and its background line (dashed)"
+               + (f"; the model includes the {neighbours} stronger neighbouring fit(s) it was fitted with"
+                  if neighbours else ""))
     st.vega_lite_chart(fit_chart, width="stretch")
     st.caption("Residuals (data - fit)")
     st.vega_lite_chart(residual_chart, width="stretch")
