@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from . import emission as em
-from .fitting import SQRT_2PI, fit_window
+from .fitting import SQRT_2PI, fit_window, gaussian_line
 from .rules import STAT_COLUMNS, rule_verdicts, window_stats
 from .screen import local_extrema, screen_orbit, width_extrema, window_snr
 from .settings import DetectionSettings
@@ -143,10 +143,11 @@ def fit_candidates(od: OrbitData, candidates: pd.DataFrame, settings: DetectionS
     weaker candidate's window it reaches (its Gaussian, not its line, subtracted from the data; farther than the
     sum of the two widths, else it is the same feature; ``n_neighbours`` counts them). On a pass over a cluster of
     sources a weak plume 10-50 km from strong ones is then fitted on its own background, not on theirs, and their
-    peaks no longer inflate its chi-square and standard error (``neighbours`` lists their rows). A screen maximum below ``screen.min_significance``
-    but at least ``screen.min_significance_beside`` is fitted when a neighbour is modelled in its window and the
-    screen's statistic, taken again there with the neighbours subtracted (:func:`core.screen.window_snr`),
-    reaches ``screen.min_significance``: the screen saw it beside the neighbours' peaks.
+    peaks no longer inflate its chi-square and standard error (``neighbours`` lists their rows). A screen maximum
+    below ``screen.min_significance`` but at least ``screen.min_significance_beside`` is fitted when a neighbour
+    is modelled in its window and the screen's statistic, taken again there with the neighbours subtracted
+    (:func:`core.screen.window_snr`), reaches ``screen.min_significance``: the screen saw it beside the
+    neighbours' peaks.
     """
     s = settings
     od = detection_view(od, s)
@@ -259,17 +260,16 @@ def _neighbours(i: int, strong_rows: list[int], out: dict, sigma_km: float, half
 def _gaussians(x_km: np.ndarray, out, rows: np.ndarray) -> np.ndarray:
     """Sum of the fitted Gaussians of ``rows`` at ``x_km`` [ppm] (their lines are not included); ``out``: columns
     by name (a candidates table or the arrays being filled)."""
-    centre, sigma = np.asarray(out["center_km"], float)[rows], np.asarray(out["sigma_km"], float)[rows]
-    d = (np.asarray(x_km, float)[None, :] - centre[:, None]) / sigma[:, None]
-    height = np.asarray(out["amplitude_ppm_km"], float)[rows] / (sigma * SQRT_2PI)
-    return height @ np.exp(-0.5 * d * d)
+    column = {name: np.asarray(out[name], float)[rows, None] for name in ("amplitude_ppm_km", "sigma_km", "center_km")}
+    return gaussian_line(np.asarray(x_km, float)[None, :], column["amplitude_ppm_km"], column["sigma_km"],
+                         column["center_km"], 0.0, 0.0).sum(axis=0)
 
 
 def neighbour_model(x_km, candidates: pd.DataFrame, row) -> np.ndarray:
     """The neighbours' Gaussians [ppm] that candidate ``row`` of an orbit's ``candidates`` was fitted with (zero
     where none): its model is ``gaussian_line(x, ...) + neighbour_model(x, ...)``."""
-    listed = str(row.get("neighbours", "") or "")
-    if not listed:
+    listed = row.get("neighbours", "")
+    if not isinstance(listed, str) or not listed:
         return np.zeros(np.shape(x_km))
     return _gaussians(x_km, candidates, np.array([int(k) for k in listed.split(",")]))
 

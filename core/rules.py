@@ -116,6 +116,19 @@ def _gaussian_line_chi2(d, y, w, sigma):
     return float(max((w * y * y).sum() - p @ rhs, 0.0))
 
 
+def _weighted_line(d, y, w):
+    """The weighted line ``y = b + m d`` alone: ``w d``, ``w y``, the normal matrix's entries and determinant
+    ``(sw, swd, swdd, det)``, and ``(b0, m0, chi2_line)`` (NaN when the line is undetermined). A further
+    regressor is projected off the line with these (Schur complement)."""
+    wd, wy = w * d, w * y
+    sw, swd, swdd, swy, swdy = w.sum(), wd.sum(), (wd * d).sum(), wy.sum(), (wy * d).sum()
+    det = sw * swdd - swd * swd
+    with np.errstate(all="ignore"):
+        b0, m0 = (swdd * swy - swd * swdy) / det, (sw * swdy - swd * swy) / det
+        chi2_line = (wy * y).sum() - (b0 * swy + m0 * swdy)
+    return wd, wy, (sw, swd, swdd, det), (b0, m0, chi2_line)
+
+
 def best_pair_chi2(d, y, w, sigma_km: float, n_centres: int = 13, n_widths: int = 3) -> float:
     """Smallest chi-square of ``y = b + m d + A1 g(d - c1; s1) + A2 g(d - c2; s2)`` over a grid of centres
     (|c| <= 2.5 sigma) and widths (sigma/4 .. sigma, at least 0.6 km), the two bumps at least the wider's width
@@ -131,13 +144,9 @@ def best_pair_chi2(d, y, w, sigma_km: float, n_centres: int = 13, n_widths: int 
     widths = np.geomspace(max(0.6, sigma_km / 4), max(sigma_km, 0.6), n_widths)
     c, s = (a.ravel() for a in np.meshgrid(centres, widths, indexing="ij"))
     g = np.exp(-0.5 * ((d[None, :] - c[:, None]) / s[:, None]) ** 2) / (s[:, None] * np.sqrt(2 * np.pi))
-    wd, wy = w * d, w * y
-    sw, swd, swdd, swy, swdy = w.sum(), wd.sum(), (wd * d).sum(), wy.sum(), (wy * d).sum()
-    det = sw * swdd - swd * swd
+    wd, _, (sw, swd, swdd, det), (b0, m0, chi2_line) = _weighted_line(d, y, w)
     if not det > 0:
         return np.inf
-    b0, m0 = (swdd * swy - swd * swdy) / det, (sw * swdy - swd * swy) / det
-    chi2_line = (wy * y).sum() - (b0 * swy + m0 * swdy)
     u0, u1 = g @ w, g @ wd  # (K,)
     gw = g * w
     t = gw @ g.T - (swdd * np.outer(u0, u0) - swd * (np.outer(u0, u1) + np.outer(u1, u0))
@@ -180,14 +189,10 @@ def _best_indicator_chi2(d, y, w, starts: np.ndarray, stops: np.ndarray) -> floa
     """
     if starts.size == 0:
         return np.inf
-    wd, wy = w * d, w * y
-    sw, swd, swdd, swy, swdy = w.sum(), wd.sum(), (wd * d).sum(), wy.sum(), (wy * d).sum()
-    det = sw * swdd - swd * swd
+    wd, wy, (sw, swd, swdd, det), (b0, m0, chi2_line) = _weighted_line(d, y, w)
     cum = np.concatenate([np.zeros((3, 1)), np.cumsum(np.stack([w, wd, wy]), axis=1)], axis=1)
     hw, hwd, hwy = cum[:, stops] - cum[:, starts]
     with np.errstate(all="ignore"):
-        b0, m0 = (swdd * swy - swd * swdy) / det, (sw * swdy - swd * swy) / det
-        chi2_line = (wy * y).sum() - (b0 * swy + m0 * swdy)
         t = hw - (swdd * hw * hw - 2 * swd * hw * hwd + sw * hwd * hwd) / det
         q = hwy - (b0 * hw + m0 * hwd)
         chi2 = np.where(t > 1e-12 * np.maximum(hw, 1e-300), chi2_line - q * q / t, chi2_line)
