@@ -50,6 +50,7 @@ import pyarrow.parquet as pq
 from .attribution import SOURCE_COLUMNS, attribute
 from .cache import SoundingsCache, write_parquet_atomic
 from .detect import detect_orbit
+from .false_alarms import calibrate_month
 from .settings import DetectionSettings
 
 #: The peaks contract: the first columns of every exported CSV, in this order.
@@ -492,7 +493,9 @@ def _map_orbits(orbits: list[pd.DataFrame], settings: DetectionSettings, workers
 # -- helpers -------------------------------------------------------------------------------------------------------
 def _attributed(candidates: pd.DataFrame, settings: DetectionSettings, attribute_events: bool,
                 sources: pd.DataFrame | None, cache) -> pd.DataFrame:
-    """The candidates with the source columns of their accepted events (attribution runs in this process)."""
+    """The month's candidates judged at its own threshold (:func:`core.false_alarms.calibrate_month`), with the
+    source columns of their accepted events (both run in this process, over the whole month)."""
+    candidates = calibrate_month(candidates, settings)
     if not attribute_events:
         return candidates
     return with_sources(candidates, settings, sources=sources, cache=cache)

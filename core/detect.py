@@ -21,11 +21,14 @@ import pandas as pd
 
 from . import emission as em
 from .fitting import SQRT_2PI, fit_window, gaussian_line
+from .noise import VariogramNoise, screen_spread, shrunk_spread, variogram_noise
 from .rules import STAT_COLUMNS, rule_verdicts, window_stats
-from .screen import local_extrema, screen_orbit, width_extrema, window_snr
+from .screen import ScreenResult, local_extrema, rescaled, screen_orbit, width_extrema, window_snr
 from .settings import DetectionSettings
 from .track import along_track, cross_track_wind_ms, wind_aligned_km
 
+#: Along-track distance between OCO-2 frames [km] (3 frames/s at ~6.75 km/s ground speed).
+FRAME_KM = 2.25
 FIT_COLUMNS = ("amplitude_ppm_km", "sigma_km", "center_km", "slope_ppm_km", "intercept_ppm")
 _FIT_PARAM = dict(zip(FIT_COLUMNS, ("amplitude", "sigma", "center", "slope", "intercept")))
 #: Where a fit starts (and what a candidate not fitted keeps): the screen's values.
@@ -87,8 +90,83 @@ def track_view(od: OrbitData) -> OrbitData:
     return od.views.get("x_track_km", od)
 
 
+@dataclass(frozen=True)
+class OrbitNoise:
+    """The orbit's noise as its data show it (:mod:`core.noise`), and the calibration detection applies.
+
+    ``spread`` divides the significance of a fit of width ``sigma_km`` (interpolated in log width, see
+    :meth:`at`); it is 1 everywhere when ``noise.calibrate`` is off.
+    """
+
+    sigma_km: np.ndarray  # the screen's widths [km]
+    spread: np.ndarray  # calibration applied at each width (>= 1)
+    raw_spread: np.ndarray  # the orbit's own robust spread of the screen significance at each width
+    n_eff: np.ndarray  # independent values behind each raw spread
+    variogram: VariogramNoise  # white scatter and correlated term
+    track_km: float  # along-track span of the orbit's soundings [km]
+    fallback: bool  # the conservative prior outweighs the orbit's own values at the narrowest width
+
+    def at(self, sigma_km) -> np.ndarray:
+        """The calibration at fitted widths [km] (the end values beyond the grid; 1 where no grid)."""
+        sigma = np.asarray(sigma_km, float)
+        if self.sigma_km.size == 0:
+            return np.ones_like(sigma)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.interp(np.log(np.where(sigma > 0, sigma, self.sigma_km[0])), np.log(self.sigma_km),
+                             self.spread)
+
+    def columns(self, n: int) -> dict:
+        """Per-orbit values repeated on each of ``n`` candidate rows (stored with the detections)."""
+        v = self.variogram
+        return {"noise_scale": np.full(n, v.noise_scale), "correlated_ppm": np.full(n, v.correlated_ppm),
+                "correlation_km": np.full(n, v.correlation_km), "orbit_track_km": np.full(n, self.track_km),
+                "noise_fallback": np.full(n, self.fallback)}
+
+
+def _screen_sigma_max_km(s: DetectionSettings) -> float:
+    sigma_max = s["fit.sigma_max_km"]
+    if s.enabled("too-wide"):  # wider humps cannot be accepted: they must not mask a plume inside them
+        sigma_max = min(sigma_max, 1.15 * s["fit.window_km"] / 2 / s["rules.too_wide.n_sigma"])
+    return sigma_max
+
+
+def _screen(od: OrbitData, settings: DetectionSettings) -> tuple[ScreenResult, OrbitNoise]:
+    """The screen of the orbit (in the detection coordinate) and its noise calibration, cached on the view."""
+    s = settings
+    key = ("screen", s["fit.window_km"], s["fit.sigma_min_km"], _screen_sigma_max_km(s), s["screen.n_sigma"],
+           s["screen.bin_km"], s["noise.calibrate"], s["noise.prior_spread"], s["noise.prior_samples"])
+    if key in od.views:
+        return od.views[key]
+    df = od.soundings
+    x = df["x_km"].to_numpy()
+    scr = screen_orbit(x, df["xco2"].to_numpy(), df["xco2_uncertainty"].to_numpy(),
+                       window_km=s["fit.window_km"], sigma_min_km=s["fit.sigma_min_km"],
+                       sigma_max_km=_screen_sigma_max_km(s), n_sigma=s["screen.n_sigma"], bin_km=s["screen.bin_km"])
+    sigmas = scr.widths.sigma_km
+    data_km = np.unique(np.floor(x / FRAME_KM)).size * FRAME_KM  # along-track km that hold data
+    raw, n_eff = screen_spread(scr.widths.snr, sigmas, data_km)
+    track = df["x_track_km"].to_numpy() if "x_track_km" in df else x
+    variogram = variogram_noise(track, df["xco2"].to_numpy(float), df["xco2_uncertainty"].to_numpy(float),
+                                df["footprint"].to_numpy())
+    if s["noise.calibrate"]:
+        spread = shrunk_spread(raw, n_eff, s["noise.prior_spread"], s["noise.prior_samples"])
+        scr = rescaled(scr, spread)
+        fallback = bool(n_eff.size == 0 or n_eff[0] < s["noise.prior_samples"])
+    else:
+        spread, fallback = np.ones_like(sigmas), False
+    span = float(np.ptp(track)) if track.size else 0.0
+    od.views[key] = (scr, OrbitNoise(sigmas, spread, raw, n_eff, variogram, span, fallback))
+    return od.views[key]
+
+
+def orbit_noise(od: OrbitData, settings: DetectionSettings) -> OrbitNoise:
+    """The noise of the orbit and the calibration the settings apply (:class:`OrbitNoise`)."""
+    return _screen(detection_view(od, settings), settings)[1]
+
+
 def find_candidates(od: OrbitData, settings: DetectionSettings) -> pd.DataFrame:
-    """Candidate centres with the screen's values (``screen_*`` columns)."""
+    """Candidate centres with the screen's values (``screen_*`` columns; ``screen_snr`` calibrated by the
+    orbit's own noise when ``noise.calibrate`` is on)."""
     s = settings
     od = detection_view(od, s)
     df = od.soundings
@@ -102,12 +180,7 @@ def find_candidates(od: OrbitData, settings: DetectionSettings) -> pd.DataFrame:
         return pd.DataFrame({"center_km": x, "screen_snr": np.nan, "screen_amplitude": 1.0,
                              "screen_sigma": 5.0, "screen_slope": 0.0,
                              "screen_intercept": df["xco2"].to_numpy()[pick].astype(float)})
-    sigma_max = s["fit.sigma_max_km"]
-    if s.enabled("too-wide"):  # wider humps cannot be accepted: they must not mask a plume inside them
-        sigma_max = min(sigma_max, 1.15 * s["fit.window_km"] / 2 / s["rules.too_wide.n_sigma"])
-    scr = screen_orbit(df["x_km"].to_numpy(), df["xco2"].to_numpy(), df["xco2_uncertainty"].to_numpy(),
-                       window_km=s["fit.window_km"], sigma_min_km=s["fit.sigma_min_km"],
-                       sigma_max_km=sigma_max, n_sigma=s["screen.n_sigma"], bin_km=s["screen.bin_km"])
+    scr, _ = _screen(od, s)
     if s["screen.every_width"]:
         idx, k = width_extrema(scr, min_separation_km=s["screen.min_separation_km"],
                                min_abs_snr=s["screen.min_abs_snr"], max_sigma_km=s["screen.every_width_max_sigma_km"])
@@ -172,13 +245,22 @@ def fit_candidates(od: OrbitData, candidates: pd.DataFrame, settings: DetectionS
     for column, screen_column in _SCREEN_START.items():
         out[column] = candidates[screen_column].to_numpy(float).copy()
     strided = int(s["screen.stride"]) > 0
+    noise = orbit_noise(od, s)
+    # mirror: a depletion is fitted on the data turned upside down, as an enhancement (sign -1), and judged by the
+    # same rules: the noise's own null (never accepted, see core.false_alarms)
+    mirror = bool(s["detection.mirror"]) and not strided
+    sign = np.where(mirror & (snr < 0), -1, 1).astype(np.int8)
+    out["sign"] = sign
+    for column in ("amplitude_ppm_km", "slope_ppm_km", "intercept_ppm"):
+        out[column] *= sign
     neighbour_snr = float(s["fit.neighbour_min_snr"])  # 0: neighbours are not modelled
     # below screen.min_significance, a candidate is fitted only beside a modelled neighbour (see the docstring)
     near_threshold = s["screen.min_significance_beside"] if neighbour_snr > 0 else np.inf
     if not strided:  # rules judged on the screen's estimate, in this order
         fixed, message = out["fixed_reason"], out["fit_message"]
         for reason, hit, why in (
-                ("depletion", (snr < 0) & s.enabled("depletion"), lambda i: "the screen's area is negative"),
+                ("depletion", (snr < 0) & s.enabled("depletion") & ~mirror,
+                 lambda i: "the screen's area is negative"),
                 ("too-wide", (screen_sigma > half / s["rules.too_wide.n_sigma"]) & s.enabled("too-wide"),
                  lambda i: f"the screen's best width {screen_sigma[i]:.0f} km is beyond the too-wide limit"),
                 ("screen", np.abs(snr) < min(s["screen.min_significance"], near_threshold),
@@ -208,11 +290,11 @@ def fit_candidates(od: OrbitData, candidates: pd.DataFrame, settings: DetectionS
             out["fixed_reason"][i], out["fit_message"][i] = "screen", "below the screen threshold, no neighbour"
             continue
         a, b = lo[i], hi[i]
-        yw = y[a:b] - _gaussians(x[a:b], out, neighbours) if neighbours.size else y[a:b]
+        yw = sign[i] * (y[a:b] - _gaussians(x[a:b], out, neighbours) if neighbours.size else y[a:b])
         out["n_neighbours"][i] = neighbours.size
         out["neighbours"][i] = ",".join(map(str, neighbours))
         if weak:  # the screen's statistic again, with the neighbours modelled: most are noise, not fitted
-            again = window_snr(x[a:b] - centre[i], yw, unc[a:b], screen_sigma[i])
+            again = window_snr(x[a:b] - centre[i], yw, unc[a:b], screen_sigma[i]) / noise.at(screen_sigma[i])
             if abs(again) < s["screen.min_significance"]:
                 out["fixed_reason"][i] = "screen"
                 out["fit_message"][i] = f"below the screen threshold with its neighbours modelled ({again:.1f})"
@@ -243,6 +325,9 @@ def fit_candidates(od: OrbitData, candidates: pd.DataFrame, settings: DetectionS
         out[column] = values
     out["surface_transition"] = pd.array(out["surface_transition"], dtype="Float64").astype("boolean")  # NA: no fit
     out["delta_ppm"] = out["amplitude_ppm_km"] / (out["sigma_km"] * SQRT_2PI)
+    out["noise_spread"] = noise.at(out["sigma_km"])
+    out["significance"] = out["snr"] / out["noise_spread"]
+    out.update(noise.columns(n))
     return pd.DataFrame(out)
 
 
@@ -261,7 +346,8 @@ def _gaussians(x_km: np.ndarray, out, rows: np.ndarray) -> np.ndarray:
     """Sum of the fitted Gaussians of ``rows`` at ``x_km`` [ppm] (their lines are not included); ``out``: columns
     by name (a candidates table or the arrays being filled)."""
     column = {name: np.asarray(out[name], float)[rows, None] for name in ("amplitude_ppm_km", "sigma_km", "center_km")}
-    return gaussian_line(np.asarray(x_km, float)[None, :], column["amplitude_ppm_km"], column["sigma_km"],
+    sign = np.asarray(out["sign"], float)[rows, None] if "sign" in out else 1.0  # a mirror fit is a depletion
+    return gaussian_line(np.asarray(x_km, float)[None, :], sign * column["amplitude_ppm_km"], column["sigma_km"],
                          column["center_km"], 0.0, 0.0).sum(axis=0)
 
 
@@ -281,18 +367,22 @@ def _covering_fit(i: int, fitted_rows: list[int], out: dict, sigma_km: float, sn
         return -1
     rows = np.asarray(fitted_rows)
     centre, width = out["center_km"][rows], out["sigma_km"][rows]
-    same_sign = np.sign(out["amplitude_ppm_km"][rows]) == np.sign(snr)
+    same_sign = np.sign(out["amplitude_ppm_km"][rows] * out["sign"][rows]) == np.sign(snr)
     hit = np.flatnonzero(same_sign & (np.abs(centre - out["center_km"][i]) <= 0.5 * (width + sigma_km)))
     return int(rows[hit[0]]) if hit.size else -1
 
 
-def judge(od: OrbitData, fitted: pd.DataFrame, settings: DetectionSettings) -> pd.DataFrame:
-    """Rules, de-duplication and emission: the candidates table of the orbit (one row per candidate)."""
+def judge(od: OrbitData, fitted: pd.DataFrame, settings: DetectionSettings,
+          significance_threshold: float | None = None) -> pd.DataFrame:
+    """Rules, de-duplication and emission: the candidates table of the orbit (one row per candidate).
+
+    ``significance_threshold``: the month's (:func:`core.false_alarms.calibrate_month`); by default
+    ``rules.significance.min_snr``."""
     if fitted.empty:
         return fitted
     od = detection_view(od, settings)
     # every new column computed on arrays, then added at once (each step adding its own copied the table)
-    reasons, status = rule_verdicts(fitted, settings)
+    reasons, status = rule_verdicts(fitted, settings, significance_threshold)
     columns = _merged(fitted, reasons, status)
     columns.update(_located(od, fitted["center_km"].to_numpy(float), fitted["sigma_km"].to_numpy(float)))
     columns.update(_emission(fitted, columns, settings))
@@ -316,9 +406,11 @@ def _merged(candidates: pd.DataFrame, rejected_by: np.ndarray, status: np.ndarra
     # accepted before rejected, then the highest |A / stderr| (a stable order, as the rows come)
     priority = fitted[np.lexsort((-np.abs(candidates["snr"].to_numpy(float)[fitted]), status[fitted] != "accepted"))]
     centres, sigmas = candidates["center_km"].to_numpy(float), candidates["sigma_km"].to_numpy(float)
+    sign = candidates["sign"].to_numpy() if "sign" in candidates else np.ones(n)  # mirrors merge among themselves
     kept: list[int] = []
     for i in priority:
-        match = next((k for k in kept if abs(centres[i] - centres[k]) <= max(1.0, min(sigmas[i], sigmas[k]))), None)
+        match = next((k for k in kept if sign[k] == sign[i]
+                      and abs(centres[i] - centres[k]) <= max(1.0, min(sigmas[i], sigmas[k]))), None)
         if match is None:
             kept.append(i)
             event_id[i] = i
@@ -336,6 +428,25 @@ def _merged(candidates: pd.DataFrame, rejected_by: np.ndarray, status: np.ndarra
         is_event[kept] = True
     return {"rejected_by": rejected_by, "status": status, "event_id": event_id, "n_windows": n_windows,
             "is_event": is_event}
+
+
+def rejudge(candidates: pd.DataFrame, settings: DetectionSettings,
+            significance_threshold: float | None = None) -> pd.DataFrame:
+    """Rules and de-duplication again over a table of judged candidates of one or more orbits (what
+    :func:`judge` does that depends on the thresholds; positions, winds and emissions stay)."""
+    if candidates.empty:
+        return candidates
+    reasons, status = rule_verdicts(candidates, settings, significance_threshold)
+    columns = {name: np.empty(len(candidates), dtype) for name, dtype in (
+        ("rejected_by", object), ("status", object), ("event_id", np.int64), ("n_windows", np.int64),
+        ("is_event", bool))}
+    orbit = candidates["orbit"].to_numpy()
+    bounds = np.flatnonzero(np.r_[True, orbit[1:] != orbit[:-1], True])
+    for a, b in zip(bounds[:-1], bounds[1:]):  # orbits are contiguous (each orbit's rows in its own order)
+        merged = _merged(candidates.iloc[a:b], reasons[a:b], status[a:b])
+        for name, values in merged.items():
+            columns[name][a:b] = values
+    return _with_columns(candidates, columns)
 
 
 def _located(od: OrbitData, centre: np.ndarray, sigma_km: np.ndarray) -> dict:

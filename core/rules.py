@@ -244,10 +244,17 @@ def best_plateau_chi2(d_km, y_ppm, weight, half_span_km: float, min_width_km: fl
     return _best_indicator_chi2(d, y, w, starts[wide], stops[wide])
 
 
-def rule_failures(stats, settings: DetectionSettings) -> dict[str, np.ndarray]:
+def rule_failures(stats, settings: DetectionSettings, significance_threshold: float | None = None
+                  ) -> dict[str, np.ndarray]:
     """For each enabled rule, a boolean array: True where the candidate fails it (``stats``: a table or a mapping
-    of column name to array)."""
+    of column name to array).
+
+    The significance rule compares ``significance`` (A / stderr(A) over the orbit's noise calibration; ``snr``
+    where a table has none) with ``significance_threshold`` (the month's, :mod:`core.false_alarms`), by default
+    ``rules.significance.min_snr``."""
     s = settings
+    threshold = s["rules.significance.min_snr"] if significance_threshold is None else significance_threshold
+    significance = lambda: np.asarray(stats["significance"] if "significance" in stats else stats["snr"], float)  # noqa: E731
     sigma = np.asarray(stats["sigma_km"], float)
     amplitude = np.asarray(stats["amplitude_ppm_km"], float)
     col = {c: np.asarray(stats[c]) for c in STAT_COLUMNS if c in stats}
@@ -262,7 +269,7 @@ def rule_failures(stats, settings: DetectionSettings) -> dict[str, np.ndarray]:
         "near-sides": lambda: (col["near_left"] < need_near) | (col["near_right"] < need_near),
         "flanks": lambda: (col["flank_left"] < need_flank) | (col["flank_right"] < need_flank),
         "fit-quality": lambda: ~((col["r"] > 0) & (col["r2"] >= s["rules.fit_quality.min_r2"])),
-        "significance": lambda: ~(col["snr"] >= s["rules.significance.min_snr"]),
+        "significance": lambda: ~(significance() >= threshold),
         "step-like": lambda: ~(col["delta_chi2_step"] > s["rules.step_like.min_delta_chi2"]),
         "box-like": lambda: (~(col["delta_chi2_box"] > s["rules.box_like.min_delta_chi2"])
                              & ~(s["rules.box_like.spare_blends"]
@@ -288,19 +295,23 @@ def evaluate_rules(candidates: pd.DataFrame, settings: DetectionSettings) -> pd.
     return out
 
 
-def rule_verdicts(candidates: pd.DataFrame, settings: DetectionSettings) -> tuple[np.ndarray, np.ndarray]:
-    """``(rejected_by, status)`` arrays of :func:`evaluate_rules`."""
+def rule_verdicts(candidates: pd.DataFrame, settings: DetectionSettings, significance_threshold: float | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """``(rejected_by, status)`` arrays of :func:`evaluate_rules`. A mirror candidate (``sign`` -1: a depletion
+    fitted upside down) lists ``mirror`` first: it is judged like the others but never accepted."""
     fitted = candidates["fixed_reason"].eq("").to_numpy()
     reasons = np.full(len(candidates), "", dtype=object)
     if fitted.any():
-        needed = [c for c in (*STAT_COLUMNS, "sigma_km", "amplitude_ppm_km") if c in candidates]
-        failures = rule_failures({c: candidates[c].to_numpy()[fitted] for c in needed}, settings)
+        needed = [c for c in (*STAT_COLUMNS, "significance", "sigma_km", "amplitude_ppm_km") if c in candidates]
+        failures = rule_failures({c: candidates[c].to_numpy()[fitted] for c in needed}, settings,
+                                 significance_threshold)
         names = np.array(list(failures))
+        mirror = (candidates["sign"].to_numpy()[fitted] < 0) if "sign" in candidates else np.zeros(fitted.sum(), bool)
         if names.size:
             matrix = np.stack([failures[n] for n in names], axis=1)
-            joined = ["+".join(names[row]) for row in matrix]
+            joined = ["+".join((["mirror"] if m else []) + list(names[row])) for row, m in zip(matrix, mirror)]
         else:
-            joined = [""] * int(fitted.sum())
+            joined = ["mirror" if m else "" for m in mirror]
         reasons[fitted] = joined
     reasons[~fitted] = candidates["fixed_reason"].to_numpy()[~fitted]
     return reasons, np.where(reasons == "", "accepted", "rejected").astype(object)

@@ -19,6 +19,7 @@ converged fits at ~10,000 windows/s); Zheng et al. (2020), ACP 20, 8501 (the mod
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -161,14 +162,29 @@ def screen_orbit(x_km, xco2_ppm, uncertainty_ppm, window_km: float = 200.0, sigm
         support = swg * sigmas[:, None] * SQRT_2PI / np.median(w)
         snr = np.where(usable & (support >= 1.0) & (schur > 1e-9 * swgg), amplitude / se, 0.0)
     snr = np.nan_to_num(snr, nan=0.0, posinf=0.0, neginf=0.0)
-    # the width with the largest |snr| (the first one on ties); no width at all where every snr is 0
-    pick = np.argmax(np.abs(snr), axis=0)
-    cols = np.arange(n_bins)
-    found = snr[pick, cols] != 0
     widths = WidthScreen(sigmas, snr, np.where(snr != 0, amplitude, 0.0), b0, m0, lu0, lu1, float(y_ref))
+    return _best_width(centres, n_window, widths)
+
+
+def _best_width(centres: np.ndarray, n_window: np.ndarray, widths: WidthScreen) -> ScreenResult:
+    """At every bin, the width with the largest |snr| (the first one on ties); no width where every snr is 0."""
+    snr = widths.snr
+    pick = np.argmax(np.abs(snr), axis=0)
+    cols = np.arange(snr.shape[1])
+    found = snr[pick, cols] != 0
     slope, intercept = widths.background(pick, cols)
     return ScreenResult(centres, snr[pick, cols], widths.amplitude_ppm_km[pick, cols],
-                        np.where(found, sigmas[pick], 0.0), slope, intercept, n_window, widths)
+                        np.where(found, widths.sigma_km[pick], 0.0), slope, intercept, n_window, widths)
+
+
+def rescaled(screen: ScreenResult, spread: np.ndarray) -> ScreenResult:
+    """The screen with each width's significance divided by its spread (:func:`core.noise.screen_spread`: the
+    noise calibrated per width from the orbit itself), and the best width picked again on the calibrated values."""
+    w = screen.widths
+    if w is None or w.snr.size == 0:
+        return screen
+    calibrated = dataclasses.replace(w, snr=w.snr / np.asarray(spread, float)[:, None])
+    return _best_width(screen.x_km, screen.n_window, calibrated)
 
 
 #: Kernel spectra by (FFT size, widths, bin, half support): orbits of similar length share them.

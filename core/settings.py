@@ -116,6 +116,24 @@ SCREEN = (
     _s("screen.stride", 0, "1", "0: screen every window; N > 0: a candidate every N-th sounding, all fitted "
        "(the 2020 project used 15)", 0, 500),
 )
+NOISE = (
+    _s("noise.calibrate", False, "", "divide every significance by its orbit's own spread at that width "
+       "(core.noise.screen_spread): the noise as the data show it, not as xco2_uncertainty states it"),
+    _s("noise.prior_spread", 1.5, "1", "conservative spread an orbit with few independent values leans towards "
+       "(noise.calibrate)", 1, 5),
+    _s("noise.prior_samples", 20.0, "1", "weight of that prior, in independent values of the orbit's own", 0, 1000),
+)
+DETECTION = (
+    _s("detection.mirror", False, "", "fit depletions with the data mirrored and judge them by the same rules: "
+       "they sample the noise and the symmetric artefacts, and set the acceptance threshold for the false-alarm "
+       "rate asked (never accepted themselves)"),
+    _s("detection.false_alarms_per_1000km", 0.2, "1/1000 km", "false events per 1,000 km of track the month's "
+       "acceptance threshold is set for (detection.mirror; rules.significance.min_snr is its floor)", 0.001, 10),
+    _s("detection.min_mirror_events", 8, "1", "fewest mirror events a month needs to set its threshold; fewer: "
+       "detection.fallback_significance", 3, 1000),
+    _s("detection.fallback_significance", 6.0, "1", "conservative significance threshold where the month holds "
+       "too few mirror events to set one", 0, 50),
+)
 EMISSION = (
     _s("emission.wind_uncertainty_ms", 1.5, "m/s", "1-sigma error of the analysed wind across the track", 0, 10),
     _s("emission.min_wind_perp_ms", 0.5, "m/s", "below this cross-track wind no emission is estimated", 0, 5),
@@ -181,6 +199,8 @@ FIXED_REASONS = {
     "screen": "the vectorised screen found the bump too weak to fit (screen.min_significance)",
     "depletion": "the screen found a depletion (A < 0): not fitted (the depletion rule)",
     "too-wide": "the screen's best width is beyond the too-wide limit: a background wave, not fitted",
+    "mirror": "a depletion fitted with the data mirrored and judged by the same rules: it samples the null that "
+              "sets the month's threshold (detection.mirror), never a plume",
     "duplicate": "another window saw the same plume and fitted it better (or its start lay within that fit's "
                  "width: not fitted)",
 }
@@ -192,7 +212,7 @@ def _enable_key(rule: Rule) -> str:
 
 def all_settings() -> dict[str, Setting]:
     """Every setting by key, switches of the rules included (enabled by default as in ``recommended``)."""
-    out: dict[str, Setting] = {s.key: s for s in (*FIT, *SCREEN, *EMISSION, *ATTRIBUTION)}
+    out: dict[str, Setting] = {s.key: s for s in (*FIT, *SCREEN, *NOISE, *DETECTION, *EMISSION, *ATTRIBUTION)}
     for rule in RULES:
         enabled = PRESETS["recommended"].get(_enable_key(rule), True)
         out[_enable_key(rule)] = _s(_enable_key(rule), enabled, "", f"apply the rule: {rule.meaning}")
@@ -227,6 +247,8 @@ PRESETS: dict[str, dict] = {
         "rules.flanks.per_sigma_km": 0.5,
         "fit.neighbour_min_snr": 4.0,  # passes over clusters of sources: +0.020 recall, -1 point of emission error
         "screen.min_significance_beside": 2.5,  # +0.014 recall, +0.018 false events per 1,000 km
+        "noise.calibrate": True,  # significances in units of the orbit's own noise at each width
+        "detection.mirror": True,  # the month's threshold from the mirrored depletions (false-alarm rate)
         "screen.min_significance": 3.3,  # screen maxima below it rarely fit to A/stderr >= 3.0: 3.1 added 1 plume
         # of 201 and 4 false events
     },
@@ -355,6 +377,6 @@ def _flatten(data: dict, prefix: str, out: dict) -> None:
 
 
 def _toml_order(key: str):
-    order = ["fit", "screen", "rules", "emission", "attribution"]
+    order = ["fit", "screen", "noise", "detection", "rules", "emission", "attribution"]
     head = key.split(".")[0]
     return (order.index(head) if head in order else 99, key)

@@ -112,10 +112,15 @@ def test_narrow_spike_is_rejected(preset, reasons):
     assert best["status"] == "rejected" and reasons & set(best["rejected_by"].split("+")), best["rejected_by"]
 
 
-@pytest.mark.parametrize("preset", ["chevallier-2020", "recommended"])
-def test_depletion_fails_depletion(preset):
+@pytest.mark.parametrize("preset, reason", [("chevallier-2020", "depletion"), ("recommended", "mirror")])
+def test_depletion_is_never_accepted(preset, reason):
+    """The 2020 rules reject a depletion; the recommended preset fits it upside down as a mirror event (the
+    null that sets the month's threshold), with the sign -1 and its fit as strong as the enhancement's would be."""
     df = add_gaussian(crafted_orbit(1000, seed=4), 500.0, -15.0, 4.0)
-    assert "depletion" in _best_near(detect_orbit(df, DetectionSettings.preset(preset)), 500)["rejected_by"]
+    best = _best_near(detect_orbit(df, DetectionSettings.preset(preset)), 500)
+    assert best["status"] == "rejected" and best["rejected_by"].split("+")[0] == reason, best["rejected_by"]
+    if reason == "mirror":
+        assert best["sign"] == -1 and best["amplitude_ppm_km"] == pytest.approx(15.0, rel=0.2)
 
 
 @pytest.mark.parametrize("preset", ["chevallier-2020", "recommended"])
@@ -136,7 +141,7 @@ def test_land_water_step_is_not_an_accepted_peak():
     cands = detect_orbit(df, RECOMMENDED)
     near = cands[(cands["center_km"] - 500).abs() < 60]
     assert not near["status"].eq("accepted").any()
-    fitted = near[near["fixed_reason"].eq("")]
+    fitted = near[near["fixed_reason"].eq("") & near["sign"].gt(0)]  # enhancements (mirrors are never accepted)
     assert fitted.empty or fitted["rejected_by"].str.contains("step-like|surface-transition").all()
 
 
@@ -293,10 +298,11 @@ def test_a_weak_plume_beside_a_strong_one_is_fitted_with_the_strong_one_modelled
     own fit models no neighbour (it was fitted first)."""
     df = add_gaussian(add_gaussian(crafted_orbit(1000, seed=4), 500.0, 60.0, 6.0), 525.0, 8.0, 2.0)
     od = prepare_orbit(df)
-    cands = find_candidates(od, RECOMMENDED)
+    uncalibrated = RECOMMENDED.replace({"noise.calibrate": False})  # the stated noise: the neighbour's effect alone
+    cands = find_candidates(od, uncalibrated)
     fits = {}
     for snr in (0.0, 4.0):
-        settings = RECOMMENDED.replace({"fit.neighbour_min_snr": snr})
+        settings = uncalibrated.replace({"fit.neighbour_min_snr": snr})
         fitted = fit_candidates(od, cands, settings)
         fitted = fitted[fitted["fixed_reason"].eq("")]
         weak = fitted[(fitted["center_km"] - 525.0).abs() < 3]

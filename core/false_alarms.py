@@ -1,0 +1,224 @@
+"""A false-alarm rate the analyst sets: the month's acceptance threshold from the data's own null.
+
+CO2 plumes are enhancements. Depletions, fitted with the data turned upside down and judged by the same rules
+(``detection.mirror``: candidates with ``sign`` -1), share the noise, the correlated background and the
+symmetric artefacts (bursts of bad frames of either sign, steps up and down) with the enhancements, so the rate
+of mirror events above a significance estimates the rate of false enhancements above it: the "negative image"
+of source detection in astronomy. The month's threshold is the lowest significance at which the mirror rate is
+at most ``detection.false_alarms_per_1000km`` (never below ``rules.significance.min_snr``); each accepted event
+gets the expected false rate at its own significance and a q-value (the estimated share of false events among
+events at least as significant: Benjamini and Hochberg 1995, Storey 2002).
+
+Where the month holds few mirror events above the threshold, the tail of the mirror significances is
+extrapolated with an exponential fitted to the strongest ones (a heavier tail than the Gaussian's, so the
+extrapolation errs on the side of fewer false events); with fewer than ``detection.min_mirror_events`` mirror
+events at all (one or two short orbits), the month takes the stated conservative ``detection.fallback_significance``
+and says so in every row (``threshold_method`` = ``fallback``).
+
+References
+----------
+Benjamini, Y. and Hochberg, Y. (1995), Controlling the false discovery rate, JRSS B 57, 289-300.
+Storey, J. D. (2002), A direct approach to false discovery rates, JRSS B 64, 479-498.
+Serra, P. et al. (2012), Using negative detections to estimate source-finder reliability, MNRAS 422, 1201-1210.
+Garwood, F. (1936), Fiducial limits for the Poisson distribution, Biometrika 28, 437-442 (the intervals).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.stats import chi2
+
+from .detect import rejudge
+from .rules import STAT_COLUMNS, rule_failures
+from .settings import DetectionSettings
+
+#: Columns every candidate row carries after :func:`calibrate_month` (month-level values repeated).
+MONTH_COLUMNS = ("significance_threshold", "threshold_method", "month_false_per_1000km",
+                 "month_false_per_1000km_low", "month_false_per_1000km_high", "month_track_km",
+                 "false_alarm_per_1000km", "q_value")
+
+
+@dataclass(frozen=True)
+class MonthThreshold:
+    """The month's acceptance threshold and the false-event rate expected at it."""
+
+    threshold: float  # significance an accepted event needs
+    method: str  # "mirror" (counted), "mirror-tail" (extrapolated), "floor" (min_snr binds), "fallback", "fixed"
+    track_km: float  # along-track length of the month's orbits [km]
+    n_orbits: int
+    n_mirror: int  # mirror events passing every rule but significance
+    n_mirror_above: int  # ... at or above the threshold
+    false_per_1000km: float  # expected false events per 1,000 km at the threshold
+    interval_per_1000km: tuple[float, float]  # its 90 % interval
+    message: str
+
+    def line(self) -> str:
+        lo, hi = self.interval_per_1000km
+        return (f"threshold {self.threshold:.2f} ({self.method}): {self.false_per_1000km:.2f} false events per "
+                f"1,000 km expected (90 % {lo:.2f}-{hi:.2f}) on {self.track_km:,.0f} km of {self.n_orbits} orbits, "
+                f"from {self.n_mirror} mirror events ({self.n_mirror_above} above it). {self.message}".strip())
+
+
+def poisson_interval(count: float, level: float = 0.9) -> tuple[float, float]:
+    """Two-sided interval of a Poisson mean given an observed ``count`` (Garwood 1936)."""
+    alpha = 1 - level
+    lo = 0.0 if count <= 0 else chi2.ppf(alpha / 2, 2 * count) / 2
+    return float(lo), float(chi2.ppf(1 - alpha / 2, 2 * count + 2) / 2)
+
+
+def _orbit_km(candidates: pd.DataFrame) -> tuple[float, int]:
+    per_orbit = candidates.groupby("orbit")["orbit_track_km"].first()
+    return float(per_orbit.sum()), int(per_orbit.size)
+
+
+def rule_passing_events(candidates: pd.DataFrame, settings: DetectionSettings) -> pd.DataFrame:
+    """Fitted candidates passing every enabled rule but significance, one per feature: ``orbit``, ``sign``,
+    ``significance`` and the row label, strongest first (windows within a width of a stronger one of the same
+    sign and orbit are the same feature, as in :func:`core.detect.judge`)."""
+    fitted = candidates[candidates["fixed_reason"].eq("")]
+    if fitted.empty:
+        return pd.DataFrame(columns=["orbit", "sign", "significance", "row"])
+    needed = [c for c in (*STAT_COLUMNS, "significance", "sigma_km", "amplitude_ppm_km") if c in fitted]
+    failures = rule_failures({c: fitted[c].to_numpy() for c in needed}, settings)
+    failures.pop("significance", None)
+    ok = ~np.any(np.stack(list(failures.values())), axis=0) if failures else np.ones(len(fitted), bool)
+    table = pd.DataFrame({"orbit": fitted["orbit"].to_numpy()[ok], "sign": fitted["sign"].to_numpy()[ok],
+                          "significance": fitted["significance"].to_numpy(float)[ok],
+                          "center_km": fitted["center_km"].to_numpy(float)[ok],
+                          "sigma_km": fitted["sigma_km"].to_numpy(float)[ok], "row": fitted.index[ok]})
+    table = table[np.isfinite(table["significance"])].sort_values("significance", ascending=False, kind="stable")
+    keep = np.ones(len(table), bool)
+    kept: dict[tuple, list[int]] = {}
+    centre, sigma = table["center_km"].to_numpy(), table["sigma_km"].to_numpy()
+    for i, key in enumerate(zip(table["orbit"].to_numpy(), table["sign"].to_numpy())):
+        same = kept.setdefault(key, [])
+        if any(abs(centre[i] - centre[k]) <= max(1.0, min(sigma[i], sigma[k])) for k in same):
+            keep[i] = False
+        else:
+            same.append(i)
+    return table[keep].reset_index(drop=True)
+
+
+class MirrorNull:
+    """Expected number of false events at or above a significance, from the mirror events' significances."""
+
+    def __init__(self, significances: np.ndarray, min_events: int):
+        self.m = np.sort(np.asarray(significances, float))[::-1]
+        self.min_events = int(min_events)
+        n_tail = min(self.m.size - 1, 2 * self.min_events)  # the strongest ones, above the next one
+        self.t0 = float(self.m[n_tail]) if n_tail > 0 else np.nan
+        excess = self.m[:n_tail] - self.t0 if n_tail > 0 else np.zeros(0)
+        self.n_tail = int(n_tail)
+        self.rate = n_tail / excess.sum() if n_tail > 0 and excess.sum() > 0 else np.nan  # per unit significance
+
+    def counted(self, t) -> np.ndarray:
+        return np.searchsorted(-self.m, -np.asarray(t, float), side="right").astype(float)
+
+    def expected(self, t) -> np.ndarray:
+        """Counted where at least ``min_events`` lie above ``t``; the exponential tail beyond."""
+        t = np.asarray(t, float)
+        count = self.counted(t)
+        tail = self.n_tail * np.exp(-self.rate * (t - self.t0)) if np.isfinite(self.rate) else count
+        return np.where(count >= self.min_events, count, np.minimum(np.maximum(tail, 0.0), self.min_events))
+
+    def threshold_for(self, allowed: float) -> tuple[float, str]:
+        """Lowest significance with at most ``allowed`` expected false events."""
+        k = int(np.floor(allowed))
+        if k >= self.min_events and k < self.m.size:  # counted: between the k-th and the (k+1)-th strongest
+            return float(0.5 * (self.m[k - 1] + self.m[k])), "mirror"
+        if not np.isfinite(self.rate) or allowed <= 0:
+            return float("inf"), "mirror-tail"
+        return float(self.t0 + np.log(self.n_tail / allowed) / self.rate), "mirror-tail"
+
+    def interval(self, t: float, level: float = 0.9) -> tuple[float, float]:
+        """Interval of the expected count at ``t``: Poisson where counted, the tail's rate interval beyond."""
+        count = float(self.counted(t))
+        if count >= self.min_events or not np.isfinite(self.rate):
+            return poisson_interval(count, level)
+        alpha = 1 - level  # the exponential rate's interval: 2 n rate_true / rate_hat ~ chi2(2 n)
+        rates = (self.rate * chi2.ppf(alpha / 2, 2 * self.n_tail) / (2 * self.n_tail),
+                 self.rate * chi2.ppf(1 - alpha / 2, 2 * self.n_tail) / (2 * self.n_tail))
+        n_lo, n_hi = poisson_interval(self.n_tail, level)
+        values = [n * np.exp(-r * (t - self.t0)) for n in (n_lo, n_hi) for r in rates]
+        return float(min(values)), float(max(values))
+
+
+def month_threshold(candidates: pd.DataFrame, settings: DetectionSettings) -> MonthThreshold:
+    """The month's threshold for ``detection.false_alarms_per_1000km`` (see the module docstring)."""
+    s = settings
+    floor = float(s["rules.significance.min_snr"])
+    km, n_orbits = _orbit_km(candidates) if len(candidates) else (0.0, 0)
+    if not s["detection.mirror"]:
+        return MonthThreshold(floor, "fixed", km, n_orbits, 0, 0, np.nan, (np.nan, np.nan),
+                              "detection.mirror is off: rules.significance.min_snr, no false-rate estimate")
+    events = rule_passing_events(candidates, s)
+    mirror = events.loc[events["sign"] < 0, "significance"].to_numpy(float)
+    allowed = s["detection.false_alarms_per_1000km"] * km / 1000.0
+    if mirror.size < s["detection.min_mirror_events"] or km <= 0:
+        threshold = max(floor, float(s["detection.fallback_significance"]))
+        above = int(np.count_nonzero(mirror >= threshold))
+        lo, hi = poisson_interval(above)
+        scale = 1000.0 / km if km > 0 else np.nan
+        return MonthThreshold(threshold, "fallback", km, n_orbits, int(mirror.size), above, above * scale,
+                              (lo * scale, hi * scale),
+                              f"too few mirror events to set a threshold ({mirror.size} < "
+                              f"detection.min_mirror_events = {s['detection.min_mirror_events']}): the conservative "
+                              f"detection.fallback_significance = {s['detection.fallback_significance']}")
+    null = MirrorNull(mirror, s["detection.min_mirror_events"])
+    threshold, method = null.threshold_for(allowed)
+    if threshold < floor:
+        threshold, method = floor, "floor"
+    expected = float(null.expected(threshold))
+    lo, hi = null.interval(threshold)
+    scale = 1000.0 / km
+    return MonthThreshold(float(threshold), method, km, n_orbits, int(mirror.size),
+                          int(null.counted(threshold)), expected * scale, (lo * scale, hi * scale), "")
+
+
+def calibrate_month(candidates: pd.DataFrame, settings: DetectionSettings) -> pd.DataFrame:
+    """Judge a month's candidates (every orbit, as detected) at the month's threshold; add the month's false-rate
+    estimate, and each event's expected false rate at its significance and q-value (:data:`MONTH_COLUMNS`)."""
+    if candidates.empty or "orbit_track_km" not in candidates:
+        return candidates
+    t = month_threshold(candidates, settings)
+    out = rejudge(candidates, settings, t.threshold) if t.method != "fixed" else candidates.copy()
+    n = len(out)
+    columns = {"significance_threshold": np.full(n, t.threshold), "threshold_method": np.full(n, t.method, object),
+               "month_false_per_1000km": np.full(n, t.false_per_1000km),
+               "month_false_per_1000km_low": np.full(n, t.interval_per_1000km[0]),
+               "month_false_per_1000km_high": np.full(n, t.interval_per_1000km[1]),
+               "month_track_km": np.full(n, t.track_km),
+               "false_alarm_per_1000km": np.full(n, np.nan), "q_value": np.full(n, np.nan)}
+    if t.method not in ("fixed", "fallback"):
+        events = rule_passing_events(out, settings)
+        null = MirrorNull(events.loc[events["sign"] < 0, "significance"].to_numpy(float),
+                          settings["detection.min_mirror_events"])
+        plus = np.sort(events.loc[events["sign"] > 0, "significance"].to_numpy(float))[::-1]
+        rows = out.index.get_indexer(events.loc[events["sign"] > 0, "row"])
+        sig = out["significance"].to_numpy(float)[rows]
+        expected = null.expected(sig)
+        n_plus = np.searchsorted(-plus, -sig, side="right")
+        q = np.minimum(1.0, expected / np.maximum(n_plus, 1))
+        order = np.argsort(sig)  # q-values monotone in significance (the step-up of Benjamini-Hochberg)
+        q[order] = np.minimum.accumulate(q[order][::-1])[::-1]
+        columns["false_alarm_per_1000km"][rows] = expected * 1000.0 / t.track_km
+        columns["q_value"][rows] = q
+    for name, values in columns.items():
+        out[name] = values
+    return out
+
+
+def month_summary(candidates: pd.DataFrame) -> MonthThreshold | None:
+    """The month's threshold read back from a calibrated candidates table (None when it carries none)."""
+    if candidates.empty or "significance_threshold" not in candidates:
+        return None
+    row = candidates.iloc[0]
+    fitted = candidates[candidates["fixed_reason"].eq("")]
+    mirror = fitted[(fitted["sign"] < 0) & fitted["is_event"]] if "sign" in fitted else fitted.iloc[0:0]
+    above = int((mirror["rejected_by"] == "mirror").sum())
+    km, n_orbits = _orbit_km(candidates)
+    return MonthThreshold(float(row["significance_threshold"]), str(row["threshold_method"]), km, n_orbits,
+                          int(len(mirror)), above, float(row["month_false_per_1000km"]),
+                          (float(row["month_false_per_1000km_low"]), float(row["month_false_per_1000km_high"])), "")

@@ -1,0 +1,166 @@
+"""The noise of one orbit as the data show it, not as the files state it.
+
+OCO-2's ``xco2_uncertainty`` is the retrieval's posterior error. Real single-sounding scatter is larger, and part
+of the error is correlated along the track over tens of km (docs/NOISE.md). A significance in units of the
+stated uncertainty therefore has a false-alarm rate that depends on the unknown real noise. Three estimates,
+each from the orbit's own soundings:
+
+* :func:`variogram_noise` - the white scatter and a correlated term: the robust semivariogram of same-footprint
+  pairs (constant footprint biases cancel) fitted with ``nugget + c^2 (1 - exp(-h / L)) + b h^2``: the nugget is
+  the white variance (its square root over the stated uncertainty is ``noise_scale``), ``c`` [ppm] and ``L``
+  [km] the correlated part, ``b h^2`` the smooth background's contribution.
+* :func:`screen_spread` - what the detector needs directly: for each screen width, the robust spread of the
+  screen's significance A / stderr(A) over the orbit. With white noise as stated it is ~1; correlated errors and
+  background structure at that scale make it larger. Significances are divided by it (per width), so one
+  threshold means the same on a quiet orbit and on a noisy one. Short orbits shrink it towards a stated
+  conservative prior (:func:`shrunk_spread`).
+
+References
+----------
+Worden, J. R. et al. (2017), Evaluation and attribution of OCO-2 XCO2 uncertainties, AMT 10, 2759-2771.
+Kulawik, S. S. et al. (2019), Characterization of OCO-2 and ACOS-GOSAT biases and errors, AMT 12, 5317-5334.
+Cressie, N. and Hawkins, D. M. (1980), Robust estimation of the variogram, Math. Geol. 12, 115-125.
+Efron, B. (2004), Large-scale simultaneous hypothesis testing: the choice of a null hypothesis, JASA 99, 96-104
+(an empirical null: the spread of the statistics themselves, estimated robustly).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import nnls
+
+#: 1 / Phi^-1(3/4): the median absolute deviation of a normal sample times this is its standard deviation.
+MAD_TO_SD = 1.482602218505602
+#: Lags of the semivariogram [km]: one frame (2.25 km) to ~100 km, in bins about 1.5x apart.
+LAG_EDGES_KM = np.array([1.0, 3.0, 5.5, 8.5, 12.5, 18.0, 26.0, 38.0, 55.0, 80.0, 110.0])
+#: Correlation lengths tried by the fit [km].
+CORRELATION_GRID_KM = np.geomspace(2.0, 200.0, 41)
+
+
+@dataclass(frozen=True)
+class VariogramNoise:
+    """White and correlated noise of one orbit (NaN where too few pairs)."""
+
+    noise_scale: float  # white scatter / stated uncertainty (root mean square of xco2_uncertainty) [1]
+    white_ppm: float  # white scatter [ppm]
+    correlated_ppm: float  # standard deviation of the correlated part [ppm]
+    correlation_km: float  # its e-folding length [km]
+    n_pairs: int  # same-footprint pairs used
+
+
+def robust_sd(values) -> float:
+    """Standard deviation from the median absolute deviation (NaN for fewer than 3 values)."""
+    v = np.asarray(values, float)
+    v = v[np.isfinite(v)]
+    if v.size < 3:
+        return float("nan")
+    return float(MAD_TO_SD * np.median(np.abs(v - np.median(v))))
+
+
+def _pairs_by_footprint(x_km, footprint, max_lag_km: float):
+    """Index pairs (i, j), i before j, of soundings of the same footprint at most ``max_lag_km`` apart."""
+    order = np.lexsort((x_km, footprint))
+    xs, fs = x_km[order], footprint[order]
+    firsts, seconds = [], []
+    for m in range(1, 400):  # offsets in the footprint's own sequence
+        if m >= xs.size:
+            break
+        same = (fs[m:] == fs[:-m]) & (xs[m:] - xs[:-m] <= max_lag_km)
+        if not same.any():
+            break
+        hit = np.flatnonzero(same)
+        firsts.append(order[hit])
+        seconds.append(order[hit + m])
+    if not firsts:
+        return np.zeros(0, int), np.zeros(0, int)
+    return np.concatenate(firsts), np.concatenate(seconds)
+
+
+def semivariogram(x_km, xco2_ppm, footprint, lag_edges_km=LAG_EDGES_KM) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Robust semivariogram of same-footprint pairs: ``(lag_km, gamma_ppm2, n_pairs)`` per lag bin.
+
+    gamma(h) = (mean |y_i - y_j|^(1/2))^4 / (0.457 + 0.494 / n) / 2 over the pairs at lag h (Cressie and Hawkins
+    1980): a few plumes or bad soundings move it little, where a mean of squares follows them.
+    """
+    x = np.asarray(x_km, float)
+    y = np.asarray(xco2_ppm, float)
+    fp = np.asarray(footprint)
+    edges = np.asarray(lag_edges_km, float)
+    i, j = _pairs_by_footprint(x, fp, edges[-1])
+    lag = np.abs(x[j] - x[i])
+    root = np.sqrt(np.abs(y[j] - y[i]))
+    which = np.digitize(lag, edges) - 1
+    inside = (which >= 0) & (which < edges.size - 1)
+    n = np.bincount(which[inside], minlength=edges.size - 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_root = np.bincount(which[inside], weights=root[inside], minlength=edges.size - 1) / n
+        mean_lag = np.bincount(which[inside], weights=lag[inside], minlength=edges.size - 1) / n
+        gamma = mean_root ** 4 / (0.457 + 0.494 / n) / 2
+    return mean_lag, gamma, n
+
+
+def variogram_noise(x_km, xco2_ppm, uncertainty_ppm, footprint, min_pairs: int = 200) -> VariogramNoise:
+    """White scatter and correlated term of one orbit (see the module docstring).
+
+    Parameters
+    ----------
+    x_km : array_like
+        Along-track distance of each sounding [km].
+    xco2_ppm, uncertainty_ppm : array_like
+        XCO2 and its stated 1-sigma [ppm].
+    footprint : array_like of int
+        Footprint number (1-8): pairs are taken within a footprint, so its constant bias cancels.
+    min_pairs : int
+        Fewest pairs in the first lag bin for an estimate (else NaN).
+    """
+    lag, gamma, n = semivariogram(x_km, xco2_ppm, footprint)
+    stated = float(np.sqrt(np.mean(np.square(np.asarray(uncertainty_ppm, float))))) if np.size(uncertainty_ppm) else np.nan
+    ok = (n >= 20) & np.isfinite(gamma) & (gamma > 0)
+    if n[0] < min_pairs or ok.sum() < 4:
+        return VariogramNoise(np.nan, np.nan, np.nan, np.nan, int(n.sum()))
+    h, g, weight = lag[ok], gamma[ok], np.sqrt(n[ok]) / gamma[ok]  # relative errors ~ 1/sqrt(n)
+    best = None
+    for length in CORRELATION_GRID_KM:  # linear in (nugget, c^2, b) for a given length: non-negative LSQ
+        basis = np.stack([np.ones_like(h), 1 - np.exp(-h / length), h * h], axis=1)
+        coef, residual = nnls(basis * weight[:, None], g * weight)
+        if best is None or residual < best[0]:
+            best = (residual, coef, length)
+    _, (nugget, c2, _), length = best
+    white = float(np.sqrt(nugget))
+    return VariogramNoise(white / stated if stated > 0 else np.nan, white, float(np.sqrt(c2)),
+                          float(length) if c2 > 0 else np.nan, int(n.sum()))
+
+
+def screen_spread(snr: np.ndarray, sigma_km: np.ndarray, data_km: float) -> tuple[np.ndarray, np.ndarray]:
+    """Robust spread of the screen's significance for each width, and its effective sample size.
+
+    Parameters
+    ----------
+    snr : ndarray, shape (n_sigma, n_bins)
+        The screen's A / stderr(A) at every bin for every width (0 where no fit).
+    sigma_km : ndarray, shape (n_sigma,)
+        The widths [km].
+    data_km : float
+        Along-track length covered by data [km]: the significance at one width is correlated over a few widths,
+        so an orbit holds about ``data_km / (4 sigma)`` independent values (at most the number of bins).
+    """
+    snr = np.asarray(snr, float)
+    spread = np.full(snr.shape[0], np.nan)
+    n_eff = np.zeros(snr.shape[0])
+    for k in range(snr.shape[0]):
+        values = snr[k][snr[k] != 0]
+        if values.size >= 20:
+            spread[k] = robust_sd(values)
+            n_eff[k] = min(values.size, data_km / (4.0 * sigma_km[k]))
+    return spread, n_eff
+
+
+def shrunk_spread(spread: np.ndarray, n_eff: np.ndarray, prior: float, prior_samples: float) -> np.ndarray:
+    """Spread shrunk towards a conservative ``prior`` by its sample size: variances averaged with weights
+    ``n_eff`` and ``prior_samples`` (a short orbit, or a wide width that it holds few times, leans on the prior),
+    and never below 1 (never more sensitive than the stated noise)."""
+    s2 = np.where(np.isfinite(spread), spread, 0.0) ** 2
+    n = np.where(np.isfinite(spread), n_eff, 0.0)
+    pooled = (n * s2 + prior_samples * prior ** 2) / (n + prior_samples)
+    return np.maximum(np.sqrt(pooled), 1.0)
