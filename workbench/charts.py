@@ -138,9 +138,10 @@ def tradeoff_chart(sweep: pd.DataFrame, key: str, current: float) -> alt.HConcat
     """Recall against false events per 1000 km for each swept value; and both against the value."""
     data = sweep.assign(current=np.isclose(sweep["value"].astype(float), float(current)))
     tooltip = [alt.Tooltip("value:Q", title=key), alt.Tooltip("recall:Q", format=".2f"),
-               alt.Tooltip("false_per_1000_km:Q", title="false / 1000 km", format=".2f"),
+               alt.Tooltip("false_per_1000_km:Q", title="false / 1000 km (all track)", format=".2f"),
+               alt.Tooltip("precision:Q", format=".2f"),
                alt.Tooltip("median_emission_error:Q", title="median |emission error|", format=".0%")]
-    base = alt.Chart(data).encode(x=alt.X("false_per_1000_km:Q", title="false events per 1000 km (plume-free)"),
+    base = alt.Chart(data).encode(x=alt.X("false_per_1000_km:Q", title="false events per 1000 km (all track)"),
                                   y=alt.Y("recall:Q", title="recall (detectable plumes)",
                                           scale=alt.Scale(domain=[0, 1])))
     curve = base.mark_line(color="#1f77b4", point=True).encode(order="value:Q", tooltip=tooltip)
@@ -157,7 +158,7 @@ def tradeoff_chart(sweep: pd.DataFrame, key: str, current: float) -> alt.HConcat
 
 def _long(data: pd.DataFrame) -> pd.DataFrame:
     parts = [pd.DataFrame({"threshold": data["value"], "metric": m, "y": data[m]})
-             for m in ("recall", "false_per_1000_km")]
+             for m in ("recall", "precision", "false_per_1000_km")]
     return pd.concat(parts, ignore_index=True)
 
 

@@ -225,16 +225,21 @@ def _osse_score(osse_key: tuple, fit_key: tuple, key: tuple) -> dict:
 
 
 def osse_score(osse_key: tuple, settings: DetectionSettings) -> dict:
-    """Recall, false events per 1000 km and emission error of these settings on the OSSE (see
-    :func:`core.validation.score`); the fits are cached, so a rules-only change re-runs the rules only."""
+    """Recall, precision, false events per 1000 km and emission error of these settings on the OSSE, with their
+    bootstrap 90 % intervals (:func:`core.validation.score` as a dict); the fits are cached, so a rules-only change
+    re-runs the rules only."""
     return _osse_score(osse_key, fit_items(settings), all_items(settings))
 
 
 def sweep(osse_key: tuple, settings: DetectionSettings, key: str, values, on_value=None) -> pd.DataFrame:
-    """Score the OSSE for each value of one setting, the others as given."""
+    """Score the OSSE for each value of one setting, the others as given: one row per value, the intervals as
+    ``<figure>_lo`` and ``<figure>_hi`` columns."""
     rows = []
     for i, value in enumerate(values, 1):
-        rows.append({"value": value, **osse_score(osse_key, settings.replace({key: value}))})
+        scores = osse_score(osse_key, settings.replace({key: value}))
+        bounds = {f"{name}_{end}": bound for name, pair in scores["intervals"].items()
+                  for end, bound in zip(("lo", "hi"), pair)}
+        rows.append({"value": value, **{k: v for k, v in scores.items() if k != "intervals"}, **bounds})
         if on_value:
             on_value(i, len(values), value)
     return pd.DataFrame(rows)

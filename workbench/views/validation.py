@@ -3,6 +3,7 @@ import numpy as np
 import streamlit as st
 
 from core.settings import all_settings
+from core.validation import FALSE_DISTANCE_KM, with_interval
 from workbench import charts, pipeline, state, view
 
 st.title("Validation on simulated truth")
@@ -23,16 +24,31 @@ with st.spinner("Simulating and fitting the passes (once per OSSE)..."):
     now = pipeline.osse_score(osse_key, settings)
 
 st.caption(f"Simulated: {summary.split(': ', 1)[-1]}. Definitions of the scores: `core/validation.py`.")
-m = st.columns(4)
-m[0].metric("Recall", f"{now['recall']:.0%}" if np.isfinite(now["recall"]) else "-",
-            help="Detectable plumes (footprint-averaged peak >= 0.8 ppm, seen by the satellite) matched by an "
-                 f"accepted event: {now['n_matched']} of {now['n_detectable']}.")
-m[1].metric("False events / 1000 km", f"{now['false_per_1000_km']:.2f}",
-            help=f"{now['n_false']} accepted events on {now['plume_free_km']:,.0f} km of plume-free track.")
-m[2].metric("Median |emission error|", f"{100 * now['median_emission_error']:.0f} %"
-            if np.isfinite(now["median_emission_error"]) else "-",
+ci = now["intervals"]
+m = st.columns(3)
+m[0].metric("Recall", with_interval(now["recall"], ci["recall"], ".2f"),
+            help="Detectable plumes (footprint-averaged peak >= 0.8 ppm, seen by the satellite) matched one to one "
+                 f"by an accepted event: {now['n_matched']} of {now['n_detectable']}. In brackets: 90 % interval.")
+m[1].metric("False events / 1000 km", with_interval(now["false_per_1000_km"], ci["false_per_1000_km"], ".2f"),
+            help=f"Accepted events > {FALSE_DISTANCE_KM:.0f} km from every truth plume: {now['n_false']} on "
+                 f"{now['track_km']:,.0f} km of all track. On plume-free passes: "
+                 f"{with_interval(now['false_per_1000_km_plume_free'], ci['false_per_1000_km_plume_free'], '.2f')} "
+                 f"({now['n_false_plume_free']} on {now['plume_free_km']:,.0f} km).")
+m[2].metric("Precision", with_interval(now["precision"], ci["precision"], ".2f"),
+            help=f"Matched events / accepted events: {now['n_matched']} of {now['n_accepted']} "
+                 f"({now['n_unmatched_near']} near a plume but unmatched, neither matched nor false).")
+m = st.columns(3)
+m[0].metric("Median |emission error|", with_interval(now["median_emission_error"], ci["median_emission_error"],
+                                                      ".0f", 100, " %"),
             help=f"|estimate - truth| / truth over {now['n_emission']} matched isolated plumes.")
-m[3].metric("Detectable plumes", now["n_detectable"], help=f"Of {len(plumes)} plumes in the truth.")
+m[1].metric("1-sigma coverage", with_interval(now["emission_coverage_1sigma"], ci["emission_coverage_1sigma"],
+                                              ".0f", 100, " %"),
+            help="Share of those plumes whose true emission lies within estimate +- its standard error (68 % if "
+                 "the standard errors are right); median |estimate - truth| / stderr "
+                 f"{with_interval(now['median_emission_z'], fmt='.2f')} (0.67 if right).")
+m[2].metric("Detectable plumes", now["n_detectable"], help=f"Of {len(plumes)} plumes in the truth.")
+st.caption("In brackets: 90 % intervals of a bootstrap over the passes "
+           f"({now['n_boot']} resamples of {now['n_passes']} passes).")
 
 st.subheader("Sweep one rule threshold")
 declared = all_settings()
@@ -59,6 +75,7 @@ table = pipeline.sweep(osse_key, swept, key, values,
 bar.empty()
 st.altair_chart(charts.tradeoff_chart(table, key, settings[key]), width="stretch")
 st.caption("Each point: the current settings with only this threshold changed. Red diamond / dashed line: the "
-           "current value. Higher recall at fewer false events per 1000 km is better.")
-st.dataframe(table[["value", "recall", "n_matched", "n_detectable", "false_per_1000_km", "n_false",
-                    "median_emission_error", "n_emission"]], hide_index=True, width="stretch")
+           "current value. Higher recall at fewer false events per 1000 km (all track) is better.")
+st.dataframe(table[["value", "recall", "n_matched", "n_detectable", "false_per_1000_km", "n_false", "precision",
+                    "n_accepted", "median_emission_error", "n_emission"]], hide_index=True, width="stretch",
+             column_config={"false_per_1000_km": "false / 1000 km (all track)"})
