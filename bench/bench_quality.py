@@ -60,6 +60,7 @@ def ablation() -> list[tuple[str, DetectionSettings]]:
         ("+ stronger neighbours modelled in each window", ("fit.neighbour_min_snr",)),
         ("+ weaker screen maxima fitted beside a modelled neighbour", ("screen.min_significance_beside",)),
         ("+ box-like spares blends of two plumes", ("rules.box_like.spare_blends",)),
+        ("+ noise calibrated per orbit, month threshold from mirrored depletions", ("noise", "detection")),
     ]
     # a setting belongs to the addition naming it most closely ("rules.box_like.spare_blends" to the blends, not
     # to "rules.box_like"); a name covers itself and the keys under it
