@@ -155,7 +155,16 @@ def month_threshold(candidates: pd.DataFrame, settings: DetectionSettings) -> Mo
                               "detection.mirror is off: rules.significance.min_snr, no false-rate estimate")
     events = rule_passing_events(candidates, s)
     mirror = events.loc[events["sign"] < 0, "significance"].to_numpy(float)
-    allowed = s["detection.false_alarms_per_1000km"] * km / 1000.0
+    target = s["detection.false_alarms_per_1000km"]
+    allowed = target * km / 1000.0
+    if mirror.size < s["detection.min_mirror_events"] and km > 0:
+        # few mirror events: enough only if even all of them are surely fewer than allowed (90 % upper bound)
+        above = int(np.count_nonzero(mirror >= floor))
+        lo, hi = poisson_interval(above)
+        if hi <= allowed:
+            scale = 1000.0 / km
+            return MonthThreshold(floor, "floor", km, n_orbits, int(mirror.size), above, above * scale,
+                                  (lo * scale, hi * scale), "")
     if mirror.size < s["detection.min_mirror_events"] or km <= 0:
         threshold = max(floor, float(s["detection.fallback_significance"]))
         above = int(np.count_nonzero(mirror >= threshold))
@@ -163,7 +172,7 @@ def month_threshold(candidates: pd.DataFrame, settings: DetectionSettings) -> Mo
         scale = 1000.0 / km if km > 0 else np.nan
         return MonthThreshold(threshold, "fallback", km, n_orbits, int(mirror.size), above, above * scale,
                               (lo * scale, hi * scale),
-                              f"too few mirror events to set a threshold ({mirror.size} < "
+                              f"too little track to set a threshold ({km:,.0f} km, {mirror.size} mirror events < "
                               f"detection.min_mirror_events = {s['detection.min_mirror_events']}): the conservative "
                               f"detection.fallback_significance = {s['detection.fallback_significance']}")
     null = MirrorNull(mirror, s["detection.min_mirror_events"])
