@@ -400,13 +400,13 @@ def detect_task(task: OrbitTask, settings: DetectionSettings) -> list[tuple[int,
     """Run on a worker: read the task's rows and detect each orbit; ``[(orbit, candidates), ...]``."""
     soundings = read_task_soundings(task)
     with one_blas_thread():
-        return [(int(orbit), detect_orbit(rows, settings)) for orbit, rows in soundings.groupby("orbit", sort=True)]
+        return [(int(orbit), detect_orbit(rows, settings, calibrate=False)) for orbit, rows in soundings.groupby("orbit", sort=True)]
 
 
 def detect_orbit_one_thread(soundings: pd.DataFrame, settings: DetectionSettings) -> pd.DataFrame:
     """:func:`core.detect.detect_orbit` with one BLAS thread (what a worker runs for an in-memory orbit)."""
     with one_blas_thread():
-        return detect_orbit(soundings, settings)
+        return detect_orbit(soundings, settings, calibrate=False)
 
 
 def one_blas_thread():
@@ -478,7 +478,7 @@ def _concat_in_orbit_order(by_orbit: dict[int, pd.DataFrame]) -> pd.DataFrame:
 def _map_orbits(orbits: list[pd.DataFrame], settings: DetectionSettings, workers: int):
     """``detect_orbit`` over in-memory orbits, in order: in this process, or on a local Dask cluster."""
     if workers <= 1 or len(orbits) < 2:
-        yield from (detect_orbit(orbit, settings) for orbit in orbits)
+        yield from (detect_orbit(orbit, settings, calibrate=False) for orbit in orbits)
         return
     with dask_client(workers) as client:
         # largest orbits first keeps every worker busy to the end; results come back in orbit order

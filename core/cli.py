@@ -48,7 +48,8 @@ def _cmd_simulate(args) -> int:
     from .simulate import simulate
 
     result = simulate(args.outdir, days=args.days, seed=args.seed, month=args.month,
-                      passes_per_day=args.passes_per_day, pass_km=args.pass_km, build=args.build)
+                      passes_per_day=args.passes_per_day, pass_km=args.pass_km, build=args.build,
+                      world=args.world, wind_error_ms=args.wind_error_ms)
     print(result.summary_line() if hasattr(result, "summary_line") else result)
     return 0
 
@@ -146,8 +147,18 @@ def _detect_summary(month: str, candidates, seconds: float, settings) -> str:
     n_events = int(candidates["is_event"].sum()) if len(candidates) else 0
     n_accepted = len(peaks)
     n_attributed = int(peaks["source_id"].notna().sum()) if len(peaks) else 0
-    return (f"{month}: {len(candidates):,} candidates, {n_events:,} events, {n_accepted:,} accepted, "
+    from .false_alarms import month_summary
+
+    line = (f"{month}: {len(candidates):,} candidates, {n_events:,} events, {n_accepted:,} accepted, "
             f"{n_attributed:,} attributed in {seconds:.1f} s (settings {settings.preset}, hash {settings.hash})")
+    summary = month_summary(candidates)
+    if summary is not None and summary.method != "fixed":
+        lo, hi = summary.interval_per_1000km
+        line += (f"; expected false events {summary.false_per_1000km:.2f} per 1,000 km (90 % {lo:.2f}-{hi:.2f}) at "
+                 f"significance {summary.threshold:.2f} ({summary.method})")
+        if summary.method == "fallback":
+            line += ": too little track for the month's own null, detection.fallback_significance used"
+    return line
 
 
 def _months_to_detect(args, cached: list[str]) -> list[str] | None:
@@ -252,7 +263,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replace a day even when the cache holds a newer production of it")
     p.set_defaults(func=_cmd_ingest)
 
-    p = sub.add_parser("simulate", parents=[common], help="write OSSE Lite files with plumes of known emission")
+    from .worlds import DEFAULT_WORLD, WIND_ERROR_MS, WORLD_DESCRIPTIONS
+
+    p = sub.add_parser("simulate", parents=[common], help="write OSSE Lite files with plumes of known emission",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="noise worlds (--world):\n" + "\n".join(
+                           f"  {name:<12} {text}" for name, text in WORLD_DESCRIPTIONS.items())
+                       + f"\n'winds off': the files' winds err by N(0, {WIND_ERROR_MS} m/s) per pass and component "
+                         "(--wind-error-ms);\nthe plumes move with the true wind (truth_plumes.csv)")
     p.add_argument("outdir")
     p.add_argument("--days", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
@@ -260,6 +278,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--passes-per-day", type=int, default=4)
     p.add_argument("--pass-km", type=float, default=3000.0, help="length of each pass [km]")
     p.add_argument("--build", default="B10", choices=["B9", "B10", "B11"])
+    p.add_argument("--world", default=DEFAULT_WORLD, choices=list(WORLD_DESCRIPTIONS),
+                   help=f"noise world (default {DEFAULT_WORLD}: noise exactly as the files state; listed below)")
+    p.add_argument("--wind-error-ms", type=float, default=None, metavar="X",
+                   help="sd of the per-pass error of the files' winds, each component [m/s] (default: the "
+                        "world's, 0 in as-stated, 1.5 in the others)")
     p.set_defaults(func=_cmd_simulate)
 
     p = sub.add_parser("demo", parents=[common], help="make and ingest the embedded demo month (idempotent)")

@@ -511,8 +511,18 @@ def _emission(cands: pd.DataFrame, located: dict, settings: DetectionSettings) -
         "emission_MtCO2_yr_stderr": q_se * em.SECONDS_PER_YEAR / 1e9}
 
 
-def detect_orbit(soundings: pd.DataFrame, settings: DetectionSettings | None = None) -> pd.DataFrame:
-    """All stages for one orbit: the candidates table (events are the rows with ``is_event``)."""
+def detect_orbit(soundings: pd.DataFrame, settings: DetectionSettings | None = None,
+                 calibrate: bool = True) -> pd.DataFrame:
+    """All stages for one orbit: the candidates table (events are the rows with ``is_event``).
+
+    With ``calibrate`` (and ``detection.mirror``), the orbit is judged as a month of its own
+    (:func:`core.false_alarms.calibrate_month`: an orbit alone rarely holds the null it needs, so it usually takes
+    the conservative fallback). A month's orbits are detected with ``calibrate=False`` and judged together."""
     settings = settings or DetectionSettings()
     od = prepare_orbit(soundings)
-    return judge(od, fit_candidates(od, find_candidates(od, settings), settings), settings)
+    candidates = judge(od, fit_candidates(od, find_candidates(od, settings), settings), settings)
+    if not calibrate:
+        return candidates
+    from .false_alarms import calibrate_month  # it builds on this module
+
+    return calibrate_month(candidates, settings)

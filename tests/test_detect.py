@@ -323,18 +323,19 @@ def test_a_candidate_below_the_screen_threshold_is_fitted_only_beside_a_modelled
     df = add_gaussian(crafted_orbit(1000, seed=4), 500.0, 60.0, 6.0)
     df = add_gaussian(add_gaussian(df, 530.0, 8.0, 2.0), 850.0, 8.0, 2.0)
     od = prepare_orbit(df)
-    cands = find_candidates(od, RECOMMENDED)
+    settings = RECOMMENDED.replace({"screen.min_significance": 3.3, "screen.min_significance_beside": 2.5})
+    cands = find_candidates(od, settings)
     cands = cands[(cands["center_km"] - 500.0).abs() < 3]  # the strong plume's candidate only
     weak = cands.iloc[[0, 0, 0]].assign(center_km=[530.0, 850.0, 565.0], screen_snr=2.8, screen_amplitude=3.0,
                                         screen_sigma=2.0)
     cands = pd.concat([cands, weak], ignore_index=True)
-    assert RECOMMENDED["screen.min_significance_beside"] < 2.8 < RECOMMENDED["screen.min_significance"]
-    fitted = fit_candidates(od, cands, RECOMMENDED)
+    assert settings["screen.min_significance_beside"] < 2.8 < settings["screen.min_significance"]
+    fitted = fit_candidates(od, cands, settings)
     beside, alone, noise = fitted.iloc[-3], fitted.iloc[-2], fitted.iloc[-1]
     assert beside["fixed_reason"] == "" and beside["nfev"] > 0 and beside["n_neighbours"] == 1
     assert alone["fixed_reason"] == "screen" and alone["nfev"] == 0 and "no neighbour" in alone["fit_message"]
     assert noise["fixed_reason"] == "screen" and noise["nfev"] == 0 and "modelled" in noise["fit_message"]
-    off = fit_candidates(od, cands, RECOMMENDED.replace({"fit.neighbour_min_snr": 0.0}))
+    off = fit_candidates(od, cands, settings.replace({"fit.neighbour_min_snr": 0.0}))
     assert off.iloc[-3]["fixed_reason"] == "screen"  # no neighbour modelled: the screen threshold holds
 
 
