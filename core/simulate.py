@@ -14,13 +14,19 @@ What a pass holds
 * Plumes: every point source (power plants, industry; never cities) of the source table whose plume axis the
   track crosses contributes its Gaussian plume (Nassar et al. 2017), averaged over each footprint's area and
   converted from kg/m2 to ppm with the local dry-air column. The wind that carries each plume is the wind the
-  file holds at its crossing (a perfect-wind OSSE, unless ``wind_error_ms`` > 0).
-* Noise with sigma = ``xco2_uncertainty`` (0.4-0.7 ppm); flagged soundings (``xco2_quality_flag`` = 1,
-  ~35-45 %), clustered in cloudy stretches; cloud gaps (frames removed) and single missing soundings; a rare
-  fill value in xco2 or coordinates of an otherwise good sounding.
+  file holds at its crossing (a perfect-wind OSSE, unless ``wind_error_ms`` > 0: then the file's winds are off
+  by a per-pass error while the plume moves with the true wind).
+* Noise with sigma = ``xco2_uncertainty`` (0.4-0.7 ppm) in the ``as-stated`` world; flagged soundings
+  (``xco2_quality_flag`` = 1, ~35-45 %), clustered in cloudy stretches; cloud gaps (frames removed) and single
+  missing soundings; a rare fill value in xco2 or coordinates of an otherwise good sounding.
 * Nuisances: water stretches (``land_water_indicator`` 1, an XCO2 offset on the water side) and bursts of
   cloud-contaminated soundings left with flag 0; on plume passes they keep ``nuisance_min_distance_km`` away from
   any plume.
+* Noise worlds (``world=``, :mod:`core.worlds`): ``as-stated`` (the above, the default), ``understated``,
+  ``correlated``, ``drifting``, ``artefacts`` and ``mixture`` add what real retrievals show and the files do not
+  state: scatter above ``xco2_uncertainty``, along-track correlated errors, drifting footprint biases, bad-frame
+  bursts of either sign, unflagged steps, offsets tied to ``psurf - psurf_apriori``, and wind errors. Their draws
+  come from streams of their own (``[seed, 7, pass, effect]``): ``as-stated`` files are the same as before.
 
 Plume passes cross a chosen source's plume 10-50 km downwind at 30-150 deg to the wind, wind 2-8 m/s;
 plume-free passes are placed more than 300 km from any inventory source above 0.1 MtCO2/yr. Passes of one day
@@ -39,9 +45,15 @@ Truth tables (CSV beside the files; times are UTC ISO 8601 with a Z)
   the emission back), ``peak_height_ppm`` and ``peak_footprint_ppm`` (what footprint-averaged data reach),
   ``surface_pressure_hpa``, ``tcwv_kg_m2`` at the crossing, and ``n_good_near_plume`` (good soundings within
   3 sigma_along + 2 km of the crossing).
-* ``truth_passes.csv``: one row per pass (= orbit): kind, file, planned start/end point and time, length, counts.
+* ``truth_passes.csv``: one row per pass (= orbit): kind, file, planned start/end point and time, length, counts,
+  ``wind_error_u_ms``/``wind_error_v_ms`` (file wind minus true wind), and the world: ``world``, ``effects`` (on
+  for this pass, ``+``-joined, or ``none``), ``noise_scale`` (true white scatter / stated uncertainty),
+  ``correlated_sd_ppm``, ``footprint_drift_sd_ppm``, ``dp_sd_hpa`` and ``dp_ppm_per_hpa`` (0 when off).
 * ``truth_nuisances.csv``: ``land_water_step`` (one row per edge of a water stretch; ``extent_km`` = the
-  stretch) and ``cloud_burst`` (centre; ``extent_km`` = its length), with ``magnitude_ppm``.
+  stretch) and ``cloud_burst`` (centre; ``extent_km`` = its length), with ``magnitude_ppm``; in the worlds with
+  artefacts also ``unflagged_step`` (one row per edge, as water stretches, but no flag changes) and ``bad_frames``
+  (centre; ``magnitude_ppm`` signed). ``n_footprints`` and ``first_footprint`` (1-8) say which footprints a row
+  touches (8 and 1 for all but partial bad-frame bursts).
 
 References
 ----------
@@ -64,6 +76,9 @@ from . import orbit as orb
 from .emission import amplitude_ppm_km, co2_column_kg_m2_per_ppm, tco2_per_year_to_kg_s
 from .lite_format import FIELDS, FILL_VALUE, FLAG_VAR, ID_VAR, SOUNDINGS_SCHEMA, TIME_VAR, build_family, lite_file_name
 from .track import haversine_km
+from .worlds import WORLD_DESCRIPTIONS, WORLDS  # noqa: F401  (re-exported: core.simulate.WORLDS)
+from .worlds import (DEFAULT_WORLD, PassWorld, correlated_errors_ppm, dp_field_hpa, dp_offset_ppm, draw_pass_world,
+                     fine_waves_ppm, footprint_drift_ppm, world_overrides)
 
 #: The monthly mean XCO2 of the real OCO-2 record (``xco2;yearmonth`` with yearmonth = YYMM), shipped with the code.
 MONTHLY_MEAN_CSV = Path(__file__).resolve().parent / "data" / "xco2_monthly_mean.csv"
@@ -86,8 +101,10 @@ PLUME_COLUMNS = ["plume_id", "file", "orbit", "role", "source_id", "source_name"
                  "n_good_near_plume"]
 PASS_COLUMNS = ["orbit", "file", "kind", "day", "start_time", "end_time", "start_lat", "start_lon", "end_lat",
                 "end_lon", "length_km", "n_soundings", "n_good", "n_flagged", "n_plumes", "target_source_id",
-                "operation_mode", "wind_error_u_ms", "wind_error_v_ms"]
-NUISANCE_COLUMNS = ["orbit", "file", "kind", "lat", "lon", "along_track_km", "extent_km", "magnitude_ppm"]
+                "operation_mode", "wind_error_u_ms", "wind_error_v_ms", "world", "effects", "noise_scale",
+                "correlated_sd_ppm", "footprint_drift_sd_ppm", "dp_sd_hpa", "dp_ppm_per_hpa"]
+NUISANCE_COLUMNS = ["orbit", "file", "kind", "lat", "lon", "along_track_km", "extent_km", "magnitude_ppm",
+                    "n_footprints", "first_footprint"]
 
 
 @dataclass(frozen=True)
@@ -123,6 +140,29 @@ class OsseSettings:
     burst_ppm: tuple = (1.0, 3.0)
     wind_error_ms: float = 0.0  # sd of a per-pass error added to the file's winds [m/s] (0: perfect wind)
     max_solar_zenith_deg: float = 85.0  # no soundings where the Sun is lower [deg]
+    # -- noise worlds (core.worlds): the defaults switch every effect off (the as-stated world) --
+    noise_scale: tuple = (1.0, 1.0)  # true white scatter / stated xco2_uncertainty, per pass
+    correlated_sd_ppm: tuple = (0.0, 0.0)  # total sd of along-track correlated errors, per pass [ppm]
+    correlated_length_km: tuple = (5.0, 15.0, 50.0)  # e-folding lengths of its components (equal variance) [km]
+    correlated_footprint_share: float = 0.25  # share of its variance drawn per footprint (rest: per frame)
+    fine_waves: int = 0  # extra background waves, with the correlated errors (0: none)
+    fine_wave_length_km: tuple = (20.0, 200.0)  # their wavelengths, log-uniform [km]
+    fine_wave_amplitude_ppm: tuple = (0.03, 0.1)  # their amplitudes [ppm]
+    footprint_drift_sd_ppm: tuple = (0.0, 0.0)  # sd of each footprint's drifting bias, per pass [ppm]
+    footprint_drift_length_km: float = 300.0  # its e-folding length along the track [km]
+    bad_frame_bursts_per_1000km: float = 0.0  # bursts of bad frames left with flag 0 [1/1000 km]
+    bad_frame_frames: tuple = (1, 4)  # frames per burst
+    bad_frame_ppm: tuple = (1.0, 6.0)  # |offset| of a burst, random sign [ppm]
+    bad_frame_partial_share: float = 0.5  # share of bursts on part of the footprints (else all 8)
+    bad_frame_partial_footprints: tuple = (3, 7)  # contiguous footprints of a partial burst
+    bad_frame_anywhere_share: float = 0.3  # share of bursts of plume-free passes placed ignoring other nuisances
+    unflagged_steps_per_1000km: float = 0.0  # XCO2 steps on land that no flag marks [1/1000 km]
+    unflagged_step_ppm: tuple = (0.5, 1.5)  # their offset, random sign [ppm]
+    unflagged_step_length_km: tuple = (30.0, 400.0)  # length of the offset stretch [km]
+    dp_sd_hpa: tuple = (0.0, 0.0)  # sd of a smooth along-track field of psurf - psurf_apriori, per pass [hPa]
+    dp_length_km: float = 100.0  # its e-folding length [km]
+    dp_ppm_per_hpa: tuple = (0.0, 0.0)  # XCO2 offset per hPa of psurf - psurf_apriori, per pass [ppm/hPa]
+    effect_probability: float = 1.0  # each effect switched on is on for a pass with this probability [0-1]
 
 
 @dataclass(frozen=True)
@@ -164,6 +204,7 @@ class SimulationResult:
     n_dropped_passes: int = 0
     _good: dict = field(default_factory=dict, repr=False)
     _truth: dict = field(default_factory=dict, repr=False)
+    world: str = DEFAULT_WORLD
 
     def good_soundings(self, file=None) -> pd.DataFrame:
         """The good soundings written (flag 0, no fill in xco2, coordinates or time), as the reader returns them.
@@ -178,7 +219,15 @@ class SimulationResult:
     def soundings_truth(self, file=None) -> pd.DataFrame:
         """Every written sounding with what the simulator put in it: ``sounding_id``, ``orbit``, ``footprint``,
         ``along_track_km`` (frame position from the pass start [km]), ``plume_ppm`` (all plumes), ``nuisance_ppm``
-        (water offsets and bursts), ``xco2_quality_flag`` and ``good`` (what a reader keeps)."""
+        (water offsets, cloud bursts and the world's artefacts: bad frames, unflagged steps, dp offsets),
+        ``xco2_quality_flag``, ``good`` (what a reader keeps), ``background_ppm`` (level, gradient, waves,
+        footprint biases), ``correlated_ppm`` (the world's along-track correlated errors and drifting footprint
+        biases; 0 in as-stated) and ``noise_ppm`` (the white noise: ``xco2_uncertainty`` times the world's
+        ``noise_scale`` times N(0, 1), plus the extra error of flagged soundings).
+
+        ``xco2 = background_ppm + plume_ppm + nuisance_ppm + correlated_ppm + noise_ppm`` for every sounding (to
+        float32 rounding in the file; fill values aside).
+        """
         self._need_soundings()
         names = [Path(file).name] if file is not None else [p.name for p in self.files]
         return pd.concat([pd.DataFrame(self._truth[n]) for n in names], ignore_index=True)
@@ -186,7 +235,8 @@ class SimulationResult:
     def summary_line(self) -> str:
         rate = self.n_soundings / self.write_seconds if self.write_seconds > 0 else float("nan")
         kinds = self.passes["kind"].value_counts() if len(self.passes) else {}
-        return (f"{len(self.files)} file(s) in {self.outdir}: {len(self.passes)} passes "
+        world = f" (world {self.world})" if self.world != DEFAULT_WORLD else ""
+        return (f"{len(self.files)} file(s) in {self.outdir}{world}: {len(self.passes)} passes "
                 f"({kinds.get('plume', 0)} plume, {kinds.get('plume-free', 0)} plume-free"
                 f"{f', {self.n_dropped_passes} dropped' if self.n_dropped_passes else ''}), "
                 f"{self.n_soundings:,} soundings ({self.n_good:,} good), {len(self.plumes)} plumes in the truth; "
@@ -590,6 +640,7 @@ def _simulate_pass(plan: PassPlan, day: dt.date, xco2_level_ppm, point_sources, 
                    seed, forced_clear):
     """All soundings of one pass (flattened, time order) and its truth rows."""
     rng = np.random.default_rng([seed, 2, plan.index])
+    world = draw_pass_world(settings, _world_rng(seed, plan.index, 0))
     g = orb.pass_geometry(plan.orbit_pass, plan.t_start_s, plan.t_end_s)
     s = g.along_track_km
     n_frames, nfp = s.shape[0], orb.N_FOOTPRINTS
@@ -660,6 +711,11 @@ def _simulate_pass(plan: PassPlan, day: dt.date, xco2_level_ppm, point_sources, 
         nuisance_rows.append({"kind": "cloud_burst", "lat": float(lat_f[kc]), "lon": float(g.frame_lon_deg[kc]),
                               "along_track_km": float(s[kc]), "extent_km": float(nf * step),
                               "magnitude_ppm": float(magnitude)})
+    # ... and the world's artefacts: unflagged steps and bursts of bad frames (none in the as-stated world)
+    artefacts = None
+    if world.artefacts:
+        artefacts = _world_artefacts(plan.kind, g, avoid, taken, settings, _world_rng(seed, plan.index, 4))
+        nuisance_rows.extend(artefacts.rows)
 
     # sky: regimes, gaps, flags, missing soundings
     regime = _sky_regimes(s, rng, settings)
@@ -670,10 +726,14 @@ def _simulate_pass(plan: PassPlan, day: dt.date, xco2_level_ppm, point_sources, 
                     default=1.0)
         protect = np.abs(s - s_ref) <= 5.0 * width + 15.0
     gap = _cloud_gaps(s, regime, rng) & ~protect & ~burst_frames
+    if artefacts is not None:
+        gap &= ~artefacts.frames
     gap |= orb.solar_zenith_angle_deg(g.time_s, lat_f, g.frame_lon_deg) >= settings.max_solar_zenith_deg  # night
     p_flag = np.array([v[0] for v in SKY_REGIMES.values()])[regime]
     flag = (rng.random((n_frames, nfp)) < p_flag[:, None]).astype(np.int8)
     flag[burst_frames] = 0
+    if artefacts is not None:
+        flag[artefacts.mask] = 0
     missing = ((rng.random((n_frames, nfp)) < settings.missing_sounding_rate)
                & ~(protect | burst_frames)[:, None])
     present = ~gap[:, None] & ~missing
@@ -683,18 +743,38 @@ def _simulate_pass(plan: PassPlan, day: dt.date, xco2_level_ppm, point_sources, 
     background = (xco2_level_ppm + latitudinal_gradient_ppm(lat, day.month)
                   + _smooth_waves(s, rng, settings.wave_amplitude_ppm, settings.wave_length_km)[:, None]
                   + (footprint_bias + rng.normal(0.0, 0.05, nfp))[None, :])
+    if world.fine_waves:
+        background = background + fine_waves_ppm(s, world.fine_waves, settings.fine_wave_amplitude_ppm,
+                                                 settings.fine_wave_length_km, _world_rng(seed, plan.index, 1))[:, None]
     nuisance = offset_frame[:, None] + burst
+    if artefacts is not None:
+        nuisance = nuisance + artefacts.ppm
     sigma = rng.uniform(*settings.xco2_uncertainty_ppm, size=(n_frames, nfp))
     bad = flag == 1
     sigma[bad] = rng.uniform(0.5, 1.5, size=int(bad.sum()))
-    xco2 = background + enh + nuisance + rng.normal(0.0, 1.0, (n_frames, nfp)) * sigma
-    xco2[bad] += rng.normal(0.5, 1.5, size=int(bad.sum()))
+    noise = rng.normal(0.0, 1.0, (n_frames, nfp)) * sigma  # the file states sigma ...
+    if world.noise_scale != 1.0:
+        noise = noise * world.noise_scale  # ... the world scatters more
+    xco2 = background + enh + nuisance + noise
+    flagged_error = rng.normal(0.5, 1.5, size=int(bad.sum()))
+    xco2[bad] += flagged_error
+    noise[bad] += flagged_error
+    correlated = None
+    if world.correlated_sd_ppm > 0 or world.footprint_drift_sd_ppm > 0:
+        correlated = _correlated_ppm(world, s, settings, seed, plan.index)
+        xco2 = xco2 + correlated
 
     # other fields
     altitude = np.where(water[:, None], 0.0, altitude_frame[:, None] + rng.normal(0.0, 8.0, (n_frames, nfp)))
     altitude = np.clip(altitude, 0.0, None)
     psurf_apriori = np.repeat(psurf_true[:, None], nfp, axis=1)
     psurf = psurf_apriori + rng.normal(0.0, 1.0, (n_frames, nfp))
+    if world.dp_sd_hpa > 0:
+        dp_hpa = dp_field_hpa(s, world.dp_sd_hpa, settings.dp_length_km, _world_rng(seed, plan.index, 5))
+        psurf = psurf + dp_hpa[:, None]
+    if world.dp_ppm_per_hpa > 0:  # what the bias correction's dp term leaves behind
+        dp_ppm = dp_offset_ppm(psurf - psurf_apriori, world.dp_ppm_per_hpa)
+        xco2, nuisance = xco2 + dp_ppm, nuisance + dp_ppm
     tcwv = np.repeat(tcwv_true[:, None], nfp, axis=1) * (1.0 + rng.normal(0.0, 0.01, (n_frames, nfp)))
     wind_err = rng.normal(0.0, settings.wind_error_ms, 2) if settings.wind_error_ms > 0 else np.zeros(2)
     sza = orb.solar_zenith_angle_deg(g.time_s[:, None], lat, lon)
@@ -729,7 +809,9 @@ def _simulate_pass(plan: PassPlan, day: dt.date, xco2_level_ppm, point_sources, 
         "land_fraction": flat(np.where(land_water == 0, 100.0, 0.0)),
         "operation_mode": np.full(int(keep.sum()), mode, np.int8), "altitude": flat(altitude),
         "solar_zenith_angle": flat(sza), "sensor_zenith_angle": flat(sensor_za),
-        "plume_ppm": flat(enh), "nuisance_ppm": flat(nuisance),
+        "plume_ppm": flat(enh), "nuisance_ppm": flat(nuisance), "background_ppm": flat(background),
+        "correlated_ppm": flat(correlated if correlated is not None else np.zeros((n_frames, nfp))),
+        "noise_ppm": flat(noise),
         "along_track_km": s[frame_idx[keep]],
     }
     # a rare fill value in xco2 or a coordinate of an otherwise good sounding
@@ -753,8 +835,102 @@ def _simulate_pass(plan: PassPlan, day: dt.date, xco2_level_ppm, point_sources, 
         "n_flagged": int((out[FLAG_VAR] != 0).sum()), "n_plumes": len(plume_rows),
         "target_source_id": plan.target.get("source_id") if plan.target else None,
         "operation_mode": mode, "wind_error_u_ms": float(wind_err[0]), "wind_error_v_ms": float(wind_err[1]),
+        **world.truth(),
     }
     return out, good, pass_row, plume_rows, nuisance_rows
+
+
+# ------------------------------------------------------------------------------- the world's effects (pass)
+
+def _world_rng(seed, pass_index, effect) -> np.random.Generator:
+    """The generator of one world effect on one pass: streams apart from every as-stated draw (``[seed, 7, ...]``),
+    and from each other (0 the pass's draw of effects, 1 fine waves, 2 correlated errors, 3 footprint drift,
+    4 artefacts, 5 the dp field)."""
+    return np.random.default_rng([seed, 7, pass_index, effect])
+
+
+def _correlated_ppm(world: PassWorld, s_km, settings, seed, pass_index):
+    """Along-track correlated errors plus drifting footprint biases [ppm] ``(frames, footprints)``."""
+    out = np.zeros((np.shape(s_km)[0], orb.N_FOOTPRINTS))
+    if world.correlated_sd_ppm > 0:
+        out = out + correlated_errors_ppm(s_km, world.correlated_sd_ppm, settings.correlated_length_km,
+                                          settings.correlated_footprint_share, orb.N_FOOTPRINTS,
+                                          _world_rng(seed, pass_index, 2))
+    if world.footprint_drift_sd_ppm > 0:
+        out = out + footprint_drift_ppm(s_km, world.footprint_drift_sd_ppm, settings.footprint_drift_length_km,
+                                        orb.N_FOOTPRINTS, _world_rng(seed, pass_index, 3))
+    return out
+
+
+@dataclass
+class _Artefacts:
+    """The artefacts of one pass: XCO2 offsets, the soundings of bad-frame bursts, and their truth rows."""
+
+    ppm: np.ndarray  # (frames, footprints) offsets [ppm]
+    mask: np.ndarray  # (frames, footprints) soundings of a bad-frame burst (kept with flag 0)
+    frames: np.ndarray  # (frames,) frames of a bad-frame burst (never lost to a cloud gap)
+    rows: list
+
+
+def _nuisance_row(kind, g, k, along_km, extent_km, magnitude_ppm, n_footprints=orb.N_FOOTPRINTS,
+                  first_footprint=1) -> dict:
+    return {"kind": kind, "lat": float(g.frame_lat_deg[k]), "lon": float(g.frame_lon_deg[k]),
+            "along_track_km": float(along_km), "extent_km": float(extent_km), "magnitude_ppm": float(magnitude_ppm),
+            "n_footprints": int(n_footprints), "first_footprint": int(first_footprint)}
+
+
+def _world_artefacts(kind, g, avoid, taken, settings, rng) -> _Artefacts:
+    """Unflagged steps and bursts of bad frames along a pass, placed as the other nuisances are.
+
+    * ``unflagged_step``: a stretch of land (``unflagged_step_length_km``) whose XCO2 is offset by
+      ``unflagged_step_ppm`` (random sign) where nothing in the file changes: no flag, no land/water change. One
+      truth row per edge, as for water stretches.
+    * ``bad_frames``: 1-4 consecutive frames offset by 1-6 ppm of either sign (x 0.7-1.3 per sounding), on all 8
+      footprints or (``bad_frame_partial_share``) on 3-7 contiguous ones; they keep flag 0 and no cloud gap hides
+      them (night still does): 3-D cloud effects near clouds that the screening misses (Massie et al. 2021,
+      AMT 14, 1475-1499).
+
+    Both keep ``nuisance_min_distance_km`` from the plumes in ``avoid`` and from the other nuisances (``taken``,
+    extended), except a share ``bad_frame_anywhere_share`` of the bursts of a plume-free pass, placed anywhere.
+    """
+    s = g.along_track_km
+    n_frames, nfp = s.shape[0], orb.N_FOOTPRINTS
+    length_km = float(s[-1])
+    step = length_km / max(n_frames - 1, 1)
+    ppm, mask, rows = np.zeros((n_frames, nfp)), np.zeros((n_frames, nfp), bool), []
+
+    n_steps = rng.poisson(settings.unflagged_steps_per_1000km * length_km / 1000.0)
+    extents = rng.uniform(*settings.unflagged_step_length_km, size=max(n_steps, 1))
+    for s0, ext in _free_positions(rng, n_steps, length_km, extents, avoid, settings.nuisance_min_distance_km,
+                                   taken):
+        magnitude = rng.uniform(*settings.unflagged_step_ppm) * rng.choice([-1.0, 1.0])
+        ppm[(s >= s0) & (s < s0 + ext)] += magnitude
+        for edge in [s0] + ([s0 + ext] if s0 + ext < length_km else []):
+            rows.append(_nuisance_row("unflagged_step", g, min(np.searchsorted(s, edge), n_frames - 1), edge,
+                                      min(ext, length_km - s0), magnitude))
+
+    n_burst = rng.poisson(settings.bad_frame_bursts_per_1000km * length_km / 1000.0)
+    frames = rng.integers(settings.bad_frame_frames[0], settings.bad_frame_frames[1] + 1, size=max(n_burst, 1))
+    anywhere = (rng.random(max(n_burst, 1)) < settings.bad_frame_anywhere_share) & (kind == "plume-free")
+    placed = []
+    for nf, free in zip(frames[:n_burst], anywhere):
+        if free:
+            placed.append((rng.uniform(0.0, max(length_km - nf * step, 0.0)), nf * step))
+        else:
+            placed += _free_positions(rng, 1, length_km, [nf * step], avoid, settings.nuisance_min_distance_km, taken)
+    for s0, ext in placed:
+        nf = max(1, int(round(ext / step)))
+        k0 = min(np.searchsorted(s, s0), n_frames - nf)
+        magnitude = rng.uniform(*settings.bad_frame_ppm) * rng.choice([-1.0, 1.0])
+        n_fp, f0 = nfp, 0
+        if rng.random() < settings.bad_frame_partial_share:
+            n_fp = int(rng.integers(settings.bad_frame_partial_footprints[0],
+                                    settings.bad_frame_partial_footprints[1] + 1))
+            f0 = int(rng.integers(0, nfp - n_fp + 1))
+        ppm[k0:k0 + nf, f0:f0 + n_fp] += magnitude * rng.uniform(0.7, 1.3, size=(nf, n_fp))
+        mask[k0:k0 + nf, f0:f0 + n_fp] = True
+        rows.append(_nuisance_row("bad_frames", g, k0 + nf // 2, s[k0 + nf // 2], nf * step, magnitude, n_fp, f0 + 1))
+    return _Artefacts(ppm, mask, mask.any(axis=1), rows)
 
 
 def _iso(t_s) -> str:
@@ -877,7 +1053,7 @@ def simulate(outdir, days: int, seed: int, month: str = "2019-08", passes_per_da
              pass_km: float = 3000.0, plume_fraction: float = 0.6, build: str = "B10", *,
              sources: pd.DataFrame | None = None, targets: pd.DataFrame | None = None,
              wind_error_ms: float | None = None, settings: OsseSettings | None = None, complevel: int = 1,
-             keep_soundings: bool = False, cache=None, log=None) -> SimulationResult:
+             keep_soundings: bool = False, cache=None, log=None, world: str = DEFAULT_WORLD) -> SimulationResult:
     """Write ``days`` daily Lite files of simulated passes with plumes of known emission, and their truth.
 
     Parameters
@@ -906,9 +1082,10 @@ def simulate(outdir, days: int, seed: int, month: str = "2019-08", passes_per_da
         Sources to aim plume passes at, in order (cycled); default: a random draw of the non-city sources of
         at least ``settings.min_target_emission_tCO2_yr``.
     wind_error_ms : float, optional
-        Sd of a per-pass Gaussian error added to the file's winds [m/s] (default 0: perfect wind).
+        Sd of a per-pass Gaussian error added to the file's winds (each component) while the plumes are carried
+        by the true wind [m/s]; default: the world's (0 in ``as-stated``: perfect wind; 1.5 in the others).
     settings : OsseSettings, optional
-        The simulated world's knobs.
+        The simulated world's knobs (``world`` overrides some of them).
     complevel : int
         zlib level of the NetCDF variables (0: none).
     keep_soundings : bool
@@ -917,13 +1094,22 @@ def simulate(outdir, days: int, seed: int, month: str = "2019-08", passes_per_da
         Cache root for the default inventory.
     log : callable, optional
         ``log(message)`` for progress.
+    world : str
+        Noise world, a key of :data:`core.worlds.WORLDS` (``as-stated``, ``understated``, ``correlated``,
+        ``drifting``, ``artefacts``, ``mixture``): its :class:`OsseSettings` overrides replace those fields of
+        ``settings``. ``as-stated`` (default) changes nothing: the same files as before worlds existed.
 
     Returns
     -------
     SimulationResult
+
+    Raises
+    ------
+    ValueError
+        Unknown world (the message names the choices), ``plume_fraction`` outside [0, 1], no target source.
     """
     started = _time.perf_counter()
-    settings = settings or OsseSettings()
+    settings = replace(settings or OsseSettings(), **world_overrides(world))
     if wind_error_ms is not None:
         settings = replace(settings, wind_error_ms=float(wind_error_ms))
     family = build_family(BUILD_IDS.get(build, build))
@@ -1001,22 +1187,24 @@ def simulate(outdir, days: int, seed: int, month: str = "2019-08", passes_per_da
             out, good, prow, prows, nrows = _simulate_pass(plan, day, levels[day], plume_sources, footprint_bias,
                                                           settings, seed, bool(clear[plan.index]))
             chunks.append((out, good))
-            pass_rows.append({**prow, "file": name})
+            pass_rows.append({**prow, "file": name, "world": world})
             for r in prows:
                 r.update(file=name, orbit=plan.orbit_pass.orbit,
                          role="target" if plan.target is not None and r["source_id"] == plan.target.get("source_id")
                          else "secondary")
             plume_rows.extend(prows)
-            nuisance_rows.extend({**r, "orbit": plan.orbit_pass.orbit, "file": name} for r in nrows)
+            nuisance_rows.extend({"n_footprints": orb.N_FOOTPRINTS, "first_footprint": 1, **r,
+                                  "orbit": plan.orbit_pass.orbit, "file": name} for r in nrows)
         d = {k: np.concatenate([c[0][k] for c in chunks]) for k in chunks[0][0]}
         good = np.concatenate([c[1] for c in chunks])
         d[ID_VAR], d["date"] = _sounding_ids_and_dates(d["whole_s"], d["frame_ticks"], d["footprint"])
         _derived_fields(d, np.random.default_rng([seed, 6, day_index]))
         t0 = _time.perf_counter()
         path = outdir / name
-        write_lite_file(path, d, family, build_id, complevel,
-                        attrs={"simulated": "OSSE written by core.simulate: not real OCO-2 data",
-                               "simulation_seed": int(seed)})
+        attrs = {"simulated": "OSSE written by core.simulate: not real OCO-2 data", "simulation_seed": int(seed)}
+        if world != DEFAULT_WORLD:  # as-stated files keep the attributes they always had
+            attrs["simulation_world"] = world
+        write_lite_file(path, d, family, build_id, complevel, attrs=attrs)
         write_seconds += _time.perf_counter() - t0
         files.append(path)
         n_soundings += d[ID_VAR].shape[0]
@@ -1025,7 +1213,8 @@ def simulate(outdir, days: int, seed: int, month: str = "2019-08", passes_per_da
             good_by_file[name] = {k: d[k][good] for k in [ID_VAR, TIME_VAR] + [f.column for f in FIELDS]}
             truth_by_file[name] = {ID_VAR: d[ID_VAR], "orbit": d["orbit"], "footprint": d["footprint"],
                                    "along_track_km": d["along_track_km"], "plume_ppm": d["plume_ppm"],
-                                   "nuisance_ppm": d["nuisance_ppm"], FLAG_VAR: d[FLAG_VAR], "good": good}
+                                   "nuisance_ppm": d["nuisance_ppm"], FLAG_VAR: d[FLAG_VAR], "good": good,
+                                   **{k: d[k] for k in ("background_ppm", "correlated_ppm", "noise_ppm")}}
         if log:
             log(f"{name}: {len(day_plans)} passes, {d[ID_VAR].shape[0]:,} soundings")
 
@@ -1036,7 +1225,8 @@ def simulate(outdir, days: int, seed: int, month: str = "2019-08", passes_per_da
     for key, table in (("plumes", plumes), ("passes", passes), ("nuisances", nuisances)):
         table.to_csv(outdir / TRUTH_FILES[key], index=False)
     return SimulationResult(outdir, files, plumes, passes, nuisances, n_soundings, n_good,
-                            _time.perf_counter() - started, write_seconds, n_dropped, good_by_file, truth_by_file)
+                            _time.perf_counter() - started, write_seconds, n_dropped, good_by_file, truth_by_file,
+                            world=world)
 
 
 def _plumes_table(rows) -> pd.DataFrame:
