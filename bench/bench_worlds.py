@@ -43,12 +43,11 @@ HELD_OUT_SEEDS = (101, 102)
 SETTINGS = {
     "recommended": lambda: DetectionSettings(),
     "chevallier-2020": lambda: DetectionSettings.preset("chevallier-2020"),
-    # session 4's preset: the recommended rules with the stated noise and a fixed significance threshold
-    "previous": lambda: DetectionSettings().replace({"noise.calibrate": False, "detection.mirror": False}),
-    "low": lambda: DetectionSettings().replace({"rules.significance.min_snr": 2.0, "screen.min_significance": 2.8,
-                                                "screen.min_significance_beside": 2.2}),
-    "w100": lambda: SETTINGS["low"]().replace({"fit.window_km": 100.0}),
-    "w60": lambda: SETTINGS["low"]().replace({"fit.window_km": 60.0}),
+    # session 4's preset: the recommended rules with the stated noise and a fixed significance threshold of 3
+    "previous": lambda: DetectionSettings().replace({
+        "noise.calibrate": False, "detection.mirror": False, "rules.significance.min_snr": 3.0,
+        "screen.min_significance": 3.3, "screen.min_significance_beside": 2.5}),
+    "track": lambda: DetectionSettings().replace({"fit.wind_aligned": False}),
 }
 
 
