@@ -11,7 +11,7 @@ import pytest
 from conftest import SMALL_MONTH
 from orbit_factory import add_gaussian, add_step, crafted_orbit
 
-from core.batch import PEAK_COLUMNS
+from core.batch import PEAK_COLUMNS, peaks_table
 from core.cache import SoundingsCache
 from core.detect import detect_orbit, find_candidates, fit_candidates, judge, prepare_orbit
 from core.settings import DetectionSettings, all_settings
@@ -32,6 +32,11 @@ def test_every_setting_has_a_control_with_a_step_landing_on_its_default():
         if c.kind == "toggle":
             assert s.kind is bool
             continue
+        if c.kind == "choice":  # round values on a log scale, the default and every preset's among them
+            assert list(c.options) == sorted(c.options) and s.minimum <= c.options[0] < c.options[-1] <= s.maximum
+            assert {DetectionSettings(preset=p)[key] for p in DetectionSettings.preset_names()} <= set(c.options)
+            assert 8 <= len(c.options) <= 40
+            continue
         assert type(c.minimum) is type(c.maximum) is type(c.step)
         for preset in DetectionSettings.preset_names():
             k = (DetectionSettings(preset=preset)[key] - s.minimum) / c.step
@@ -39,6 +44,13 @@ def test_every_setting_has_a_control_with_a_step_landing_on_its_default():
         assert (s.maximum - s.minimum) / c.step <= 5000
     assert controls.label(all_settings()["rules.too_narrow.min_sigma_km"]) == "too-narrow: min sigma [km]"
     assert controls.controls()["rules.support.max_top_share"].tidy(0.30000000000000004) == 0.3
+    # the analyst sets a false-alarm rate: a choice of round rates, drawn first
+    rate = every[controls.FALSE_ALARMS]
+    assert rate.kind == "choice" and rate.label == "false events per 1,000 km"
+    assert {0.01, 0.1, 0.2, 1.0} <= set(rate.options)
+    grouped = {key for key in every for _, prefix in controls.GROUPS if key.startswith(prefix)}
+    ruled = {c.key for _, _, items in controls.rule_sections() for c in items}
+    assert grouped | ruled == set(every), "every setting is in the sidebar"
 
 
 def test_rule_sections_follow_the_declared_rules():
@@ -124,6 +136,10 @@ def test_the_fit_stage_reads_only_the_fit_stage_settings(preset, stride):
     outside = {k for k in rec.read if not pipeline.is_fit_stage(k)}
     assert not outside, f"core's fit stage reads {outside}: add them to workbench.pipeline.FIT_STAGE_EXTRA"
     assert "rules.depletion.enabled" in rec.read or stride
+    assert {"noise.calibrate", "detection.mirror"} <= rec.read
+    # the month's threshold only judges: changing it must not refit
+    for key in ("detection.false_alarms_per_1000km", "detection.min_mirror_events", "detection.fallback_significance"):
+        assert not pipeline.is_fit_stage(key)
 
 
 def test_staged_rules_only_rejudge_equals_a_full_detection():
@@ -135,7 +151,7 @@ def test_staged_rules_only_rejudge_equals_a_full_detection():
         settings = base.replace(change)
         assert pipeline.fit_items(settings) == pipeline.fit_items(base)
         staged = judge(od, fitted, settings)
-        full = detect_orbit(od.soundings.drop(columns=["x_km", "bearing_deg", "frame"]), settings)
+        full = detect_orbit(od.soundings.drop(columns=["x_km", "bearing_deg", "frame"]), settings, calibrate=False)
         pd.testing.assert_frame_equal(staged.reset_index(drop=True), full.reset_index(drop=True))
 
 
@@ -161,12 +177,12 @@ def test_funnel_counts_each_candidate_once_and_ends_at_the_accepted_events(orbit
 def test_candidate_kinds_curves_and_window(orbit_candidates):
     od, cands = orbit_candidates
     labelled = tables.label_candidates(cands)
-    assert set(labelled["kind"]) <= {"accepted", "rejected", "duplicate", "not fitted"}
+    assert set(labelled["kind"]) <= {"accepted", "rejected", "duplicate", "not fitted", "mirror"}
     assert (labelled["kind"] == "accepted").sum() == (cands["status"] == "accepted").sum()
     rows = tables.event_rows(cands)
     assert rows["kind"].iloc[0] == "accepted" and "duplicate" not in set(rows["kind"])
     curves = tables.fit_curves(cands, n=40)
-    fitted = labelled[labelled["kind"].isin(["accepted", "rejected", "duplicate"])]
+    fitted = labelled[labelled["kind"].isin(["accepted", "rejected", "duplicate"]) & ~labelled["mirror"]]
     assert curves["cand"].nunique() == len(fitted) and len(curves) == 40 * len(fitted)
     best = rows.iloc[0]
     window = tables.peak_window(od.soundings, best, 200.0)
@@ -191,6 +207,42 @@ def test_peak_window_models_the_neighbours_the_peak_was_fitted_with():
     assert abs(with_them.loc[at_strong, "residual_ppm"].mean()) < 0.5
     assert alone.loc[at_strong, "residual_ppm"].mean() > 2.5
     assert np.allclose(with_them["xco2"] - with_them["model_ppm"], with_them["residual_ppm"])
+
+
+def test_mirror_fits_are_hidden_by_default_and_drawn_the_right_way_up(orbit_candidates):
+    """The depletion at 600 km is fitted upside down (sign -1): its curve and its peak window dip, as the data do."""
+    od, cands = orbit_candidates
+    mirror = tables.event_rows(cands, mirrors=True).query("kind == 'mirror'")
+    mirror = mirror[(mirror["center_km"] - 600.0).abs() < 5].iloc[0]
+    assert mirror["sign"] == -1 and mirror["amplitude_ppm_km"] > 0 and mirror["rejected_by"].startswith("mirror")
+    assert not tables.event_rows(cands)["mirror"].any()  # hidden unless asked
+    assert not tables.fit_curves(cands)["kind"].eq("mirror").any()
+    curve = tables.fit_curves(cands, n=41, mirrors=True).query("cand == @mirror.cand")
+    assert len(curve) == 41 and curve["kind"].iloc[0] == "mirror"
+    centre, ends = curve["xco2_fit"].iloc[20], curve["xco2_fit"].iloc[[0, -1]].mean()
+    assert centre < ends - 0.5  # dips by about the depletion's 9 / (4 sqrt(2 pi)) = 0.9 ppm
+    near = od.soundings[(od.soundings["x_km"] - mirror["center_km"]).abs() < 2]
+    assert abs(centre - near["xco2"].mean()) < 1.0
+    window = tables.peak_window(od.soundings, mirror, 200.0, cands)
+    core = window["d_km"].abs() < mirror["sigma_km"]
+    assert window.loc[core, "model_ppm"].mean() < window.loc[core, "background_ppm"].mean()
+    assert abs(window["residual_ppm"].mean()) < 0.2
+    assert tables.mirror_events_above(cands) == int((cands["is_event"] & cands["rejected_by"].eq("mirror")).sum())
+
+
+def test_threshold_note_names_the_method_and_the_fallback_setting():
+    from core.false_alarms import MonthThreshold
+
+    settings = DetectionSettings()
+    counted = MonthThreshold(2.6, "mirror", 280_000.0, 93, 180, 55, 0.19, (0.15, 0.26), "")
+    level, text = tables.threshold_note(counted, settings)
+    assert level == "info" and text.startswith("Expected false events: 0.19 per 1,000 km (0.15-0.26")
+    assert "threshold 2.60 from 180 mirror events" in text
+    fallback = MonthThreshold(4.0, "fallback", 9000.0, 6, 5, 0, 0.0, (0.0, 0.33), "")
+    level, text = tables.threshold_note(fallback, settings)
+    assert level == "warning" and "detection.fallback_significance" in text and "detection.min_mirror_events" in text
+    level, text = tables.threshold_note(None, settings.replace({"detection.mirror": False}))
+    assert level == "info" and "detection.mirror" in text and "off" in text
 
 
 def test_upwind_sector_opens_upwind_of_the_peak():
@@ -311,6 +363,15 @@ def test_vetted_csv_has_the_peaks_decisions_and_provenance(tmp_path, orbit_candi
     assert DetectionSettings(json.loads(row["settings_json"])).hash == settings.hash
     assert row["software_version"] == core.__version__ and row["data_files"] == "a.nc4;b.nc4"
     assert np.isclose(row["delta_ppm"], peak["delta_ppm"]) and row["status"] == "accepted"
+    # after the contract: the significance, the month's threshold and false rate, the orbit's noise
+    after = list(table.columns[len(PEAK_COLUMNS):len(PEAK_COLUMNS) + len(exports.SIGNIFICANCE_COLUMNS)])
+    assert after == exports.SIGNIFICANCE_COLUMNS
+    for column in ("significance", "significance_threshold", "month_false_per_1000km", "noise_scale",
+                   "correlated_ppm"):
+        assert np.isclose(row[column], peak[column], equal_nan=True), column
+    assert row["threshold_method"] == peak["threshold_method"] and row["noise_fallback"] == peak["noise_fallback"]
+    # the CLI's peaks table carries them too (after its contract columns)
+    assert set(exports.SIGNIFICANCE_COLUMNS) <= set(peaks_table(cands).columns)
     only = pd.read_csv(pd.io.common.BytesIO(exports.vetted_csv(store.current_decisions(), manifest, ["reject"])))
     assert only["decision"].tolist() == ["reject"]
 
@@ -372,8 +433,40 @@ def test_month_is_the_orbits_judged_then_attributed_once_and_kept(small_cache):
     # kept for the process: the second call computes nothing and returns the same table
     again = pipeline.month_candidates(root, SMALL_MONTH, stamp, settings, orbits, on_orbit=lambda *a: seen.append(0))
     assert again is month and 0 not in seen
-    # attributing the month at once equals attributing orbit by orbit
-    by_orbit = pd.concat([pipeline.orbit_candidates(root, SMALL_MONTH, o, stamp, settings) for o in orbits],
+    # attributing the month at once equals attributing orbit by orbit; each orbit judged at the month's threshold
+    assert month["significance_threshold"].nunique() == 1
+    by_orbit = pd.concat([pipeline.orbit_candidates(root, SMALL_MONTH, o, stamp, settings, orbits) for o in orbits],
                          ignore_index=True)
-    columns = ["orbit", "sounding_id", "status", "source_id", "source_distance_km"]
-    pd.testing.assert_frame_equal(month[columns].reset_index(drop=True), by_orbit[columns])
+    pd.testing.assert_frame_equal(month[VERDICT_COLUMNS].reset_index(drop=True), by_orbit[VERDICT_COLUMNS])
+
+
+#: What an orbit must show as its month shows it.
+VERDICT_COLUMNS = ["orbit", "sounding_id", "sign", "status", "rejected_by", "event_id", "is_event", "significance",
+                   "significance_threshold", "threshold_method", "q_value", "false_alarm_per_1000km", "source_id",
+                   "source_distance_km"]
+
+
+@pytest.mark.parametrize("change", [{"detection.min_mirror_events": 3}, {"detection.false_alarms_per_1000km": 1.0,
+                                                                          "detection.min_mirror_events": 3}, {}])
+def test_an_orbit_shows_the_verdicts_of_its_month_before_the_month_is_computed(small_cache, change):
+    """The orbit pages get the month's threshold from the month's fits when no month table is at hand: the same
+    threshold, verdicts and q-values as the month table computed afterwards (and the month's threshold is not the
+    floor an orbit judged alone would take)."""
+    root = str(small_cache)
+    settings = DetectionSettings(change).replace({"rules.significance.min_snr": 2.5})  # keys no other test made
+    stamp = queries.data_stamp(SoundingsCache(small_cache), SMALL_MONTH)
+    orbits = sorted(int(o) for o in queries.orbits_table(SoundingsCache(small_cache), SMALL_MONTH)["orbit"])
+    seen = []
+    by_orbit = pd.concat([pipeline.orbit_candidates(root, SMALL_MONTH, o, stamp, settings, orbits,
+                                                    on_orbit=lambda i, n, o: seen.append(o)) for o in orbits],
+                         ignore_index=True)
+    assert seen == orbits, "the month's fits are gathered once, then its calibration is kept"
+    month = pipeline.month_candidates(root, SMALL_MONTH, stamp, settings, orbits)
+    pd.testing.assert_frame_equal(month[VERDICT_COLUMNS].reset_index(drop=True), by_orbit[VERDICT_COLUMNS])
+    t = pipeline.month_threshold(month, settings)
+    assert t.threshold == month["significance_threshold"].iloc[0] and t.n_orbits == len(orbits)
+    if change:
+        assert t.method in ("mirror", "mirror-tail", "floor") and np.isfinite(t.false_per_1000km)
+        assert by_orbit["q_value"].notna().any()
+    else:
+        assert t.method == "fallback" and t.threshold == settings["detection.fallback_significance"]

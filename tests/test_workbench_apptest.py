@@ -1,8 +1,10 @@
 """The workbench driven headless with Streamlit's AppTest, on a real small cache (simulate + ingest).
 
-Every page runs clean; a rule slider changes the accepted count exactly as core computes it (without refitting);
-a vetting decision is stored and listed; a URL opens the orbit and rule values it names; invalid parameters fall
-back to defaults with a warning; settings files and Lite uploads are validated.
+Every page runs clean; a rule slider changes the accepted count exactly as core computes it for the month's orbits
+judged together (without refitting); the overview states the month's threshold and false-event rate (or its
+fallback), and a new false-alarm rate re-judges without refitting; the orbit explorer shows the orbit's noise and
+hides its mirror events unless asked; a vetting decision is stored and listed; a URL opens the orbit and rule values
+it names; invalid parameters fall back to defaults with a warning; settings files and Lite uploads are validated.
 """
 from __future__ import annotations
 
@@ -10,12 +12,13 @@ import shutil
 
 import pandas as pd
 import pytest
-from conftest import SMALL_MONTH, SNR, accepted_count as _accepted
+from conftest import SMALL_MONTH, SNR, month_accepted, month_fits
 from streamlit.testing.v1 import AppTest
 
 from core.batch import SOUNDING_COLUMNS, load_detections
 from core.cache import SoundingsCache
-from core.detect import detect_orbit
+from core.detect import judge, orbit_noise, prepare_orbit
+from core.false_alarms import calibrate_month
 from core.settings import DetectionSettings
 from core.vetting import VettingStore
 
@@ -93,8 +96,8 @@ def test_url_opens_the_orbit_and_rule_values_it_names(cache, core_view):
     assert at.slider(key=f"set:{SNR}").value == core_view["value"]
     assert at.toggle(key="set:rules.fit_quality.enabled").value is True
     soundings = SoundingsCache(cache).read_month(SMALL_MONTH, SOUNDING_COLUMNS)
-    expected = _accepted(detect_orbit(soundings[soundings["orbit"] == core_view["orbit"]],
-                                      DetectionSettings({SNR: core_view["value"], "rules.fit_quality.enabled": True})))
+    settings = DetectionSettings({SNR: core_view["value"], "rules.fit_quality.enabled": True})
+    expected = month_accepted(month_fits(soundings, settings), settings)[core_view["orbit"]]
     assert int(_metric(at, "Accepted")) == expected
     link = at.sidebar.code[0].value
     assert f"orbit={core_view['orbit']}" in link and f"{SNR}={core_view['value']!r}" in link
@@ -122,6 +125,65 @@ def test_invalid_params_fall_back_to_defaults_with_a_warning(cache, core_view):
     at = _app({"month": SMALL_MONTH, "orbit": "1"})
     assert any("orbit 1" in w.value for w in at.warning)
     assert _page(at, "orbit").selectbox(key="pick:orbit").value == core_view["orbits"][0]
+
+
+def test_overview_states_the_months_threshold_and_false_event_rate(cache, monkeypatch):
+    from workbench import pipeline
+
+    # the small month holds too few mirror events: the fallback, named with its settings
+    at = _app({"month": SMALL_MONTH})
+    _no_exception(at)
+    warning = " ".join(w.value for w in at.warning)
+    default = DetectionSettings()
+    assert "Fallback threshold" in warning
+    assert f"`detection.fallback_significance` = {default['detection.fallback_significance']:g}" in warning
+    assert f"`detection.min_mirror_events` = {default['detection.min_mirror_events']}" in warning
+    # with fewer mirror events needed, they set it: the rate and its interval, as core computes them
+    calls = []
+    real = pipeline.fit_candidates
+    monkeypatch.setattr(pipeline, "fit_candidates", lambda *a, **k: calls.append(1) or real(*a, **k))
+    at = _app({"month": SMALL_MONTH, "detection.min_mirror_events": "3"})
+    _no_exception(at)
+    settings = DetectionSettings({"detection.min_mirror_events": 3})
+    soundings = SoundingsCache(cache).read_month(SMALL_MONTH, SOUNDING_COLUMNS)
+    fits = month_fits(soundings, settings)
+    month = calibrate_month(pd.concat([judge(od, f, settings) for od, f in fits.values() if not f.empty],
+                                      ignore_index=True), settings)
+    row = month.iloc[0]
+    info = " ".join(i.value for i in at.info)
+    assert f"Expected false events: {row['month_false_per_1000km']:.2f} per 1,000 km " \
+           f"({row['month_false_per_1000km_low']:.2f}-{row['month_false_per_1000km_high']:.2f}, 90 %), " \
+           f"threshold {row['significance_threshold']:.2f} from " in info
+    assert row["threshold_method"] != "fallback" and not any("Fallback" in w.value for w in at.warning)
+    # the false-alarm rate is the first control of the sidebar; a new rate re-judges, never refits
+    before = len(calls)
+    rate = at.select_slider(key="set:detection.false_alarms_per_1000km")
+    assert rate.value == 0.2 and rate.label == "false events per 1,000 km"
+    rate.set_value(2.0).run()
+    _no_exception(at)
+    assert at.query_params["detection.false_alarms_per_1000km"] == "2.0"
+    assert len(calls) == before, "a false-alarm rate change must not refit"
+    assert " ".join(i.value for i in at.info) != info
+
+
+def test_orbit_explorer_shows_the_orbits_noise_and_its_mirror_events(cache, core_view):
+    at = _page(_app({"month": SMALL_MONTH, "orbit": str(core_view["orbit"])}), "orbit")
+    _no_exception(at)
+    soundings = SoundingsCache(cache).read_month(SMALL_MONTH, SOUNDING_COLUMNS)
+    noise = orbit_noise(prepare_orbit(soundings[soundings["orbit"] == core_view["orbit"]]), DetectionSettings())
+    v = noise.variogram
+    assert _metric(at, "Noise scale") == f"{v.noise_scale:.2f}"
+    assert _metric(at, "Correlated noise") == f"{v.correlated_ppm:.2f} ppm over {v.correlation_km:.0f} km"
+    assert _metric(at, "Noise calibration") == ("prior (fallback)" if noise.fallback else "own data")
+    assert _metric(at, "Mirror events above threshold").endswith("/ 1,000 km)")
+    fallback = DetectionSettings()["detection.fallback_significance"]
+    assert any(f"Judged at the month's threshold: significance >= {fallback:.2f} (fallback" in c.value
+               for c in at.caption)
+    table = at.dataframe(key="orbit:candidates").value
+    assert "significance" in table and "q_value" in table and "mirror" not in set(table["kind"])
+    at.toggle(key="orbit:mirrors").set_value(True).run()
+    _no_exception(at)
+    assert "mirror" in set(at.dataframe(key="orbit:candidates").value["kind"])
 
 
 def test_a_vetting_decision_is_stored_and_listed(cache, core_view):

@@ -5,10 +5,10 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-KIND_DOMAIN = ["accepted", "rejected", "duplicate"]
-KIND_COLOURS = ["#d62728", "#ff7f0e", "#9e9e9e"]
-KIND_DASHES = [[1, 0], [6, 3], [2, 3]]
-KIND_WIDTHS = [2.8, 1.6, 1.0]
+KIND_DOMAIN = ["accepted", "rejected", "duplicate", "mirror"]
+KIND_COLOURS = ["#d62728", "#ff7f0e", "#9e9e9e", "#9467bd"]
+KIND_DASHES = [[1, 0], [6, 3], [2, 3], [4, 2, 1, 2]]
+KIND_WIDTHS = [2.8, 1.6, 1.0, 1.4]
 POINT_COLOUR = "#5b6b7c"
 SECTOR_DOMAIN = ["power-coal", "power-gas", "power-oil", "power", "industry", "city"]
 SECTOR_COLOURS = ["#4d4d4d", "#1f77b4", "#8c564b", "#9467bd", "#e377c2", "#2ca02c"]
@@ -20,7 +20,8 @@ alt.data_transformers.disable_max_rows()
 def orbit_chart(soundings: pd.DataFrame, curves: pd.DataFrame, selected_km: float | None = None,
                 height: int = 380) -> alt.LayerChart:
     """XCO2 against along-track distance, with every candidate's fitted curve (accepted solid red, rejected dashed
-    orange, duplicate windows dotted grey); hover a curve for its verdict and reasons."""
+    orange, duplicate windows dotted grey, mirror events dash-dotted purple, dipping where the depletion is); hover
+    a curve for its verdict and reasons."""
     x = alt.X("x_km:Q", title="along-track distance [km]")
     points = alt.Chart(soundings[["x_km", "xco2"]]).mark_circle(size=7, opacity=0.35, color=POINT_COLOUR).encode(
         x=x, y=alt.Y("xco2:Q", title="XCO2 [ppm]", scale=alt.Scale(zero=False)))
@@ -36,7 +37,8 @@ def orbit_chart(soundings: pd.DataFrame, curves: pd.DataFrame, selected_km: floa
                  alt.Tooltip("delta_ppm:Q", title="peak height [ppm]", format=".2f"),
                  alt.Tooltip("amplitude_ppm_km:Q", title="A [ppm km]", format=".1f"),
                  alt.Tooltip("sigma_km:Q", title="sigma [km]", format=".1f"),
-                 alt.Tooltip("snr:Q", title="A/stderr(A)", format=".1f")])
+                 alt.Tooltip("snr:Q", title="A/stderr(A)", format=".1f"),
+                 alt.Tooltip("significance:Q", title="significance (orbit's noise)", format=".2f")])
     layers = [points, lines]
     if selected_km is not None:
         layers.append(alt.Chart(pd.DataFrame({"x_km": [selected_km], "what": ["chosen peak"]}))

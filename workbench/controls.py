@@ -1,12 +1,16 @@
 """Sidebar controls generated from the declared settings (:func:`core.settings.all_settings`).
 
-Every :class:`core.settings.Setting` becomes a slider (numbers) or a toggle (switches), labelled with its unit and
-helped by its one-line meaning. The widgets mirror the view state (:mod:`workbench.view`): they are seeded from it on
+Every :class:`core.settings.Setting` becomes a slider (numbers), a choice of round values on a log scale (numbers
+spanning three decades or more, such as the false-alarm rate) or a toggle (switches), labelled with its unit and
+helped by its one-line meaning. The false-alarm rate the month's threshold is set for
+(``detection.false_alarms_per_1000km``) is drawn first, outside the groups: the analyst asks for a rate of false
+events, not for a sigma. The widgets mirror the view state (:mod:`workbench.view`): they are seeded from it on
 every run and write back to it in their ``on_change`` callbacks, so a value survives page switches, a preset change
 or a settings file load, and the URL always says what the sliders say.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import streamlit as st
@@ -15,8 +19,12 @@ from core.settings import PRESETS, RULES, DetectionSettings, Setting, all_settin
 
 from . import view
 
-GROUPS = (("Fit constraints", "fit."), ("Screen", "screen."), ("Emission", "emission."),
-          ("Attribution", "attribution."))
+GROUPS = (("Fit constraints", "fit."), ("Screen", "screen."), ("Noise", "noise."), ("False alarms", "detection."),
+          ("Emission", "emission."), ("Attribution", "attribution."))
+#: The control drawn first, above the rules.
+FALSE_ALARMS = "detection.false_alarms_per_1000km"
+#: Labels clearer than the key's.
+LABELS = {FALSE_ALARMS: "false events per 1,000 km"}
 _NICE = (0.001, 0.002, 0.005, 0.01, 0.02, 0.025, 0.05, 0.1, 0.2, 0.25, 0.5, 1, 2, 5, 10, 20, 25, 50, 100, 200, 500)
 _UNIT_SUFFIX = {"km": "_km", "m/s": "_ms", "deg": "_deg"}
 
@@ -28,10 +36,11 @@ class Control:
     key: str
     label: str
     help: str
-    kind: str  # "slider" | "toggle"
+    kind: str  # "slider" | "choice" | "toggle"
     minimum: float | int | None = None
     maximum: float | int | None = None
     step: float | int | None = None
+    options: tuple = ()  # "choice": the values offered
 
     @property
     def widget_key(self) -> str:
@@ -76,8 +85,23 @@ def slider_step(setting: Setting) -> float | int:
     return 1 if is_int else 0.001
 
 
+def log_options(setting: Setting) -> tuple:
+    """Round values (1, 2, 5 per decade) within the bounds, with the default and every preset's value."""
+    low, high = float(setting.minimum), float(setting.maximum)
+    values = {float(setting.default)} | {float(p[setting.key]) for p in PRESETS.values() if setting.key in p}
+    for decade in range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1):
+        values |= {float(f"{m}e{decade}") for m in (1, 2, 5)}
+    return tuple(sorted(v for v in values if low <= v <= high))
+
+
+def _is_log(setting: Setting) -> bool:
+    return setting.kind is float and (setting.minimum or 0) > 0 and setting.maximum / setting.minimum >= 1000
+
+
 def label(setting: Setting) -> str:
     """``too-narrow: min sigma [km]`` from ``rules.too_narrow.min_sigma_km``."""
+    if setting.key in LABELS:
+        return LABELS[setting.key]
     parts = setting.key.split(".")
     name = parts[-1]
     suffix = _UNIT_SUFFIX.get(setting.unit)
@@ -95,6 +119,9 @@ def control(setting: Setting) -> Control:
         f" Unit: {setting.unit}." if setting.unit and setting.unit != "1" else "") + f" (`{setting.key}`)"
     if setting.kind is bool:
         return Control(setting.key, label(setting), help_text, "toggle")
+    if _is_log(setting):
+        return Control(setting.key, label(setting), help_text, "choice", float(setting.minimum),
+                       float(setting.maximum), options=log_options(setting))
     step = slider_step(setting)
     cast = int if setting.kind is int else float
     return Control(setting.key, label(setting), help_text, "slider", cast(setting.minimum), cast(setting.maximum),
@@ -137,9 +164,13 @@ def seed(widget_key: str, value) -> None:
 
 
 def _draw(c: Control, disabled: bool = False) -> None:
-    seed(c.widget_key, view.settings()[c.key])
+    value = view.settings()[c.key]
+    seed(c.widget_key, value)
     if c.kind == "toggle":
         st.toggle(c.label, key=c.widget_key, help=c.help, on_change=_on_change, args=(c.key,))
+    elif c.kind == "choice":  # a value from a link may lie between the round ones: offered too
+        st.select_slider(c.label, options=sorted({*c.options, value}), key=c.widget_key, help=c.help,
+                         format_func=lambda v: f"{v:g}", on_change=_on_change, args=(c.key,), disabled=disabled)
     else:
         st.slider(c.label, min_value=c.minimum, max_value=c.maximum, step=c.step, format=c.format,
                   key=c.widget_key, help=c.help, on_change=_on_change, args=(c.key,), disabled=disabled)
@@ -157,6 +188,14 @@ def render_sidebar() -> DetectionSettings:
     sb.caption(f"Settings hash `{settings.hash}` · {len(changed)} changed from the preset")
     if changed:
         sb.button("Reset to the preset", on_click=view.set_preset, args=(settings.preset,), width="stretch")
+    every = controls()
+    with sb.container(border=True):
+        mirror = settings["detection.mirror"]
+        _draw(every[FALSE_ALARMS], disabled=not mirror)
+        st.caption("Each month's significance threshold is set from its mirror events (depletions fitted upside "
+                   "down) for this rate of false events; `rules.significance.min_snr` is its floor."
+                   if mirror else "`detection.mirror` is off (False alarms below): every orbit is judged at "
+                   "`rules.significance.min_snr`.")
     with sb.expander("Rules", expanded=True):
         st.caption("A candidate is accepted when every rule that is on holds. Thresholds of a rule that is off "
                    "are greyed out.")
@@ -164,10 +203,9 @@ def render_sidebar() -> DetectionSettings:
             _draw(toggle)
             for c in thresholds:
                 _draw(c, disabled=not settings[toggle.key])
-    every = controls()
     for title, prefix in GROUPS:
         with sb.expander(title):
             for key, c in every.items():
-                if key.startswith(prefix):
+                if key.startswith(prefix) and key != FALSE_ALARMS:
                     _draw(c)
     return settings

@@ -6,16 +6,28 @@ The stages of :mod:`core.detect`, each cached (``st.cache_data``) on exactly wha
 stage                   core                                        cache key (besides cache, month, orbit)
 ======================  ==========================================  =======================================
 geometry                ``prepare_orbit``                           the month's data stamp
-screen + fits           ``find_candidates`` + ``fit_candidates``    + the fit-stage settings (``FIT_STAGE``)
-rules, events, sources  ``judge`` + ``core.batch.with_sources``     + every setting
+screen + fits, noise    ``find_candidates`` + ``fit_candidates``,   + the fit-stage settings (``FIT_STAGE``)
+                        ``orbit_noise``
+month threshold         ``core.false_alarms.calibrate_month``       + every setting (once per month)
+rules, events, sources  ``judge`` + ``core.batch.with_sources``     + every setting + the month's threshold
 ======================  ==========================================  =======================================
 
 So moving a rule threshold re-runs ``judge`` only (milliseconds): it never refits. ``tests/test_workbench.py``
 checks that the fit stage reads no setting outside ``FIT_STAGE``.
 
-A month is the concatenation of its judged orbits, attributed at once (one inventory query). When
-``python -m core detect`` or the Data page stored the month's detections for the current settings (and the data did
-not change since), they are read instead.
+**One month, one threshold.** The significance an event needs is the month's (:mod:`core.false_alarms`: set from
+the month's mirror events for ``detection.false_alarms_per_1000km``), so an orbit is judged at its month's
+threshold and shows the verdicts the month shows. A month is the concatenation of its judged orbits, calibrated
+(``calibrate_month``: re-judged at the month's threshold, with the false-alarm columns) and attributed at once
+(one inventory query). When ``python -m core detect`` or the Data page stored the month's detections for the
+current settings (and the data did not change since), they are read instead.
+
+The orbit pages (:func:`orbit_candidates`) take the month's calibration (:func:`month_calibration`) from the month
+table when this process holds it or it is stored; otherwise they compute it from the month's fits: every orbit
+fitted once per fit-stage settings (cached per orbit, shared with the month table), then ``calibrate_month`` over
+their concatenation, kept per (month, settings). A rule change then costs the month's rules (tens of milliseconds
+for the demo month's 93 orbits), not its judging and attribution; a fit-stage change refits the whole month once
+(with a progress bar), which is what its threshold needs.
 """
 from __future__ import annotations
 
@@ -28,9 +40,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from core import false_alarms
 from core.batch import detections_dir, with_sources
 from core.cache import SoundingsCache
-from core.detect import OrbitData, find_candidates, fit_candidates, judge, prepare_orbit
+from core.detect import OrbitData, OrbitNoise, find_candidates, fit_candidates, judge, orbit_noise, prepare_orbit
+from core.false_alarms import MONTH_COLUMNS, MonthThreshold, calibrate_month
 
 try:  # the detection coordinate (track or wind-aligned) arrived in core with fit.wind_aligned
     from core.detect import detection_view
@@ -41,13 +55,16 @@ from core.settings import DetectionSettings
 
 from . import queries
 
-#: Settings the screen and the fits read (the rest only judge): every ``fit.*`` and ``screen.*`` key, the rule
-#: settings that shape fit-time statistics (land/water margin, narrowest plateau compared), and the rules that
-#: spare hopeless fits (depletions, too-wide screen bumps are not fitted when their rule is on).
-#: ``tests/test_workbench.py`` records what core's fit stage reads and fails when it reads another setting.
-FIT_STAGE_PREFIXES = ("fit.", "screen.")
+#: Settings the screen and the fits read (the rest only judge): every ``fit.*``, ``screen.*`` and ``noise.*`` key
+#: (the orbit's noise calibration changes the screen and every significance), ``detection.mirror`` (depletions
+#: are fitted upside down), the rule settings that shape fit-time statistics (land/water margin, narrowest plateau
+#: compared), and the rules that spare hopeless fits (depletions, too-wide screen bumps are not fitted when their
+#: rule is on). The month's threshold (``detection.false_alarms_per_1000km``, ``detection.min_mirror_events``,
+#: ``detection.fallback_significance``) is judge-stage. ``tests/test_workbench.py`` records what core's fit stage
+#: reads and fails when it reads another setting.
+FIT_STAGE_PREFIXES = ("fit.", "screen.", "noise.")
 FIT_STAGE_EXTRA = ("rules.surface_transition.margin_km", "rules.box_like.min_width_km", "rules.depletion.enabled",
-                   "rules.too_wide.enabled", "rules.too_wide.n_sigma")
+                   "rules.too_wide.enabled", "rules.too_wide.n_sigma", "detection.mirror")
 
 
 def is_fit_stage(key: str) -> bool:
@@ -67,6 +84,30 @@ def _settings(items: tuple) -> DetectionSettings:
     return DetectionSettings(dict(items))
 
 
+@st.cache_resource(show_spinner=False)
+def _held(kind: str) -> tuple[OrderedDict, threading.Lock]:
+    """Tables of one kind computed in this server process, most recent last (see :func:`_keep`)."""
+    return OrderedDict(), threading.Lock()
+
+
+def _recall(kind: str, key: tuple):
+    results, lock = _held(kind)
+    with lock:
+        if key in results:
+            results.move_to_end(key)
+            return results[key]
+    return None
+
+
+def _keep(kind: str, key: tuple, table, max_entries: int = 8):
+    results, lock = _held(kind)
+    with lock:
+        results[key] = table
+        while len(results) > max_entries:
+            results.popitem(last=False)
+    return table
+
+
 # ------------------------------------------------------------------------------------------------ one orbit
 
 @st.cache_data(show_spinner=False, max_entries=512)
@@ -76,36 +117,59 @@ def orbit_data(root: str, month: str, orbit: int, stamp: str) -> OrbitData:
 
 
 @st.cache_data(show_spinner=False, max_entries=1024)
-def fitted(root: str, month: str, orbit: int, stamp: str, fit_key: tuple) -> pd.DataFrame:
-    """Screened and fitted candidates of one orbit (depends on the fit-stage settings only)."""
+def _fit_stage(root: str, month: str, orbit: int, stamp: str, fit_key: tuple) -> tuple[pd.DataFrame, OrbitNoise]:
+    """Screened and fitted candidates of one orbit, and its noise (depend on the fit-stage settings only)."""
     od = orbit_data(root, month, orbit, stamp)
     settings = _settings(fit_key)
-    return fit_candidates(od, find_candidates(od, settings), settings)
+    fits = fit_candidates(od, find_candidates(od, settings), settings)
+    return fits, orbit_noise(od, settings)  # the noise: computed by the screen, kept on the orbit's view
+
+
+def fitted(root: str, month: str, orbit: int, stamp: str, fit_key: tuple) -> pd.DataFrame:
+    """Screened and fitted candidates of one orbit (depends on the fit-stage settings only)."""
+    return _fit_stage(root, month, orbit, stamp, fit_key)[0]
+
+
+def noise(root: str, month: str, orbit: int, stamp: str, settings: DetectionSettings) -> OrbitNoise:
+    """The orbit's own noise (:func:`core.detect.orbit_noise`: scatter scale, correlated term, calibration)."""
+    return _fit_stage(root, month, int(orbit), stamp, fit_items(settings))[1]
 
 
 @st.cache_data(show_spinner=False, max_entries=4096)
-def _judged(root: str, month: str, orbit: int, stamp: str, fit_key: tuple, key: tuple) -> pd.DataFrame:
-    """Rules, events and emission of one orbit (no attribution: a month is attributed at once)."""
-    return judge(orbit_data(root, month, orbit, stamp), fitted(root, month, orbit, stamp, fit_key), _settings(key))
+def _judged(root: str, month: str, orbit: int, stamp: str, fit_key: tuple, key: tuple,
+            threshold: float | None = None) -> pd.DataFrame:
+    """Rules, events and emission of one orbit (no attribution: a month is attributed at once), at the month's
+    significance ``threshold`` (None: ``rules.significance.min_snr``)."""
+    return judge(orbit_data(root, month, orbit, stamp), fitted(root, month, orbit, stamp, fit_key), _settings(key),
+                 significance_threshold=threshold)
 
 
 @st.cache_data(show_spinner=False, max_entries=4096)
-def _orbit_candidates(root: str, month: str, orbit: int, stamp: str, fit_key: tuple, key: tuple) -> pd.DataFrame:
-    return with_sources(_judged(root, month, orbit, stamp, fit_key, key), _settings(key), cache=root)
+def _orbit_candidates(root: str, month: str, orbit: int, stamp: str, fit_key: tuple, key: tuple,
+                      threshold: float | None) -> pd.DataFrame:
+    return with_sources(_judged(root, month, orbit, stamp, fit_key, key, threshold), _settings(key), cache=root)
 
 
-def orbit_candidates(root: str, month: str, orbit: int, stamp: str, settings: DetectionSettings) -> pd.DataFrame:
-    """Every candidate of one orbit with its verdict, reasons, emission and best upwind source."""
-    return _orbit_candidates(root, month, int(orbit), stamp, fit_items(settings), all_items(settings))
+def orbit_candidates(root: str, month: str, orbit: int, stamp: str, settings: DetectionSettings,
+                     orbits: list[int] | None = None, on_orbit=None) -> pd.DataFrame:
+    """Every candidate of one orbit with its verdict at the month's threshold, reasons, emission, best upwind
+    source and the month's false-alarm columns (``core.false_alarms.MONTH_COLUMNS``): the orbit's rows of the month
+    table.
+
+    ``orbits``: the month's orbits (default: read from the cache); ``on_orbit(i, n, orbit)`` reports progress
+    when the month's calibration has to be computed (see :func:`month_calibration`).
+    """
+    orbit = int(orbit)
+    calibration = month_calibration(root, month, stamp, settings, orbits, on_orbit)
+    threshold = float(calibration["significance_threshold"].iloc[0]) if len(calibration) else None
+    table = _orbit_candidates(root, month, orbit, stamp, fit_items(settings), all_items(settings), threshold)
+    mine = calibration[calibration["orbit"].to_numpy() == orbit]
+    if len(mine) and len(mine) == len(table):  # the month table's rows of an orbit are its judged rows, in order
+        table = table.assign(**{c: mine[c].to_numpy() for c in MONTH_COLUMNS})
+    return table
 
 
 # ------------------------------------------------------------------------------------------------ one month
-
-@st.cache_resource(show_spinner=False)
-def _month_results() -> tuple[OrderedDict, threading.Lock]:
-    """Month tables computed in this server process, most recent last (at most 8 kept)."""
-    return OrderedDict(), threading.Lock()
-
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def _read_stored(path: str, mtime_ns: int) -> pd.DataFrame:
@@ -123,19 +187,24 @@ def stored_candidates(root: str, month: str, settings: DetectionSettings) -> pd.
     return _read_stored(str(path), mtime) if mtime >= newest_data else None
 
 
+def _month_orbits(root: str, month: str, orbits) -> list[int]:
+    if orbits is None:
+        orbits = queries.orbits_table(SoundingsCache(root), month)["orbit"]
+    return [int(o) for o in orbits]
+
+
 def month_candidates(root: str, month: str, stamp: str, settings: DetectionSettings, orbits: list[int],
                      on_orbit=None, compute: bool = True) -> pd.DataFrame | None:
-    """Every candidate of the month (stored, or the concatenation of its orbits, computed as needed).
+    """Every candidate of the month (stored, or its orbits judged, calibrated at the month's threshold
+    (:func:`core.false_alarms.calibrate_month`) and attributed, computed as needed).
 
     ``on_orbit(i, n, orbit)`` reports progress while orbits are computed; ``compute=False`` returns None
     instead of computing.
     """
     key = (root, month, stamp, settings.hash)
-    results, lock = _month_results()
-    with lock:
-        if key in results:
-            results.move_to_end(key)
-            return results[key]
+    table = _recall("month", key)
+    if table is not None:
+        return table
     table = stored_candidates(root, month, settings)
     if table is None:
         if not compute:
@@ -148,21 +217,72 @@ def month_candidates(root: str, month: str, stamp: str, settings: DetectionSetti
                 parts.append(part)
             if on_orbit:
                 on_orbit(i, len(orbits), orbit)
-        table = with_sources(pd.concat(parts, ignore_index=True), settings, cache=root) if parts else pd.DataFrame()
-    with lock:
-        results[key] = table
-        while len(results) > 8:
-            results.popitem(last=False)
-    return table
+        table = (with_sources(calibrate_month(pd.concat(parts, ignore_index=True), settings), settings, cache=root)
+                 if parts else pd.DataFrame())
+    return _keep("month", key, table)
 
 
-def events(candidates: pd.DataFrame, accepted_only: bool = True) -> pd.DataFrame:
-    """Plume events (one row per plume), accepted only unless asked."""
+def _calibration_columns(table: pd.DataFrame) -> pd.DataFrame:
+    if table.empty or "significance_threshold" not in table:
+        return pd.DataFrame(columns=["orbit", *MONTH_COLUMNS])
+    return table[["orbit", *MONTH_COLUMNS]].reset_index(drop=True)
+
+
+def month_calibration(root: str, month: str, stamp: str, settings: DetectionSettings, orbits=None,
+                      on_orbit=None) -> pd.DataFrame:
+    """The month's calibration of every candidate: ``orbit`` and ``core.false_alarms.MONTH_COLUMNS`` (threshold,
+    its method and false-event rate, each event's expected false rate and q-value), in the month table's row order
+    (empty when the month has no candidate, or a stored table predates the columns).
+
+    Read from the month table when this process holds it or it is stored; else computed from the month's fits
+    (each orbit fitted once per fit-stage settings, ``on_orbit(i, n, orbit)`` reporting) with
+    ``calibrate_month`` over their concatenation, and kept for the process per (month, settings): what it gives is
+    what the month table gives (``tests/test_workbench.py`` checks it).
+    """
+    key = (root, month, stamp, settings.hash)
+    table = _recall("month", key)
+    if table is None:
+        table = stored_candidates(root, month, settings)
+    if table is not None:
+        return _calibration_columns(table)
+    known = _recall("calibration", key)
+    if known is not None:
+        return known
+    orbits = _month_orbits(root, month, orbits)
+    fit_key, parts = fit_items(settings), []
+    for i, orbit in enumerate(orbits, 1):
+        part = fitted(root, month, orbit, stamp, fit_key)
+        if not part.empty:
+            parts.append(part.assign(orbit=np.int64(orbit)))
+        if on_orbit:
+            on_orbit(i, len(orbits), orbit)
+    calibrated = calibrate_month(pd.concat(parts, ignore_index=True), settings) if parts else pd.DataFrame()
+    return _keep("calibration", key, _calibration_columns(calibrated), max_entries=32)
+
+
+def month_threshold(candidates: pd.DataFrame, settings: DetectionSettings) -> MonthThreshold | None:
+    """The month's threshold as its calibrated table states it (:func:`core.false_alarms.month_summary`), with the
+    mirror events counted as the threshold counts them (those passing every rule but significance) and core's
+    message; None when the table carries no threshold."""
+    stated = false_alarms.month_summary(candidates) if candidates is not None else None
+    if stated is None:
+        return None
+    counted = false_alarms.month_threshold(candidates, settings)
+    return dataclasses.replace(counted, threshold=stated.threshold, method=stated.method,
+                               false_per_1000km=stated.false_per_1000km,
+                               interval_per_1000km=stated.interval_per_1000km)
+
+
+def events(candidates: pd.DataFrame, accepted_only: bool = True, mirrors: bool = False) -> pd.DataFrame:
+    """Plume events (one row per plume), accepted only unless asked; mirror events (depletions fitted upside down
+    to sample the noise, never plumes) only when asked."""
     if candidates is None or candidates.empty:
         return pd.DataFrame()
     rows = candidates["is_event"].astype(bool)
     if accepted_only:
         rows &= candidates["status"].eq("accepted")
+    if not mirrors and "sign" in candidates:
+        rows &= candidates["sign"].to_numpy() > 0
     return candidates[rows]
 
 

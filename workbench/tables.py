@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from core.detect import neighbour_model
+from core.false_alarms import MonthThreshold
 from core.fitting import SQRT_2PI, gaussian_line
 from core.settings import FIXED_REASONS, RULES, DetectionSettings
 
@@ -15,14 +16,16 @@ KM_PER_DEG = 111.195
 
 #: Columns of the candidate tables, in order (those a candidate lacks are left out).
 CANDIDATE_COLUMNS = ["cand", "status", "rejected_by", "center_km", "delta_ppm", "amplitude_ppm_km",
-                     "amplitude_stderr", "sigma_km", "snr", "r2", "n_window", "n_windows", "n_neighbours",
-                     "emission_MtCO2_yr", "emission_MtCO2_yr_stderr", "source_name", "sounding_id", "latitude",
-                     "longitude"]
+                     "amplitude_stderr", "sigma_km", "significance", "q_value", "snr", "r2", "n_window", "n_windows",
+                     "n_neighbours", "emission_MtCO2_yr", "emission_MtCO2_yr_stderr", "source_name", "sounding_id",
+                     "latitude", "longitude"]
 
 
 def funnel_stages(settings: DetectionSettings) -> list[str]:
-    """Stages a candidate passes, in order: screen, fit, each enabled rule, de-duplication."""
-    return ["screen", "fit-failed", *[r.name for r in RULES if settings.enabled(r.name)], "duplicate"]
+    """Stages a candidate passes, in order: screen, fit, mirror (``detection.mirror``: depletions fitted upside
+    down, never plumes), each enabled rule, de-duplication."""
+    mirror = ["mirror"] if settings["detection.mirror"] else []
+    return ["screen", "fit-failed", *mirror, *[r.name for r in RULES if settings.enabled(r.name)], "duplicate"]
 
 
 def funnel(candidates: pd.DataFrame, settings: DetectionSettings) -> pd.DataFrame:
@@ -51,51 +54,64 @@ def funnel(candidates: pd.DataFrame, settings: DetectionSettings) -> pd.DataFram
     return pd.DataFrame(rows)
 
 
+def signs(candidates: pd.DataFrame) -> np.ndarray:
+    """+1 per row, -1 for a mirror row (a depletion fitted with the data turned upside down: ``sign``)."""
+    return candidates["sign"].to_numpy(float) if "sign" in candidates else np.ones(len(candidates))
+
+
 def label_candidates(candidates: pd.DataFrame) -> pd.DataFrame:
     """The candidates with ``cand`` (their row number, a stable id within the table) and a ``kind``:
-    ``accepted``, ``rejected`` (an event the rules rejected), ``duplicate`` (another window of an event) or
-    ``not fitted`` (screen too weak, fit failed, or started inside a stronger candidate's fit: ``duplicate``)."""
+    ``accepted``, ``rejected`` (an event the rules rejected), ``mirror`` (an event of the data turned upside down:
+    a depletion, the noise's null, never a plume), ``duplicate`` (another window of an event) or ``not fitted``
+    (screen too weak, fit failed, or started inside a stronger candidate's fit: ``duplicate``); ``mirror`` is
+    also a boolean column (the row's ``sign`` is -1, whatever its kind)."""
     out = candidates.reset_index(drop=True).copy()
     out.insert(0, "cand", np.arange(len(out)))
+    out["mirror"] = signs(out) < 0
     if out.empty:
         out["kind"] = []
         return out
     fitted = out["fixed_reason"].eq("")
-    kind = np.where(out["status"].eq("accepted"), "accepted", "rejected")
+    kind = np.where(out["status"].eq("accepted"), "accepted", np.where(out["mirror"], "mirror", "rejected"))
     kind = np.where(fitted & ~out["is_event"].astype(bool), "duplicate", kind)
     out["kind"] = np.where(~fitted, "not fitted", kind)
     return out
 
 
-def event_rows(candidates: pd.DataFrame) -> pd.DataFrame:
-    """Events and unfitted candidates (the rows an analyst looks at), accepted first, then by position."""
+def event_rows(candidates: pd.DataFrame, mirrors: bool = False) -> pd.DataFrame:
+    """Events and unfitted candidates (the rows an analyst looks at), accepted first, then by position; the
+    mirror rows (``sign`` -1) only when asked, last."""
     labelled = label_candidates(candidates)
     if labelled.empty:
         return labelled
-    rank = labelled["kind"].map({"accepted": 0, "rejected": 1, "not fitted": 2})
-    rows = labelled.assign(_rank=rank)[labelled["kind"] != "duplicate"]
+    rank = labelled["kind"].map({"accepted": 0, "rejected": 1, "not fitted": 2, "mirror": 3}) + 4 * labelled["mirror"]
+    keep = (labelled["kind"] != "duplicate") & (mirrors | ~labelled["mirror"])
+    rows = labelled.assign(_rank=rank)[keep]
     return rows.sort_values(["_rank", "center_km"]).drop(columns="_rank").reset_index(drop=True)
 
 
 def fit_curves(candidates: pd.DataFrame, n: int = 60, reach_sigma: float = 4.0,
-               kinds=("accepted", "rejected", "duplicate")) -> pd.DataFrame:
-    """Each candidate's fitted Gaussian + line over ``centre +- reach_sigma * sigma`` (``n`` points)."""
+               kinds=("accepted", "rejected", "duplicate", "mirror"), mirrors: bool = False) -> pd.DataFrame:
+    """Each candidate's fitted Gaussian + line over ``centre +- reach_sigma * sigma`` (``n`` points), in the data's
+    frame: a mirror fit (``sign`` -1, fitted on the data turned upside down) is turned back, so it dips where the
+    depletion is. Mirror rows only when ``mirrors``."""
+    info_columns = ["cand", "kind", "rejected_by", "delta_ppm", "snr", "significance", "sigma_km", "amplitude_ppm_km"]
     labelled = label_candidates(candidates)
-    rows = labelled[labelled["kind"].isin(kinds)]
+    for column in set(info_columns) - set(labelled.columns):
+        labelled[column] = np.nan
+    rows = labelled[labelled["kind"].isin(kinds) & (mirrors | ~labelled["mirror"])]
     params = ["amplitude_ppm_km", "sigma_km", "center_km", "slope_ppm_km", "intercept_ppm"]
     rows = rows[np.isfinite(rows[params].to_numpy(float)).all(axis=1)]
     if rows.empty:
-        return pd.DataFrame(columns=["cand", "kind", "x_km", "xco2_fit", "rejected_by", "delta_ppm", "snr",
-                                     "sigma_km", "amplitude_ppm_km"])
+        return pd.DataFrame(columns=["x_km", "xco2_fit", *info_columns])
     t = np.linspace(-1.0, 1.0, n)
     sigma = rows["sigma_km"].to_numpy(float)
     x = rows["center_km"].to_numpy(float)[:, None] + reach_sigma * sigma[:, None] * t[None, :]
-    y = gaussian_line(x, rows["amplitude_ppm_km"].to_numpy(float)[:, None], sigma[:, None],
-                      rows["center_km"].to_numpy(float)[:, None], rows["slope_ppm_km"].to_numpy(float)[:, None],
-                      rows["intercept_ppm"].to_numpy(float)[:, None])
+    p = {k: rows[k].to_numpy(float)[:, None] for k in params}
+    y = signs(rows)[:, None] * gaussian_line(x, p["amplitude_ppm_km"], p["sigma_km"], p["center_km"],
+                                             p["slope_ppm_km"], p["intercept_ppm"])
     out = pd.DataFrame({"cand": np.repeat(rows["cand"].to_numpy(), n), "x_km": x.ravel(), "xco2_fit": y.ravel()})
-    info = rows[["cand", "kind", "rejected_by", "delta_ppm", "snr", "sigma_km", "amplitude_ppm_km"]]
-    return out.merge(info, on="cand", how="left")
+    return out.merge(rows[info_columns], on="cand", how="left")
 
 
 def peak_window(soundings: pd.DataFrame, row: pd.Series, window_km: float,
@@ -103,15 +119,17 @@ def peak_window(soundings: pd.DataFrame, row: pd.Series, window_km: float,
     """The soundings of a peak's window with the fitted model, its background line and the residuals.
 
     When the peak was fitted with neighbouring fits modelled (``fit.neighbour_min_snr``), give the orbit's
-    ``candidates``: their Gaussians (``neighbours_ppm``) are then part of the model, as in the fit."""
+    ``candidates``: their Gaussians (``neighbours_ppm``) are then part of the model, as in the fit. A mirror fit
+    (``sign`` -1: fitted on the data turned upside down) is turned back into the data's frame."""
     x0 = float(row["center_km"])
     sel = soundings[(soundings["x_km"] >= x0 - window_km / 2) & (soundings["x_km"] <= x0 + window_km / 2)]
     out = sel[["x_km", "xco2", "xco2_uncertainty", "footprint", "land_water_indicator"]].copy()
     out["d_km"] = out["x_km"] - x0
     p = {k: float(row[k]) for k in ("amplitude_ppm_km", "sigma_km", "center_km", "slope_ppm_km", "intercept_ppm")}
-    out["model_ppm"] = gaussian_line(out["x_km"].to_numpy(), p["amplitude_ppm_km"], p["sigma_km"], p["center_km"],
-                                     p["slope_ppm_km"], p["intercept_ppm"])
-    out["background_ppm"] = p["slope_ppm_km"] * (out["x_km"] - p["center_km"]) + p["intercept_ppm"]
+    sign = float(row.get("sign", 1))
+    out["model_ppm"] = sign * gaussian_line(out["x_km"].to_numpy(), p["amplitude_ppm_km"], p["sigma_km"],
+                                            p["center_km"], p["slope_ppm_km"], p["intercept_ppm"])
+    out["background_ppm"] = sign * (p["slope_ppm_km"] * (out["x_km"] - p["center_km"]) + p["intercept_ppm"])
     out["neighbours_ppm"] = (neighbour_model(out["x_km"].to_numpy(), candidates, row) if candidates is not None
                              else 0.0)
     out["model_ppm"] += out["neighbours_ppm"]
@@ -130,6 +148,11 @@ def parameters_table(row: pd.Series) -> pd.DataFrame:
     delta = row.get("delta_ppm")
     rows.append({"parameter": "delta (peak height)", "value": delta, "stderr": np.nan, "unit": "ppm"})
     rows.append({"parameter": "A / stderr(A)", "value": row.get("snr"), "stderr": np.nan, "unit": "1"})
+    rows.append({"parameter": "significance (orbit's noise)", "value": row.get("significance", np.nan),
+                 "stderr": np.nan, "unit": "1"})
+    rows.append({"parameter": "month's threshold", "value": row.get("significance_threshold", np.nan),
+                 "stderr": np.nan, "unit": "1"})
+    rows.append({"parameter": "q-value", "value": row.get("q_value", np.nan), "stderr": np.nan, "unit": "1"})
     rows.append({"parameter": "r2 (+-4 sigma)", "value": row.get("r2"), "stderr": np.nan, "unit": "1"})
     return pd.DataFrame(rows).astype({"value": float, "stderr": float})
 
@@ -183,3 +206,50 @@ def wind_arrows(frame: pd.DataFrame, km_per_ms: float, lat="latitude", lon="long
 
 def peak_height_ppm(amplitude_ppm_km, sigma_km):
     return np.asarray(amplitude_ppm_km, float) / (np.asarray(sigma_km, float) * SQRT_2PI)
+
+
+# ------------------------------------------------------------------------------------------------ false alarms, noise
+
+def threshold_note(t: MonthThreshold | None, settings: DetectionSettings) -> tuple[str, str]:
+    """``(level, text)`` telling the month's significance threshold and the false events expected at it; ``level``
+    is ``warning`` where the month fell back on the conservative threshold, else ``info``."""
+    floor = f"`rules.significance.min_snr` = {settings['rules.significance.min_snr']:g}"
+    if t is None or t.method == "fixed":
+        value = settings["rules.significance.min_snr"] if t is None else t.threshold
+        return "info", (f"Threshold {value:.2f} ({floor}): `detection.mirror` is off, so no mirror events sample "
+                        "the noise and no false-event rate is estimated.")
+    lo, hi = t.interval_per_1000km
+    if t.method == "fallback":
+        return "warning", (
+            f"Fallback threshold: the month has too few mirror events to set its threshold ({t.n_mirror} < "
+            f"`detection.min_mirror_events` = {settings['detection.min_mirror_events']} on {t.track_km:,.0f} km of "
+            f"{t.n_orbits} orbits), so every orbit is judged at the conservative threshold {t.threshold:.2f} "
+            f"(`detection.fallback_significance` = {settings['detection.fallback_significance']:g}) instead of the "
+            f"{settings['detection.false_alarms_per_1000km']:g} false events per 1,000 km asked; "
+            f"{t.n_mirror_above} mirror events reach it (at most {hi:.2f} per 1,000 km, 90 %).")
+    how = {"mirror": f"{t.n_mirror_above} of them above it",
+           "mirror-tail": "extrapolated from the tail of the strongest of them",
+           "floor": f"the floor {floor} binds; {t.n_mirror_above} of them above it"}.get(t.method, t.method)
+    return "info", (f"Expected false events: {t.false_per_1000km:.2f} per 1,000 km ({lo:.2f}-{hi:.2f}, 90 %), "
+                    f"threshold {t.threshold:.2f} from {t.n_mirror} mirror events ({how}) on {t.track_km:,.0f} km of "
+                    f"{t.n_orbits} orbits; asked: {settings['detection.false_alarms_per_1000km']:g} per 1,000 km "
+                    "(`detection.false_alarms_per_1000km`).")
+
+
+def mirror_events_above(candidates: pd.DataFrame) -> int:
+    """Mirror events passing every rule (the threshold included): what would be false events on this data."""
+    if candidates.empty or "sign" not in candidates:
+        return 0
+    return int((candidates["is_event"].astype(bool) & (candidates["sign"].to_numpy() < 0)
+                & candidates["rejected_by"].eq("mirror")).sum())
+
+
+def orbit_noise_figures(noise, candidates: pd.DataFrame) -> dict:
+    """The orbit's noise (:class:`core.detect.OrbitNoise`) and its mirror events above the month's threshold per
+    1,000 km of the orbit."""
+    v = noise.variogram
+    above = mirror_events_above(candidates)
+    km = float(noise.track_km)
+    return {"noise_scale": float(v.noise_scale), "correlated_ppm": float(v.correlated_ppm),
+            "correlation_km": float(v.correlation_km), "fallback": bool(noise.fallback), "track_km": km,
+            "mirror_above": above, "mirror_per_1000km": above * 1000.0 / km if km > 0 else float("nan")}

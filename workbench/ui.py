@@ -18,6 +18,18 @@ PAGE_FILES = {name: VIEWS / f"{name}.py" for name in
               ("overview", "orbit", "peak", "inventory", "vetted", "data", "validation")}
 
 
+#: How the candidate tables show their columns.
+CANDIDATE_CONFIG = {
+    "rejected_by": st.column_config.TextColumn("rejected by", width="medium"),
+    "significance": st.column_config.NumberColumn(
+        "significance", format="%.2f", help="A/stderr(A) in units of the orbit's own noise; accepted from the "
+                                            "month's threshold up."),
+    "q_value": st.column_config.NumberColumn(
+        "q-value", format="%.3f", help="Estimated share of false events among the month's events at least this "
+                                       "significant (from its mirror events)."),
+    "snr": st.column_config.NumberColumn("A/stderr(A)", format="%.1f", help="Against the stated noise.")}
+
+
 def need_data() -> str:
     """The month to show; stops the page with a pointer to the Data page when the cache holds none."""
     month = view.month()
@@ -66,25 +78,44 @@ def pick_orbit_row() -> None:
         view.set_orbit(int(state.orbits(view.month()).iloc[rows[0]]["orbit"]))
 
 
+class _Progress:
+    """An ``on_orbit(i, n, orbit)`` callback that shows a progress bar once called (so nothing when all is cached)."""
+
+    def __init__(self, text: str, done: str):
+        self.text, self.done, self.bar = text, done, None
+
+    def __call__(self, i: int, n: int, orbit: int) -> None:
+        if self.bar is None:
+            self.bar = st.progress(0.0, text=self.text)
+        self.bar.progress(i / n, text=f"{self.done} orbit {orbit} ({i}/{n})")
+
+    def clear(self) -> None:
+        if self.bar is not None:
+            self.bar.empty()
+
+
 def month_candidates(month: str, settings: DetectionSettings, compute: bool = True) -> pd.DataFrame | None:
     """Every candidate of the month for these settings, computing missing orbits with a progress bar."""
-    bar = None
-
-    def on_orbit(i, n, orbit):
-        nonlocal bar
-        if bar is None:
-            bar = st.progress(0.0, text="detecting the month's orbits")
-        bar.progress(i / n, text=f"detected orbit {orbit} ({i}/{n})")
-
+    progress = _Progress("detecting the month's orbits", "detected")
     out = pipeline.month_candidates(state.root(), month, state.stamp(month), settings,
-                                    state.orbit_numbers(month), on_orbit=on_orbit, compute=compute)
-    if bar is not None:
-        bar.empty()
+                                    state.orbit_numbers(month), on_orbit=progress, compute=compute)
+    progress.clear()
     return out
 
 
 def orbit_candidates(month: str, orbit: int, settings: DetectionSettings) -> pd.DataFrame:
-    return pipeline.orbit_candidates(state.root(), month, orbit, state.stamp(month), settings)
+    """The orbit's candidates judged at the month's threshold (fitting the month's orbits first, with a progress
+    bar, when neither the month table nor its calibration is at hand: see :func:`pipeline.month_calibration`)."""
+    progress = _Progress("fitting the month's orbits for its threshold", "fitted")
+    out = pipeline.orbit_candidates(state.root(), month, orbit, state.stamp(month), settings,
+                                    state.orbit_numbers(month), on_orbit=progress)
+    progress.clear()
+    return out
+
+
+def orbit_noise(month: str, orbit: int, settings: DetectionSettings):
+    """The orbit's own noise (:class:`core.detect.OrbitNoise`)."""
+    return pipeline.noise(state.root(), month, orbit, state.stamp(month), settings)
 
 
 def orbit_data(month: str, orbit: int, settings: DetectionSettings):
@@ -184,6 +215,58 @@ def vega_spec(chart) -> dict:
             writer.write_table(table)
         spec["datasets"][name] = sink.getvalue().to_pybytes()
     return spec
+
+
+def threshold_note(month: str, settings: DetectionSettings, candidates: pd.DataFrame) -> None:
+    """The month's significance threshold and the false events expected at it (a warning when it fell back)."""
+    threshold = memo(("threshold", *month_key(month, settings)),
+                     lambda: pipeline.month_threshold(candidates, settings))
+    level, text = tables.threshold_note(threshold, settings)
+    (st.warning if level == "warning" else st.info)(text, icon="⚠️" if level == "warning" else "🎯")
+
+
+def _number(value: float, spec: str) -> str:
+    return format(value, spec) if pd.notna(value) else "n/a"
+
+
+def orbit_noise_row(month: str, orbit: int, settings: DetectionSettings, candidates: pd.DataFrame) -> None:
+    """The orbit's own noise and its mirror events above the month's threshold, as metrics, and the threshold the
+    orbit was judged at."""
+    f = tables.orbit_noise_figures(orbit_noise(month, orbit, settings), candidates)
+    cols = st.columns(4)
+    cols[0].metric("Noise scale", _number(f["noise_scale"], ".2f"),
+                   help="White scatter of the orbit's soundings over their stated `xco2_uncertainty` (same-footprint "
+                        "differences): 1 is the noise as stated.")
+    cols[1].metric("Correlated noise", f"{_number(f['correlated_ppm'], '.2f')} ppm over "
+                                       f"{_number(f['correlation_km'], '.0f')} km",
+                   help="Standard deviation of the noise correlated along the track, and its e-folding length.")
+    calibration = ("off" if not settings["noise.calibrate"] else
+                   "prior (fallback)" if f["fallback"] else "own data")
+    cols[2].metric("Noise calibration", calibration,
+                   help="Significances are divided by the orbit's own spread (`noise.calibrate`); an orbit with too "
+                        "few independent values leans on the conservative prior `noise.prior_spread` (fallback).")
+    cols[3].metric("Mirror events above threshold", f"{f['mirror_above']} "
+                                                    f"({_number(f['mirror_per_1000km'], '.2f')} / 1,000 km)",
+                   help=f"Mirror events (depletions fitted upside down) passing every rule at the month's threshold, "
+                        f"per 1,000 km of this orbit ({f['track_km']:,.0f} km): the false events to expect on it.")
+    if len(candidates) and "significance_threshold" in candidates:
+        first = candidates.iloc[0]
+        st.caption(f"Judged at the month's threshold: significance >= {first['significance_threshold']:.2f} "
+                   f"({first['threshold_method']}; the month expects {_number(first['month_false_per_1000km'], '.2f')}"
+                   " false events per 1,000 km). Significance: A/stderr(A) in units of the orbit's own noise.")
+
+
+def significance_caption(row: pd.Series) -> None:
+    """A peak's significance against the month's threshold, its q-value and expected false rate."""
+    if pd.isna(row.get("significance", float("nan"))):
+        return
+    text = f"Significance {row['significance']:.2f} (A/stderr(A) over the orbit's own noise)"
+    if pd.notna(row.get("significance_threshold", float("nan"))):
+        text += f"; the month's threshold {row['significance_threshold']:.2f} ({row['threshold_method']})"
+    if pd.notna(row.get("q_value", float("nan"))):
+        text += (f"; q-value {row['q_value']:.3f}, {row['false_alarm_per_1000km']:.2f} false events per 1,000 km "
+                 "expected at least this significant")
+    st.caption(text + ".")
 
 
 def month_key(month: str, settings: DetectionSettings) -> tuple:

@@ -20,14 +20,19 @@ with st.expander(f"All {len(orbits)} orbits of {month} (click a row to open one)
 
 candidates = ui.orbit_candidates(month, orbit, settings)
 od = ui.orbit_data(month, orbit, settings)
-rows = tables.event_rows(candidates)
-kinds = rows["kind"].value_counts() if len(rows) else {}
+kinds = tables.event_rows(candidates)["kind"].value_counts() if len(candidates) else {}
 cols = st.columns(5)
 cols[0].metric("Soundings", f"{len(od.soundings):,}")
 cols[1].metric("Candidates", len(candidates), help="Every screened or fitted window.")
 cols[2].metric("Accepted", int(kinds.get("accepted", 0)), help="Plume events every enabled rule accepts.")
 cols[3].metric("Rejected events", int(kinds.get("rejected", 0)))
 cols[4].metric("Not fitted", int(kinds.get("not fitted", 0)), help="Screen too weak or fit failed.")
+ui.orbit_noise_row(month, orbit, settings, candidates)
+show_mirrors = st.toggle("Mirror events", value=False, key="orbit:mirrors",
+                         help="Depletions fitted with the data turned upside down (`detection.mirror`): they "
+                              "sample the noise and set the month's threshold, and are never plumes. Shown "
+                              "dash-dotted purple, listed last.")
+rows = tables.event_rows(candidates, mirrors=show_mirrors)
 
 peak = ui.find_peak(candidates, view.peak())
 orbit_key = (*ui.month_key(month, settings), orbit)
@@ -35,15 +40,16 @@ orbit_key = (*ui.month_key(month, settings), orbit)
 
 def orbit_chart():
     x = od.soundings["x_km"]
-    curves = tables.fit_curves(candidates).query("@x.min() <= x_km <= @x.max()")
+    curves = tables.fit_curves(candidates, mirrors=show_mirrors).query("@x.min() <= x_km <= @x.max()")
     return charts.orbit_chart(od.soundings, curves, None if peak is None else float(peak["center_km"]))
 
 
-st.vega_lite_chart(ui.vega(("orbit-chart", *orbit_key, None if peak is None else int(peak["sounding_id"])),
-                           orbit_chart), width="stretch")
+st.vega_lite_chart(ui.vega(("orbit-chart", *orbit_key, None if peak is None else int(peak["sounding_id"]),
+                            show_mirrors), orbit_chart), width="stretch")
 st.caption("Grey dots: good soundings. Curves: each fitted candidate over +-4 sigma; red solid accepted, orange "
-           "dashed rejected (hover for the rules it failed), grey dotted other windows of the same plume. "
-           "Drag to pan, scroll to zoom.")
+           "dashed rejected (hover for the rules it failed), grey dotted other windows of the same plume"
+           + (", purple dash-dotted mirror events (depletions)" if show_mirrors else "") +
+           ". Drag to pan, scroll to zoom.")
 
 left, right = st.columns([3, 2])
 with left:
@@ -53,8 +59,7 @@ with left:
     else:
         shown = ["kind"] + [c for c in tables.CANDIDATE_COLUMNS if c in rows and c != "status"]
         picked = st.dataframe(rows[shown], hide_index=True, height=300, width="stretch", key="orbit:candidates",
-                              on_select="rerun", selection_mode="single-row",
-                              column_config={"rejected_by": st.column_config.TextColumn("rejected by", width="medium")})
+                              on_select="rerun", selection_mode="single-row", column_config=ui.CANDIDATE_CONFIG)
         if picked.selection.rows:  # choosing a peak in the table opens its detail
             view.set_peak(int(rows.iloc[picked.selection.rows[0]]["sounding_id"]))
             st.switch_page(ui.PAGE_FILES["peak"])

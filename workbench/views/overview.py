@@ -17,11 +17,13 @@ cols = st.columns(7)
 cols[0].metric("Soundings", f"{n_soundings:,}")
 cols[1].metric("Orbits", len(orbits))
 cols[2].metric("Candidates", f"{len(candidates):,}", help="Screen extrema and fitted windows, before the rules.")
-cols[3].metric("Plume events", f"{len(events):,}", help="Candidates merged into one event per plume.")
+cols[3].metric("Plume events", f"{len(events):,}", help="Candidates merged into one event per plume (mirror events, "
+               "depletions fitted upside down to sample the noise, are not counted).")
 cols[4].metric("Accepted", f"{len(accepted):,}", help="Events every enabled rule accepts.")
 cols[5].metric("Attributed", f"{int(accepted['source_id'].notna().sum()) if len(accepted) else 0:,}",
                help="Accepted events with an inventory source in their upwind sector.")
 cols[6].metric("Mean XCO2 [ppm]", f"{mean_xco2:.1f}", help="Mean of the month's good soundings.")
+ui.threshold_note(month, settings, candidates)
 
 opts = st.columns(4)
 show_rejected = opts[0].toggle("Rejected events", value=False, help="Grey circles: events a rule rejected.")

@@ -25,6 +25,8 @@ if row is None:
     ui.view_changed()
 
 verdict = "✅ accepted" if row["status"] == "accepted" else f"❌ rejected by {row['rejected_by']}"
+if row["mirror"]:
+    verdict = f"🪞 mirror event, never a plume (rejected by {row['rejected_by']})"
 st.markdown(f"**{month} · orbit {orbit} · sounding {int(row['sounding_id'])}** · "
             f"{row['time']:%Y-%m-%d %H:%M:%S} UTC "
             f"· {row['latitude']:.3f}°, {row['longitude']:.3f}° · {verdict}")
@@ -52,6 +54,10 @@ with right:
     st.subheader("Fit")
     if not fitted:
         st.warning(f"Not fitted ({row['fixed_reason']}: {row['fit_message']}); the values are the screen's.")
+    if row["mirror"]:
+        st.info("A depletion fitted with the data turned upside down (`detection.mirror`): A, slope and intercept "
+                "are in that frame; the chart shows the fit the right way up.")
+    ui.significance_caption(row)
     params = tables.parameters_table(row)
     params["value"] = params["value"].map(lambda v: f"{v:.4g}")
     params["stderr"] = params["stderr"].map(lambda v: f"{v:.2g}" if np.isfinite(v) else "")
