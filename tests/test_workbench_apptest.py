@@ -166,18 +166,31 @@ def test_overview_states_the_months_threshold_and_false_event_rate(cache, monkey
     assert " ".join(i.value for i in at.info) != info
 
 
-def test_orbit_explorer_shows_the_orbits_noise_and_its_mirror_events(cache, core_view):
-    at = _page(_app({"month": SMALL_MONTH, "orbit": str(core_view["orbit"])}), "orbit")
-    _no_exception(at)
+@pytest.mark.parametrize("change", [{}, {"detection.min_mirror_events": 3, "detection.false_alarms_per_1000km": 0.4,
+                                         SNR: 1.0}])
+def test_orbit_explorer_shows_the_orbits_noise_and_its_mirror_events(cache, change):
+    """The orbit's own noise as core estimates it, its mirror events above the month's threshold per 1,000 km, the
+    threshold it was judged at (the fallback for the small month as preset; set by its mirror events when fewer are
+    needed and a low floor lets them reach it); mirror rows only when asked."""
+    settings = DetectionSettings(change)
     soundings = SoundingsCache(cache).read_month(SMALL_MONTH, SOUNDING_COLUMNS)
-    noise = orbit_noise(prepare_orbit(soundings[soundings["orbit"] == core_view["orbit"]]), DetectionSettings())
+    month = calibrate_month(pd.concat([judge(od, f, settings) for od, f in month_fits(soundings, settings).values()
+                                       if not f.empty], ignore_index=True), settings)
+    above = (month["is_event"] & (month["sign"] < 0) & month["rejected_by"].eq("mirror")).groupby(month["orbit"]).sum()
+    orbit = int(above.idxmax())  # the orbit with the most mirror events above the threshold
+    at = _page(_app({"month": SMALL_MONTH, "orbit": str(orbit), **{k: str(v) for k, v in change.items()}}), "orbit")
+    _no_exception(at)
+    noise = orbit_noise(prepare_orbit(soundings[soundings["orbit"] == orbit]), settings)
     v = noise.variogram
     assert _metric(at, "Noise scale") == f"{v.noise_scale:.2f}"
-    assert _metric(at, "Correlated noise") == f"{v.correlated_ppm:.2f} ppm over {v.correlation_km:.0f} km"
+    assert _metric(at, "Correlated noise") == f"{v.correlated_ppm:.2f} ppm"
+    assert _metric(at, "Correlation length") == f"{v.correlation_km:.0f} km"
     assert _metric(at, "Noise calibration") == ("prior (fallback)" if noise.fallback else "own data")
-    assert _metric(at, "Mirror events above threshold").endswith("/ 1,000 km)")
-    fallback = DetectionSettings()["detection.fallback_significance"]
-    assert any(f"Judged at the month's threshold: significance >= {fallback:.2f} (fallback" in c.value
+    assert above[orbit] > 0 or not change
+    assert _metric(at, "Mirror events / 1,000 km") == f"{above[orbit] * 1000 / noise.track_km:.2f}"
+    threshold, method = month["significance_threshold"].iloc[0], month["threshold_method"].iloc[0]
+    assert (method == "fallback") is not bool(change)
+    assert any(f"Judged at the month's threshold: significance >= {threshold:.2f} ({method};" in c.value
                for c in at.caption)
     table = at.dataframe(key="orbit:candidates").value
     assert "significance" in table and "q_value" in table and "mirror" not in set(table["kind"])

@@ -148,11 +148,10 @@ def parameters_table(row: pd.Series) -> pd.DataFrame:
     delta = row.get("delta_ppm")
     rows.append({"parameter": "delta (peak height)", "value": delta, "stderr": np.nan, "unit": "ppm"})
     rows.append({"parameter": "A / stderr(A)", "value": row.get("snr"), "stderr": np.nan, "unit": "1"})
-    rows.append({"parameter": "significance (orbit's noise)", "value": row.get("significance", np.nan),
-                 "stderr": np.nan, "unit": "1"})
-    rows.append({"parameter": "month's threshold", "value": row.get("significance_threshold", np.nan),
-                 "stderr": np.nan, "unit": "1"})
-    rows.append({"parameter": "q-value", "value": row.get("q_value", np.nan), "stderr": np.nan, "unit": "1"})
+    for name, column in (("significance (orbit's noise)", "significance"),
+                         ("month's threshold", "significance_threshold"), ("q-value", "q_value")):
+        if pd.notna(row.get(column, np.nan)):  # where the table has it (the q-value: events passing every rule)
+            rows.append({"parameter": name, "value": row[column], "stderr": np.nan, "unit": "1"})
     rows.append({"parameter": "r2 (+-4 sigma)", "value": row.get("r2"), "stderr": np.nan, "unit": "1"})
     return pd.DataFrame(rows).astype({"value": float, "stderr": float})
 

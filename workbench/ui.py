@@ -233,22 +233,23 @@ def orbit_noise_row(month: str, orbit: int, settings: DetectionSettings, candida
     """The orbit's own noise and its mirror events above the month's threshold, as metrics, and the threshold the
     orbit was judged at."""
     f = tables.orbit_noise_figures(orbit_noise(month, orbit, settings), candidates)
-    cols = st.columns(4)
+    cols = st.columns(5)
     cols[0].metric("Noise scale", _number(f["noise_scale"], ".2f"),
                    help="White scatter of the orbit's soundings over their stated `xco2_uncertainty` (same-footprint "
                         "differences): 1 is the noise as stated.")
-    cols[1].metric("Correlated noise", f"{_number(f['correlated_ppm'], '.2f')} ppm over "
-                                       f"{_number(f['correlation_km'], '.0f')} km",
-                   help="Standard deviation of the noise correlated along the track, and its e-folding length.")
+    cols[1].metric("Correlated noise", f"{_number(f['correlated_ppm'], '.2f')} ppm",
+                   help="Standard deviation of the noise correlated along the track.")
+    cols[2].metric("Correlation length", f"{_number(f['correlation_km'], '.0f')} km",
+                   help="E-folding length of the correlated noise along the track.")
     calibration = ("off" if not settings["noise.calibrate"] else
                    "prior (fallback)" if f["fallback"] else "own data")
-    cols[2].metric("Noise calibration", calibration,
+    cols[3].metric("Noise calibration", calibration,
                    help="Significances are divided by the orbit's own spread (`noise.calibrate`); an orbit with too "
                         "few independent values leans on the conservative prior `noise.prior_spread` (fallback).")
-    cols[3].metric("Mirror events above threshold", f"{f['mirror_above']} "
-                                                    f"({_number(f['mirror_per_1000km'], '.2f')} / 1,000 km)",
-                   help=f"Mirror events (depletions fitted upside down) passing every rule at the month's threshold, "
-                        f"per 1,000 km of this orbit ({f['track_km']:,.0f} km): the false events to expect on it.")
+    cols[4].metric("Mirror events / 1,000 km", _number(f["mirror_per_1000km"], ".2f"),
+                   help=f"Mirror events (depletions fitted upside down) passing every rule at the month's threshold: "
+                        f"{f['mirror_above']} on this orbit's {f['track_km']:,.0f} km, the false events to expect on "
+                        "it.")
     if len(candidates) and "significance_threshold" in candidates:
         first = candidates.iloc[0]
         st.caption(f"Judged at the month's threshold: significance >= {first['significance_threshold']:.2f} "

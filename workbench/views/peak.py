@@ -61,7 +61,7 @@ with right:
     params = tables.parameters_table(row)
     params["value"] = params["value"].map(lambda v: f"{v:.4g}")
     params["stderr"] = params["stderr"].map(lambda v: f"{v:.2g}" if np.isfinite(v) else "")
-    st.dataframe(params, hide_index=True, width="stretch")
+    st.dataframe(params, hide_index=True, width="stretch", height=35 * len(params) + 38)
     st.subheader("Emission")
     c = st.columns([3, 2])
     if np.isfinite(row["emission_MtCO2_yr"]):
