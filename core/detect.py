@@ -22,10 +22,11 @@ import pandas as pd
 from . import emission as em
 from .fitting import SQRT_2PI, fit_window, gaussian_line
 from .noise import VariogramNoise, screen_spread, shrunk_spread, variogram_noise
-from .rules import STAT_COLUMNS, rule_verdicts, window_stats
+from .rules import (LOCAL_SPAN_MIN_KM, LOCAL_SPAN_SIGMA, STAT_COLUMNS, _gaussian_line_chi2, geometry_stats,
+                    rule_verdicts, window_stats)
 from .screen import ScreenResult, local_extrema, rescaled, screen_orbit, width_extrema, window_snr
 from .settings import DetectionSettings
-from .track import along_track, cross_track_wind_ms, wind_aligned_km
+from .track import MIN_WIND_ANGLE_DEG, along_track, cross_track_wind_ms, shift_ratio, wind_aligned_km
 
 #: Along-track distance between OCO-2 frames [km] (3 frames/s at ~6.75 km/s ground speed).
 FRAME_KM = 2.25
@@ -233,6 +234,7 @@ def fit_candidates(od: OrbitData, candidates: pd.DataFrame, settings: DetectionS
     frame, footprint = df["frame"].to_numpy(), df["footprint"].to_numpy()
     x_track = df["x_track_km"].to_numpy()
     land_water = df["land_water_indicator"].to_numpy()
+    geometry = _ShiftGeometry.of(df, s)  # the footprints' geometry (None without cross-swath positions)
     half = s["fit.window_km"] / 2
     centre = candidates["center_km"].to_numpy(float)
     snr = candidates["screen_snr"].to_numpy(float)
@@ -275,6 +277,7 @@ def fit_candidates(od: OrbitData, candidates: pd.DataFrame, settings: DetectionS
     out["duplicate_of"] = np.full(n, -1, np.int64)
     out["n_neighbours"] = np.zeros(n, np.int64)
     out["neighbours"] = np.full(n, "", object)  # their rows, comma-separated (the peak page draws them)
+    out["shift_ratio"] = np.full(n, np.nan)  # the footprint shift fitted in (NaN: the view's coordinate)
     stats: dict[str, list] = {}
     fitted_rows, strong_rows = [], []  # strong: fits modelled in weaker candidates' windows
     for i in to_fit:
@@ -290,7 +293,8 @@ def fit_candidates(od: OrbitData, candidates: pd.DataFrame, settings: DetectionS
             out["fixed_reason"][i], out["fit_message"][i] = "screen", "below the screen threshold, no neighbour"
             continue
         a, b = lo[i], hi[i]
-        yw = sign[i] * (y[a:b] - _gaussians(x[a:b], out, neighbours) if neighbours.size else y[a:b])
+        modelled = _gaussians(x[a:b], out, neighbours, geometry, a, b) if neighbours.size else 0.0
+        yw = sign[i] * (y[a:b] - modelled)
         out["n_neighbours"][i] = neighbours.size
         out["neighbours"][i] = ",".join(map(str, neighbours))
         if weak:  # the screen's statistic again, with the neighbours modelled: most are noise, not fitted
@@ -300,7 +304,11 @@ def fit_candidates(od: OrbitData, candidates: pd.DataFrame, settings: DetectionS
                 out["fit_message"][i] = f"below the screen threshold with its neighbours modelled ({again:.1f})"
                 continue
         start = {param: out[column][i] for column, param in _FIT_PARAM.items()}
-        fit = fit_window(x[a:b], yw, unc[a:b], start, s)
+        xw = x[a:b]
+        if geometry is not None and geometry.search:
+            out["shift_ratio"][i] = geometry.best_ratio(a, b, yw, unc[a:b], centre[i], screen_sigma[i])
+            xw = geometry.x(a, b, out["shift_ratio"][i])
+        fit = fit_window(xw, yw, unc[a:b], start, s)
         out["nfev"][i], out["fit_message"][i] = fit.nfev, fit.message
         if not fit.ok:
             out["fixed_reason"][i] = "fit-failed"
@@ -312,9 +320,12 @@ def fit_candidates(od: OrbitData, candidates: pd.DataFrame, settings: DetectionS
         fitted_rows.append(i)
         if neighbour_snr > 0 and abs(fit.values["amplitude"]) >= neighbour_snr * fit.stderr["amplitude"]:
             strong_rows.append(i)
-        for key, value in window_stats(x[a:b], yw, unc[a:b], frame[a:b], footprint[a:b], land_water[a:b], fit,
+        for key, value in window_stats(xw, yw, unc[a:b], frame[a:b], footprint[a:b], land_water[a:b], fit,
                                        len(df), s, x_track[a:b]).items():
             stats.setdefault(key, []).append(value)
+        geo = geometry.stats(a, b, footprint[a:b], yw, unc[a:b], fit) if geometry is not None else {}
+        for key in ("delta_chi2_frame", "footprint_chi2", "geometry_tells"):
+            stats.setdefault(key, []).append(geo.get(key, np.nan))
     out.update(errors, chi2=chi2, redchi=redchi)
     for column in STAT_COLUMNS:
         if column == "n_window":
@@ -342,13 +353,77 @@ def _neighbours(i: int, strong_rows: list[int], out: dict, sigma_km: float, half
     return rows[(distance > width + sigma_km) & (distance < half_km + 5 * width)]
 
 
-def _gaussians(x_km: np.ndarray, out, rows: np.ndarray) -> np.ndarray:
+def _gaussians(x_km: np.ndarray, out, rows: np.ndarray, geometry: "_ShiftGeometry | None" = None, a: int = 0,
+               b: int | None = None) -> np.ndarray:
     """Sum of the fitted Gaussians of ``rows`` at ``x_km`` [ppm] (their lines are not included); ``out``: columns
-    by name (a candidates table or the arrays being filled)."""
+    by name (a candidates table or the arrays being filled). With ``geometry``, each Gaussian is evaluated in the
+    coordinate its own fit chose (its ``shift_ratio``) over the soundings ``a:b``."""
     column = {name: np.asarray(out[name], float)[rows, None] for name in ("amplitude_ppm_km", "sigma_km", "center_km")}
     sign = np.asarray(out["sign"], float)[rows, None] if "sign" in out else 1.0  # a mirror fit is a depletion
-    return gaussian_line(np.asarray(x_km, float)[None, :], sign * column["amplitude_ppm_km"], column["sigma_km"],
-                         column["center_km"], 0.0, 0.0).sum(axis=0)
+    x = np.asarray(x_km, float)[None, :]
+    if geometry is not None:
+        ratio = np.asarray(out["shift_ratio"], float)[rows, None]
+        x = np.where(np.isfinite(ratio), geometry.x_track[a:b][None, :] + geometry.cross[a:b][None, :] * ratio, x)
+    return gaussian_line(x, sign * column["amplitude_ppm_km"], column["sigma_km"], column["center_km"],
+                         0.0, 0.0).sum(axis=0)
+
+
+@dataclass(frozen=True)
+class _ShiftGeometry:
+    """The footprint shift fitted per candidate within the wind's uncertainty (``fit.shift_search``).
+
+    The wind-aligned coordinate shifts each footprint by ``cross * ratio`` (:func:`core.track.shift_ratio`), but
+    the file's wind is uncertain (``emission.wind_uncertainty_ms``): at 1.5 m/s per component its direction is off
+    by 10-40 deg, and an oblique plume is smeared again by a wrong ratio. Each candidate therefore tries the
+    ratios within two sigma of the file's (and 0, the track) and keeps the one whose Gaussian of the screen's width
+    at the candidate's centre, with its line, fits the local data best (a linear solve per ratio). The plume's own
+    footprints, shifted against each other, tell the crossing angle the wind only suggests.
+    """
+
+    x_track: np.ndarray
+    cross: np.ndarray
+    ratio: np.ndarray  # the file wind's ratio at each sounding
+    ratio_sd: np.ndarray  # its 1-sigma from the wind's uncertainty
+    n_steps: int
+    search: bool  # fit.wind_aligned and fit.shift_search: each fit in the shift that fits it best
+
+    @classmethod
+    def of(cls, df: pd.DataFrame, settings: DetectionSettings) -> "_ShiftGeometry | None":
+        if "cross_km" not in df:
+            return None
+        ratio, sd = shift_ratio(df["bearing_deg"].to_numpy(float), df["windspeed_u"].to_numpy(float),
+                                df["windspeed_v"].to_numpy(float), settings["emission.wind_uncertainty_ms"])
+        return cls(df["x_track_km"].to_numpy(float), df["cross_km"].to_numpy(float), ratio, sd,
+                   int(settings["fit.shift_search_steps"]),
+                   bool(settings["fit.wind_aligned"] and settings["fit.shift_search"]))
+
+    def x(self, a: int, b: int, ratio: float) -> np.ndarray:
+        return self.x_track[a:b] + self.cross[a:b] * ratio
+
+    def file_ratio(self, a: int, b: int, centre_km: float, sigma_km: float) -> tuple[float, float]:
+        """The file wind's ratio and its 1-sigma around a centre (medians over +-3 widths)."""
+        near = np.abs(self.x_track[a:b] - centre_km) <= max(3 * sigma_km, FRAME_KM)
+        if not near.any():
+            return 0.0, 0.0
+        return float(np.median(self.ratio[a:b][near])), float(np.median(self.ratio_sd[a:b][near]))
+
+    def stats(self, a: int, b: int, footprint, y, unc, fit) -> dict:
+        """Plume or burst of bad frames (:func:`core.rules.geometry_stats`), around a fit."""
+        centre, sigma = fit.values["center"], fit.values["sigma"]
+        r0, sd = self.file_ratio(a, b, centre, sigma)
+        return geometry_stats(self.x_track[a:b], self.cross[a:b], footprint, y, 1.0 / unc ** 2, centre, sigma,
+                              r0, sd, self.n_steps)
+
+    def best_ratio(self, a: int, b: int, y, unc, centre_km: float, sigma_km: float) -> float:
+        r0, sd = self.file_ratio(a, b, centre_km, sigma_km)
+        limit = 1 / np.tan(np.radians(MIN_WIND_ANGLE_DEG))
+        ratios = np.unique(np.clip(np.r_[0.0, r0 + 2 * sd * np.linspace(-1, 1, self.n_steps)], -limit, limit))
+        local = np.abs(self.x_track[a:b] - centre_km) <= max(LOCAL_SPAN_SIGMA * sigma_km, LOCAL_SPAN_MIN_KM)
+        if ratios.size == 1 or np.count_nonzero(local) < 8:
+            return r0
+        w = 1.0 / unc[local] ** 2
+        chi2 = [_gaussian_line_chi2(self.x(a, b, r)[local] - centre_km, y[local], w, sigma_km) for r in ratios]
+        return float(ratios[int(np.argmin(chi2))])
 
 
 def neighbour_model(x_km, candidates: pd.DataFrame, row) -> np.ndarray:
@@ -495,14 +570,19 @@ def _span_means(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarra
 
 
 def _emission(cands: pd.DataFrame, located: dict, settings: DetectionSettings) -> dict:
-    """Cross-sectional flux of each candidate and its 1-sigma (:mod:`core.emission`), from the located winds."""
+    """Cross-sectional flux of each candidate and its 1-sigma (:mod:`core.emission`), from the located winds: the
+    area's error (calibrated) and the wind's (``emission.wind_uncertainty_ms`` on the cross-track component)
+    added in quadrature."""
     amplitude = cands["amplitude_ppm_km"].to_numpy(float)
     u_perp = np.asarray(cross_track_wind_ms(located["wind_u_ms"], located["wind_v_ms"],
                                             located["track_bearing_deg"]), float)
     q = em.emission_kg_s(amplitude, u_perp, located["surface_pressure_hpa"], located["tcwv_kg_m2"])
     ok = np.abs(u_perp) >= settings["emission.min_wind_perp_ms"]
     q = np.where(ok, q, np.nan)
-    rel_a = cands["amplitude_stderr"].to_numpy(float) / np.abs(amplitude)
+    # A's standard error in units of the orbit's own noise at the fitted width (core.noise): the stated noise
+    # understates it where errors are correlated along the track
+    spread = cands["noise_spread"].to_numpy(float) if "noise_spread" in cands else 1.0
+    rel_a = cands["amplitude_stderr"].to_numpy(float) * spread / np.abs(amplitude)
     rel_w = settings["emission.wind_uncertainty_ms"] / np.abs(u_perp)
     q_se = np.abs(q) * np.sqrt(rel_a ** 2 + rel_w ** 2)
     return {

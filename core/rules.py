@@ -28,7 +28,7 @@ LOCAL_SPAN_MIN_KM = 15.0
 #: Statistics columns each fitted candidate carries (inputs of the rules).
 STAT_COLUMNS = ("n_window", "n_orbit", "near_left", "near_right", "flank_left", "flank_right", "r", "r2",
                 "snr", "delta_chi2_step", "delta_chi2_box", "delta_chi2_pair", "surface_transition", "support_frames",
-                "support_footprints", "top_share")
+                "support_footprints", "top_share", "delta_chi2_frame", "footprint_chi2", "geometry_tells")
 
 
 def window_stats(x_km, y_ppm, unc_ppm, frame, footprint, land_water, fit: FitResult, n_orbit: int,
@@ -163,6 +163,58 @@ def best_pair_chi2(d, y, w, sigma_km: float, n_centres: int = 13, n_widths: int 
     return float(max(chi2_line - gain.max(), 0.0)) if gain.size else float(chi2_line)
 
 
+def geometry_stats(x_track_km, cross_km, footprint, y_ppm, weight, centre_km: float, sigma_km: float,
+                   ratio: float, ratio_sd: float, n_steps: int = 7) -> dict:
+    """Is the bump a plume (wind-aligned across the 8 footprints) or a burst of bad frames (frame-aligned)?
+
+    A burst raises the same frames on every footprint it touches: its edges are the frames', at the same
+    along-track position on each footprint (shift ratio 0), and it may touch part of the footprints only. A plume
+    crossed obliquely meets footprint k ``cross_k * ratio`` further along (:func:`core.track.shift_ratio`), and
+    covers the whole swath. On the soundings within ``max(10 sigma, 15 km)`` of the centre, with a Gaussian of the
+    fitted width and a line:
+
+    * ``delta_chi2_frame`` = min chi2 over the ratios the wind allows (within two sigma of ``ratio``, 0 excluded
+      when that range excludes it) - chi2 at ratio 0: positive where the frame-aligned geometry fits better;
+    * ``geometry_tells``: the wind-allowed footprint shifts spread the plume across the swath by at least one
+      width (``|ratio| - 2 sd`` times the swath >= sigma); where they do not (a wind near perpendicular to the
+      track, or too uncertain), geometry cannot tell a burst from a plume and the row says so;
+    * ``footprint_chi2`` = chi2(one amplitude) - chi2(one amplitude per footprint), divided by the common fit's
+      reduced chi-square (at least 1): ~chi2 with (footprints - 1) degrees of freedom for a plume, large for a
+      burst on part of the footprints.
+    """
+    x, cross, y, w = (np.asarray(a, float) for a in (x_track_km, cross_km, y_ppm, weight))
+    fp = np.asarray(footprint)
+    local = np.abs(x - centre_km) <= max(LOCAL_SPAN_SIGMA * sigma_km, LOCAL_SPAN_MIN_KM)
+    x, cross, y, w, fp = x[local], cross[local], y[local], w[local], fp[local]
+    out = {"delta_chi2_frame": np.nan, "footprint_chi2": np.nan, "geometry_tells": False}
+    if x.size < 12:
+        return out
+    swath_km = float(np.ptp(cross)) if cross.size else 0.0
+    lo, hi = abs(ratio) - 2 * ratio_sd, abs(ratio) + 2 * ratio_sd
+    out["geometry_tells"] = bool(lo * swath_km >= sigma_km)
+    allowed = np.sign(ratio) * np.linspace(max(lo, 0.0), hi, n_steps) if ratio != 0 else np.zeros(1)
+    frame_chi2 = _gaussian_line_chi2(x - centre_km, y, w, sigma_km)
+    chi2 = [_gaussian_line_chi2(x + cross * r - centre_km, y, w, sigma_km) for r in allowed]
+    wind_chi2 = min(chi2)
+    out["delta_chi2_frame"] = float(wind_chi2 - frame_chi2)
+    # footprint consistency, in the geometry that fits best of the two
+    d = x - centre_km if frame_chi2 <= wind_chi2 else x + cross * allowed[int(np.argmin(chi2))] - centre_km
+    best = min(frame_chi2, wind_chi2)
+    g = np.exp(-0.5 * (d / sigma_km) ** 2) / (sigma_km * np.sqrt(2 * np.pi))
+    kinds = np.unique(fp)
+    basis = np.vstack([np.ones_like(d), d] + [g * (fp == k) for k in kinds])
+    a = (basis * w) @ basis.T
+    rhs = (basis * w) @ y
+    try:
+        p = np.linalg.solve(a + np.eye(a.shape[0]) * 1e-12 * np.trace(a), rhs)
+    except np.linalg.LinAlgError:
+        return out
+    per_footprint = float(max((w * y * y).sum() - p @ rhs, 0.0))
+    redchi = max(best / max(x.size - 3, 1), 1.0)
+    out["footprint_chi2"] = float((best - per_footprint) / redchi)
+    return out
+
+
 def _correlation(a: np.ndarray, b: np.ndarray) -> float:
     """Pearson correlation of two samples; 0 when either is constant."""
     da, db = a - a.mean(), b - b.mean()
@@ -275,6 +327,9 @@ def rule_failures(stats, settings: DetectionSettings, significance_threshold: fl
                              & ~(s["rules.box_like.spare_blends"]
                                  & (col["delta_chi2_pair"] > s["rules.box_like.min_pair_advantage"]))),
         "surface-transition": lambda: col["surface_transition"].astype(bool),
+        "frame-aligned": lambda: ((col["footprint_chi2"] > s["rules.frame_aligned.max_footprint_chi2"])
+                                  | (col["geometry_tells"].astype(bool)
+                                     & (col["delta_chi2_frame"] > s["rules.frame_aligned.max_frame_advantage"]))),
         "support": lambda: ((col["support_frames"] < s["rules.support.min_frames"])
                             | (col["support_footprints"] < s["rules.support.min_footprints"])
                             | (col["top_share"] > s["rules.support.max_top_share"])),

@@ -113,25 +113,32 @@ def along_track(sounding_id, latitude, longitude, tangent_frames: int = 20) -> T
                  cross_km=per_footprint[slot])
 
 
-def wind_aligned_km(x_km, cross_km, bearing_deg, wind_u_ms, wind_v_ms, min_angle_deg: float = 15.0):
-    """Along-track position at which each sounding's crosswind distance would be met on the track centreline.
+#: Winds within this angle of the track give no usable cross-section: no shift [deg].
+MIN_WIND_ANGLE_DEG = 15.0
 
-    A plume is a function of the distance across the wind. The footprints of one frame lie across the swath
-    (up to +-5 km), so when the track crosses a plume obliquely each footprint meets the plume axis at a
-    different along-track position, which smears the along-track profile. Shifting each sounding by
-    ``cross_km * (u . n_w) / (t . n_w)`` (t the track direction, u its right normal, n_w the normal of the wind)
-    puts every footprint on the same crosswind scale; areas along the track are unchanged (a shift). Where the
-    wind is within ``min_angle_deg`` of the track no shift is applied (a plume along the track has no usable
-    cross-section).
+
+def shift_ratio(bearing_deg, wind_u_ms, wind_v_ms, wind_uncertainty_ms: float = 0.0,
+                min_angle_deg: float = MIN_WIND_ANGLE_DEG) -> tuple[np.ndarray, np.ndarray]:
+    """How far along the track a footprint meets a plume per km of its offset across the swath, and its 1-sigma.
+
+    A plume is a function of the distance across the wind. A footprint ``cross`` km right of the track meets the
+    plume axis ``cross * ratio`` km further along the track than the centreline, with
+    ``ratio = (u . n_w) / (t . n_w)`` (t the track direction, u its right normal, n_w the wind's normal): the
+    cotangent of the angle between track and wind, up to its sign. Where the wind is within ``min_angle_deg`` of
+    the track the ratio is 0 (no usable cross-section).
+
+    The analysed wind is uncertain by ``wind_uncertainty_ms`` per component, so its direction by about
+    ``wind_uncertainty / speed`` radians, and the ratio by that over ``sin^2`` of the angle (d cot/d angle): a
+    shift to trust where the wind is strong and crosses the track squarely, not where it is weak or oblique.
 
     Parameters
     ----------
-    x_km, cross_km : array_like
-        Along-track distance and across-swath position of each sounding [km].
     bearing_deg : array_like
         Track direction, clockwise from north [deg].
     wind_u_ms, wind_v_ms : array_like
-        Wind (eastward, northward) [m/s]; NaN gives no shift.
+        Wind (eastward, northward) [m/s]; NaN gives ratio 0.
+    wind_uncertainty_ms : float
+        1-sigma error of each wind component [m/s].
     """
     b = np.radians(np.asarray(bearing_deg, float))
     t_e, t_n = np.sin(b), np.cos(b)
@@ -142,8 +149,31 @@ def wind_aligned_km(x_km, cross_km, bearing_deg, wind_u_ms, wind_v_ms, min_angle
         n_e, n_n = -w_n, w_e
         along = t_e * n_e + t_n * n_n  # sine of the angle between the track and the wind
         ratio = (u_e * n_e + u_n * n_n) / along
+        sd = np.minimum(wind_uncertainty_ms / speed, np.pi / 2) / along ** 2
     usable = np.isfinite(ratio) & (np.abs(along) >= np.sin(np.radians(min_angle_deg)))
-    return np.asarray(x_km, float) + np.where(usable, np.asarray(cross_km, float) * ratio, 0.0)
+    return np.where(usable, ratio, 0.0), np.where(usable, np.abs(sd), 0.0)
+
+
+def wind_aligned_km(x_km, cross_km, bearing_deg, wind_u_ms, wind_v_ms, min_angle_deg: float = MIN_WIND_ANGLE_DEG):
+    """Along-track position at which each sounding's crosswind distance would be met on the track centreline.
+
+    A plume is a function of the distance across the wind. The footprints of one frame lie across the swath
+    (up to +-5 km), so when the track crosses a plume obliquely each footprint meets the plume axis at a
+    different along-track position, which smears the along-track profile. Shifting each sounding by
+    ``cross_km * ratio`` (:func:`shift_ratio`) puts every footprint on the same crosswind scale; areas along the
+    track are unchanged (a shift).
+
+    Parameters
+    ----------
+    x_km, cross_km : array_like
+        Along-track distance and across-swath position of each sounding [km].
+    bearing_deg : array_like
+        Track direction, clockwise from north [deg].
+    wind_u_ms, wind_v_ms : array_like
+        Wind (eastward, northward) [m/s]; NaN gives no shift.
+    """
+    ratio, _ = shift_ratio(bearing_deg, wind_u_ms, wind_v_ms, min_angle_deg=min_angle_deg)
+    return np.asarray(x_km, float) + np.asarray(cross_km, float) * ratio
 
 
 def _on_tangent_plane(vectors: np.ndarray, points: np.ndarray) -> np.ndarray:

@@ -403,7 +403,7 @@ def test_box_like_rule_spares_a_blend_of_plumes_only():
                           "sigma_km": 4.0, "amplitude_ppm_km": 10.0})
     only_box = RECOMMENDED.replace({f"rules.{r}.enabled": False for r in (
         "near_sides", "flanks", "significance", "step_like", "surface_transition", "support", "too_narrow",
-        "too_wide", "depletion", "min_orbit_soundings")})
+        "too_wide", "depletion", "min_orbit_soundings", "frame_aligned")})
     assert rule_failures(stats, only_box)["box-like"].tolist() == [False, True, True, False]
     plateau_alone = only_box.replace({"rules.box_like.spare_blends": False})
     assert rule_failures(stats, plateau_alone)["box-like"].tolist() == [True, True, True, False]
@@ -418,3 +418,53 @@ def test_a_burst_of_contaminated_frames_is_not_an_accepted_peak():
     assert not near["status"].eq("accepted").any()
     best = _best_near(cands, 507)
     assert "box-like" in best["rejected_by"], best["rejected_by"]
+
+
+def _oblique_plume(df: pd.DataFrame, centre_km: float, amplitude_ppm_km: float, sigma_km: float) -> pd.DataFrame:
+    """A plume crossed obliquely: footprint k meets its axis where its wind-aligned position ``x + cross_k * ratio``
+    is the centre (the crafted pass runs north, footprints step east, so ``cross`` = (footprint - 4.5) x 1.29 km)."""
+    from core.track import shift_ratio
+
+    ratio, _ = shift_ratio(0.0, float(df["windspeed_u"].iloc[0]), float(df["windspeed_v"].iloc[0]))
+    out = df.copy()
+    d = out["x_true_km"] + (out["footprint"] - 4.5) * 1.29 * float(ratio) - centre_km
+    out["xco2"] = (out["xco2"] + amplitude_ppm_km / (sigma_km * np.sqrt(2 * np.pi)) * np.exp(-0.5 * (d / sigma_km) ** 2)
+                   ).astype(np.float32)
+    return out
+
+
+def _burst(df: pd.DataFrame, at_km: float, n_frames: int, ppm: float, footprints=range(1, 9)) -> pd.DataFrame:
+    out = df.copy()
+    hit = (out["x_true_km"] >= at_km) & (out["x_true_km"] < at_km + n_frames * 2.25) & out["footprint"].isin(list(footprints))
+    out.loc[hit, "xco2"] = (out.loc[hit, "xco2"] + ppm).astype(np.float32)
+    return out
+
+
+@pytest.mark.parametrize("wind", [(8.0, 8.0), (8.0, -6.0)])  # 45 and 37 deg off the northward track, strong
+def test_a_burst_of_frames_and_an_oblique_plume_are_told_apart_by_their_geometry(wind):
+    """Two frames raised on every footprint, and a plume of the same size crossed obliquely: the plume's footprints
+    meet it at shifted positions, the burst's at the same frames. The burst fails frame-aligned, the plume passes."""
+    base = crafted_orbit(1000, seed=21, wind_u_ms=wind[0], wind_v_ms=wind[1])
+    df = _oblique_plume(_burst(base, 300.0, 3, 3.0), 700.0, 12.0, 1.2)
+    cands = detect_orbit(df, RECOMMENDED)
+    burst, plume = _best_near(cands, 303), _best_near(cands, 700)
+    assert burst["geometry_tells"] and burst["delta_chi2_frame"] > RECOMMENDED["rules.frame_aligned.max_frame_advantage"]
+    assert burst["status"] == "rejected" and "frame-aligned" in burst["rejected_by"], burst["rejected_by"]
+    assert plume["geometry_tells"] and plume["delta_chi2_frame"] < 0
+    assert "frame-aligned" not in plume["rejected_by"], plume["rejected_by"]
+
+
+def test_a_burst_on_part_of_the_footprints_fails_their_consistency():
+    df = _burst(crafted_orbit(1000, seed=22, wind_u_ms=5.0, wind_v_ms=0.0), 500.0, 3, 4.0, footprints=range(1, 5))
+    burst = _best_near(detect_orbit(df, RECOMMENDED), 503)
+    assert burst["footprint_chi2"] > RECOMMENDED["rules.frame_aligned.max_footprint_chi2"]
+    assert burst["status"] == "rejected" and "frame-aligned" in burst["rejected_by"], burst["rejected_by"]
+
+
+def test_with_the_wind_across_the_track_geometry_cannot_tell_and_says_so():
+    """Wind perpendicular to the track: a plume's footprints are not shifted, so a full-swath burst and a plume look
+    alike; the row says geometry cannot tell (``geometry_tells`` False) instead of guessing."""
+    df = _burst(crafted_orbit(1000, seed=23, wind_u_ms=6.0, wind_v_ms=0.0), 500.0, 2, 3.5)
+    burst = _best_near(detect_orbit(df, RECOMMENDED), 502)
+    assert not burst["geometry_tells"]
+    assert "frame-aligned" not in burst["rejected_by"] or burst["footprint_chi2"] > 30

@@ -64,7 +64,8 @@ from . import queries
 #: reads and fails when it reads another setting.
 FIT_STAGE_PREFIXES = ("fit.", "screen.", "noise.")
 FIT_STAGE_EXTRA = ("rules.surface_transition.margin_km", "rules.box_like.min_width_km", "rules.depletion.enabled",
-                   "rules.too_wide.enabled", "rules.too_wide.n_sigma", "detection.mirror")
+                   "rules.too_wide.enabled", "rules.too_wide.n_sigma", "detection.mirror",
+                   "emission.wind_uncertainty_ms")
 
 
 def is_fit_stage(key: str) -> bool:
