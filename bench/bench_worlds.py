@@ -12,11 +12,13 @@ prints, with bootstrap 90 % intervals over passes (``core.validation.score_many`
   truth (the loss from not knowing the noise is the difference).
 
     python bench/bench_worlds.py [--days 10] [--settings recommended|chevallier-2020|previous] [--worlds ...]
+                                 [--set KEY=VALUE ...]
 """
 from __future__ import annotations
 
 import argparse
 import sys
+import tomllib
 import time
 from pathlib import Path
 
@@ -47,7 +49,6 @@ SETTINGS = {
     "previous": lambda: DetectionSettings().replace({
         "noise.calibrate": False, "detection.mirror": False, "rules.significance.min_snr": 3.0,
         "screen.min_significance": 3.3, "screen.min_significance_beside": 2.5}),
-    "track": lambda: DetectionSettings().replace({"fit.wind_aligned": False}),
 }
 
 
@@ -97,8 +98,13 @@ def main(argv=None) -> int:
     parser.add_argument("--settings", default="recommended", choices=sorted(SETTINGS))
     parser.add_argument("--worlds", nargs="*", default=list(WORLDS))
     parser.add_argument("--held-out-seeds", action="store_true", help="also the held-out seeds of every world")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="settings changed from --settings (TOML values: 100.0, true, ...)")
     args = parser.parse_args(argv)
     settings = SETTINGS[args.settings]()
+    if args.set:
+        settings = settings.replace({k: tomllib.loads(f"v = {v}")["v"] for k, v in (a.split("=", 1) for a in args.set)})
+        args.settings += " " + " ".join(args.set)
     print(f"settings {args.settings} (hash {settings.hash}); tuning worlds {', '.join(TUNING_WORLDS)} on seeds "
           f"{TUNING_SEEDS}; held out: worlds {', '.join(HELD_OUT_WORLDS)} and seeds {HELD_OUT_SEEDS}; "
           f"{args.days} days x 6 passes x 3,000 km per seed\n")

@@ -22,7 +22,7 @@ import pandas as pd
 from . import emission as em
 from .fitting import SQRT_2PI, fit_window, gaussian_line
 from .noise import VariogramNoise, screen_spread, shrunk_spread, variogram_noise
-from .rules import (LOCAL_SPAN_MIN_KM, LOCAL_SPAN_SIGMA, STAT_COLUMNS, _gaussian_line_chi2, geometry_stats,
+from .rules import (LOCAL_SPAN_MIN_KM, LOCAL_SPAN_SIGMA, STAT_COLUMNS, gaussian_line_chi2_many, geometry_stats,
                     rule_verdicts, window_stats)
 from .screen import ScreenResult, local_extrema, rescaled, screen_orbit, width_extrema, window_snr
 from .settings import DetectionSettings
@@ -247,7 +247,7 @@ def fit_candidates(od: OrbitData, candidates: pd.DataFrame, settings: DetectionS
     for column, screen_column in _SCREEN_START.items():
         out[column] = candidates[screen_column].to_numpy(float).copy()
     strided = int(s["screen.stride"]) > 0
-    noise = orbit_noise(od, s)
+    noise = _screen(od, s)[1]  # od is already the detection view
     # mirror: a depletion is fitted on the data turned upside down, as an enhancement (sign -1), and judged by the
     # same rules: the noise's own null (never accepted, see core.false_alarms)
     mirror = bool(s["detection.mirror"]) and not strided
@@ -401,11 +401,11 @@ class _ShiftGeometry:
         return self.x_track[a:b] + self.cross[a:b] * ratio
 
     def file_ratio(self, a: int, b: int, centre_km: float, sigma_km: float) -> tuple[float, float]:
-        """The file wind's ratio and its 1-sigma around a centre (medians over +-3 widths)."""
+        """The file wind's ratio and its 1-sigma around a centre (means over +-3 widths: the wind varies slowly)."""
         near = np.abs(self.x_track[a:b] - centre_km) <= max(3 * sigma_km, FRAME_KM)
         if not near.any():
             return 0.0, 0.0
-        return float(np.median(self.ratio[a:b][near])), float(np.median(self.ratio_sd[a:b][near]))
+        return float(self.ratio[a:b][near].mean()), float(self.ratio_sd[a:b][near].mean())
 
     def stats(self, a: int, b: int, footprint, y, unc, fit) -> dict:
         """Plume or burst of bad frames (:func:`core.rules.geometry_stats`), around a fit."""
@@ -422,8 +422,8 @@ class _ShiftGeometry:
         if ratios.size == 1 or np.count_nonzero(local) < 8:
             return r0
         w = 1.0 / unc[local] ** 2
-        chi2 = [_gaussian_line_chi2(self.x(a, b, r)[local] - centre_km, y[local], w, sigma_km) for r in ratios]
-        return float(ratios[int(np.argmin(chi2))])
+        d = self.x_track[a:b][local][None, :] + self.cross[a:b][local][None, :] * ratios[:, None] - centre_km
+        return float(ratios[int(np.argmin(gaussian_line_chi2_many(d, y[local], w, sigma_km)))])
 
 
 def neighbour_model(x_km, candidates: pd.DataFrame, row) -> np.ndarray:

@@ -103,17 +103,26 @@ def window_stats(x_km, y_ppm, unc_ppm, frame, footprint, land_water, fit: FitRes
 
 def _gaussian_line_chi2(d, y, w, sigma):
     """Chi-square of the best ``b + m d + A g(d; sigma)`` (Gaussian shape fixed at the fit's centre and width)."""
-    if d.size < 4:
+    if np.size(d) < 4:
         return np.inf
+    return float(gaussian_line_chi2_many(np.asarray(d, float)[None, :], y, w, sigma)[0])
+
+
+def gaussian_line_chi2_many(d, y, w, sigma) -> np.ndarray:
+    """:func:`_gaussian_line_chi2` for several coordinates of the same soundings at once: ``d`` of shape (k, n)
+    (e.g. one row per footprint shift tried), one chi-square per row (inf where the 3x3 system is singular)."""
+    d = np.asarray(d, float)
     g = np.exp(-0.5 * (d / sigma) ** 2) / (sigma * np.sqrt(2 * np.pi))
-    basis = np.stack([np.ones_like(d), d, g])
-    a = (basis * w) @ basis.T
-    rhs = (basis * w) @ y
+    basis = np.stack([np.broadcast_to(np.ones(d.shape[1]), d.shape), d, g], axis=1)  # (k, 3, n)
+    weighted = basis * w
+    a = weighted @ basis.transpose(0, 2, 1)  # (k, 3, 3)
+    rhs = weighted @ y  # (k, 3)
+    a = a + np.eye(3) * (1e-12 * np.trace(a, axis1=1, axis2=2))[:, None, None]
     try:
-        p = np.linalg.solve(a + np.eye(3) * 1e-12 * np.trace(a), rhs)
+        p = np.linalg.solve(a, rhs[:, :, None])[:, :, 0]
     except np.linalg.LinAlgError:
-        return np.inf
-    return float(max((w * y * y).sum() - p @ rhs, 0.0))
+        return np.array([_gaussian_line_chi2(row, y, w, sigma) for row in d]) if d.shape[0] > 1 else np.array([np.inf])
+    return np.maximum((w * y * y).sum() - np.einsum("kj,kj->k", p, rhs), 0.0)
 
 
 def _weighted_line(d, y, w):
@@ -193,9 +202,10 @@ def geometry_stats(x_track_km, cross_km, footprint, y_ppm, weight, centre_km: fl
     lo, hi = abs(ratio) - 2 * ratio_sd, abs(ratio) + 2 * ratio_sd
     out["geometry_tells"] = bool(lo * swath_km >= sigma_km)
     allowed = np.sign(ratio) * np.linspace(max(lo, 0.0), hi, n_steps) if ratio != 0 else np.zeros(1)
-    frame_chi2 = _gaussian_line_chi2(x - centre_km, y, w, sigma_km)
-    chi2 = [_gaussian_line_chi2(x + cross * r - centre_km, y, w, sigma_km) for r in allowed]
-    wind_chi2 = min(chi2)
+    chi2_all = gaussian_line_chi2_many(x[None, :] + cross[None, :] * np.r_[0.0, allowed][:, None] - centre_km, y, w,
+                                       sigma_km)
+    frame_chi2, chi2 = float(chi2_all[0]), chi2_all[1:]
+    wind_chi2 = float(chi2.min())
     out["delta_chi2_frame"] = float(wind_chi2 - frame_chi2)
     # footprint consistency, in the geometry that fits best of the two
     d = x - centre_km if frame_chi2 <= wind_chi2 else x + cross * allowed[int(np.argmin(chi2))] - centre_km

@@ -259,10 +259,10 @@ PRESETS: dict[str, dict] = {
         "fit.neighbour_min_snr": 4.0,  # passes over clusters of sources: +0.020 recall, -1 point of emission error
         "noise.calibrate": True,  # significances in units of the orbit's own noise at each width
         "detection.mirror": True,  # the month's threshold from the mirrored depletions (false-alarm rate)
-        # calibrated screen thresholds below the month thresholds the mirror sets on the worlds (2.3-3.3), so that
-        # the mirror samples the null around them (bench/bench_worlds.py)
-        "screen.min_significance": 2.8,
-        "screen.min_significance_beside": 2.2,
+        # calibrated screen thresholds: the mirror samples the null around the month thresholds it sets on the
+        # worlds (2.4-3.1 on most; 2.8 cost 1.7x the fits for the same recall: bench/bench_worlds.py)
+        "screen.min_significance": 3.0,
+        "screen.min_significance_beside": 2.4,
         "detection.fallback_significance": 4.0,
     },
 }

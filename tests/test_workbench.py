@@ -446,8 +446,9 @@ VERDICT_COLUMNS = ["orbit", "sounding_id", "sign", "status", "rejected_by", "eve
                    "source_distance_km"]
 
 
-@pytest.mark.parametrize("change", [{"detection.min_mirror_events": 3}, {"detection.false_alarms_per_1000km": 1.0,
-                                                                          "detection.min_mirror_events": 3}, {}])
+@pytest.mark.parametrize("change", [{"detection.min_mirror_events": 3, "screen.min_significance": 2.5},
+                                    {"detection.false_alarms_per_1000km": 1.0, "detection.min_mirror_events": 3,
+                                     "screen.min_significance": 2.5}, {}])
 def test_an_orbit_shows_the_verdicts_of_its_month_before_the_month_is_computed(small_cache, change):
     """The orbit pages get the month's threshold from the month's fits when no month table is at hand: the same
     threshold, verdicts and q-values as the month table computed afterwards (and the month's threshold is not the

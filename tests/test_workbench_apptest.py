@@ -142,9 +142,9 @@ def test_overview_states_the_months_threshold_and_false_event_rate(cache, monkey
     calls = []
     real = pipeline.fit_candidates
     monkeypatch.setattr(pipeline, "fit_candidates", lambda *a, **k: calls.append(1) or real(*a, **k))
-    at = _app({"month": SMALL_MONTH, "detection.min_mirror_events": "3"})
+    at = _app({"month": SMALL_MONTH, "detection.min_mirror_events": "3", "screen.min_significance": "2.5"})
     _no_exception(at)
-    settings = DetectionSettings({"detection.min_mirror_events": 3})
+    settings = DetectionSettings({"detection.min_mirror_events": 3, "screen.min_significance": 2.5})
     soundings = SoundingsCache(cache).read_month(SMALL_MONTH, SOUNDING_COLUMNS)
     fits = month_fits(soundings, settings)
     month = calibrate_month(pd.concat([judge(od, f, settings) for od, f in fits.values() if not f.empty],
@@ -167,7 +167,7 @@ def test_overview_states_the_months_threshold_and_false_event_rate(cache, monkey
 
 
 @pytest.mark.parametrize("change", [{}, {"detection.min_mirror_events": 3, "detection.false_alarms_per_1000km": 0.4,
-                                         SNR: 1.0}])
+                                         SNR: 1.0, "screen.min_significance": 2.5}])
 def test_orbit_explorer_shows_the_orbits_noise_and_its_mirror_events(cache, change):
     """The orbit's own noise as core estimates it, its mirror events above the month's threshold per 1,000 km, the
     threshold it was judged at (the fallback for the small month as preset; set by its mirror events when fewer are
