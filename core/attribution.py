@@ -12,7 +12,7 @@ without a reported figure) count as 1 tCO2/yr.
 
 References
 ----------
-METHOD.md section 4 (after the oco2peak 2020 upwind polygons); Nassar, R. et al. (2017), GRL 44, 10045.
+docs/METHOD.md section 4 (after the oco2peak 2020 upwind polygons); Nassar, R. et al. (2017), GRL 44, 10045.
 """
 from __future__ import annotations
 

@@ -400,7 +400,8 @@ def detect_task(task: OrbitTask, settings: DetectionSettings) -> list[tuple[int,
     """Run on a worker: read the task's rows and detect each orbit; ``[(orbit, candidates), ...]``."""
     soundings = read_task_soundings(task)
     with one_blas_thread():
-        return [(int(orbit), detect_orbit(rows, settings, calibrate=False)) for orbit, rows in soundings.groupby("orbit", sort=True)]
+        return [(int(orbit), detect_orbit(rows, settings, calibrate=False))
+                for orbit, rows in soundings.groupby("orbit", sort=True)]
 
 
 def detect_orbit_one_thread(soundings: pd.DataFrame, settings: DetectionSettings) -> pd.DataFrame:

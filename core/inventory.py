@@ -1,7 +1,7 @@
 """Emission-source inventory: power plants, EU-ETS installations and cities in one Parquet table, queried with DuckDB.
 
 The build (:func:`build_sources`) reads the five raw tables compiled by the oco2peak 2020 project, normalises them to
-one row per source with the data contract of ``ARCHITECTURE.md``
+one row per source with the data contract of ``docs/METHOD.md`` section 6
 
     source_id, name, sector, country, latitude, longitude, emission_tCO2_yr, year, dataset
 
@@ -71,7 +71,7 @@ DATASET_ORDER = ("eu-ets-sandbag", "wri-gppd", "gem-coal", "cities-population", 
 #: Sectors: fuel-resolved power plants, EU-ETS power installations of unknown fuel, other EU-ETS sectors, cities.
 SECTORS = ("power-coal", "power-gas", "power-oil", "power", "industry", "city")
 FUEL_SECTORS = ("power-coal", "power-gas", "power-oil")
-#: The data contract (ARCHITECTURE.md), then the extras, in file order.
+#: The data contract (docs/METHOD.md section 6), then the extras, in file order.
 CONTRACT_COLUMNS = ("source_id", "name", "sector", "country", "latitude", "longitude", "emission_tCO2_yr", "year",
                     "dataset")
 EXTRA_COLUMNS = ("subsector", "capacity_mw", "population", "status", "merged_ids", "emission_basis",

@@ -115,7 +115,8 @@ def variogram_noise(x_km, xco2_ppm, uncertainty_ppm, footprint, min_pairs: int =
         Fewest pairs in the first lag bin for an estimate (else NaN).
     """
     lag, gamma, n = semivariogram(x_km, xco2_ppm, footprint)
-    stated = float(np.sqrt(np.mean(np.square(np.asarray(uncertainty_ppm, float))))) if np.size(uncertainty_ppm) else np.nan
+    unc = np.asarray(uncertainty_ppm, float)
+    stated = float(np.sqrt(np.mean(unc * unc))) if unc.size else np.nan
     ok = (n >= 20) & np.isfinite(gamma) & (gamma > 0)
     if n[0] < min_pairs or ok.sum() < 4:
         return VariogramNoise(np.nan, np.nan, np.nan, np.nan, int(n.sum()))

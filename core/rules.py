@@ -10,7 +10,7 @@ References
 Chevallier, F. et al. (2020), GRL 47, e2020GL090007, as implemented by oco2peak (2020): the rules
 ``min-soundings`` .. ``fit-quality``. The rules ``significance``, ``step-like``, ``box-like`` (with its
 two-plume alternative, :func:`best_pair_chi2`), ``surface-transition`` and ``support`` are this project's
-(METHOD.md section 2, known weaknesses).
+(docs/METHOD.md section 2, known weaknesses).
 """
 from __future__ import annotations
 

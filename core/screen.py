@@ -14,7 +14,7 @@ reduced chi-square, as lmfit does); candidates are its local extrema, enhancemen
 
 References
 ----------
-PLATFORM_NOTES.md (a grid of 20 widths solved by linear least squares gave recall equal to or better than
+docs/METHOD.md section 5 (a grid of 20 widths solved by linear least squares gave recall equal to or better than
 converged fits at ~10,000 windows/s); Zheng et al. (2020), ACP 20, 8501 (the model).
 """
 from __future__ import annotations

@@ -235,7 +235,7 @@ PRESETS: dict[str, dict] = {
         **{_enable_key(r): r.origin == "chevallier-2020" for r in RULES},
     },
     "recommended": {
-        "rules.fit_quality.enabled": False,  # blunt: rejects real 1 ppm plumes (METHOD.md section 2)
+        "rules.fit_quality.enabled": False,  # blunt: rejects real 1 ppm plumes (docs/METHOD.md section 2)
         "rules.min_soundings.enabled": False,  # the significance rule weighs the data the window has
         "rules.significance.enabled": True,
         "rules.step_like.enabled": True,

@@ -10,7 +10,7 @@
 
 References
 ----------
-OCO-2 L2 Lite FP Data User's Guide (footprint and frame geometry); METHOD.md sections 1 and 3.
+OCO-2 L2 Lite FP Data User's Guide (footprint and frame geometry); docs/METHOD.md sections 1 and 3.
 """
 from __future__ import annotations
 

@@ -52,7 +52,7 @@ from .lite_reader import read_lite
 from .simulate import TRUTH_FILES
 
 CLEAR_SKY_SOUNDINGS_PER_KM = 8 / 2.25  # 8 footprints per 2.25 km frame
-GROUND_SPEED_KM_S = 6.75  # OCO-2 ground-track speed (OCO2_LITE_FORMAT.md)
+GROUND_SPEED_KM_S = 6.75  # OCO-2 ground-track speed (docs/METHOD.md section 5)
 GATE_MIN_KM = 6.0  # a match gate is max(2 sigma_footprint, GATE_MIN_KM) + GATE_MARGIN_KM along the track
 GATE_MARGIN_KM = 2.0
 FALSE_DISTANCE_KM = 30.0  # an accepted event farther than this from every truth plume of its orbit is false

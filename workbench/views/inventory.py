@@ -36,7 +36,7 @@ st.vega_lite_chart(ui.vega(("inventory-chart", *key, *filters), lambda: charts.i
                   width="stretch")
 st.caption("Each point: one accepted peak against the inventory emission of its best-ranked upwind source; bars: "
            "1-sigma of the estimate (fit and wind); dashed: 1:1. A single overpass sees an hour of emission, the "
-           "inventory gives a yearly mean: tens of percent apart is expected (METHOD.md section 3).")
+           "inventory gives a yearly mean: tens of percent apart is expected (docs/METHOD.md section 3).")
 st.dataframe(joined[["orbit", "sounding_id", "source_name", "sector", "country", "emission_MtCO2_yr",
                      "emission_MtCO2_yr_stderr", "inventory_MtCO2_yr", "emission_ratio", "source_upwind_km",
                      "dataset"]],
