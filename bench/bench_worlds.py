@@ -120,7 +120,8 @@ def main(argv=None) -> int:
         print(f"{world:<12} seeds {seeds} ({role}): {s.n_detectable} plumes >= 0.8 ppm, {s.track_km:,.0f} km, "
               f"{seconds:.1f} s\n"
               f"  recall {with_interval(s.recall, iv['recall'])} ({s.n_matched}/{s.n_detectable}); oracle at the "
-              f"same false rate {oracle:.3f}\n"
+              f"same false rate {oracle:.3f}; isolated plumes {with_interval(s.recall_isolated, iv['recall_isolated'])}"
+              f" ({s.n_matched_isolated}/{s.n_detectable_isolated})\n"
               f"  false events per 1,000 km {with_interval(s.false_per_1000_km, iv['false_per_1000_km'])} "
               f"({s.n_false}); estimated from the mirror {expected:.3f} (measured/estimated {ratio:.2f}); "
               f"threshold {thresholds} ({methods})\n"
@@ -131,6 +132,7 @@ def main(argv=None) -> int:
               f"  recall by peak height: " + ", ".join(f"{r.peak_footprint_ppm} {r.recall:.2f} (n={r.n})"
                                                       for r in by_peak.itertuples()), flush=True)
         rows.append({"world": world, "role": role, "recall": s.recall, "oracle_recall": oracle,
+                     "recall_isolated": s.recall_isolated,
                      "false_per_1000km": s.false_per_1000_km, "estimated_per_1000km": expected,
                      "precision": s.precision, "emission_error": s.median_emission_error,
                      "coverage": s.emission_coverage_1sigma, "seconds": seconds})

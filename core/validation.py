@@ -17,7 +17,10 @@ Definitions (documented here because every figure depends on them):
   plume's gate ``max(2 sigma_footprint, 6 km) + 2 km``; each event matches at most one plume and each plume at
   most one event. The assignment first maximises the number of pairs and, among assignments with that many,
   minimises their total distance (see :func:`_assign`).
-* **Recall**: matched detectable plumes / detectable plumes.
+* **Recall**: matched detectable plumes / detectable plumes. **Recall of isolated plumes**: the same on the
+  detectable plumes that are isolated (below); reported beside the recall, never instead of it, to show how much
+  of the loss is plumes overlapping another plume along the track (one event sees both; no detector of one
+  enhancement per crossing can match both).
 * **Precision**: matched events / accepted events.
 * **False event**: an accepted event farther than :data:`FALSE_DISTANCE_KM` (30 km) from every truth plume of its
   orbit (any plume of the truth: detectable or not, target or secondary), on any pass. Rates: false events per
@@ -57,7 +60,7 @@ GATE_MIN_KM = 6.0  # a match gate is max(2 sigma_footprint, GATE_MIN_KM) + GATE_
 GATE_MARGIN_KM = 2.0
 FALSE_DISTANCE_KM = 30.0  # an accepted event farther than this from every truth plume of its orbit is false
 INTERVAL_PERCENTILES = (5.0, 95.0)  # a 90 % percentile interval
-INTERVAL_FIELDS = ("recall", "precision", "false_per_1000_km", "false_per_1000_km_plume_free",
+INTERVAL_FIELDS = ("recall", "recall_isolated", "precision", "false_per_1000_km", "false_per_1000_km_plume_free",
                    "median_emission_error", "emission_coverage_1sigma")
 
 
@@ -92,6 +95,9 @@ class Score:
     false_per_1000_km_plume_free: float
     n_unmatched_near: int
     n_emission: int
+    n_detectable_isolated: int
+    n_matched_isolated: int
+    recall_isolated: float
     median_emission_error: float  # fraction
     emission_coverage_1sigma: float  # fraction
     median_emission_z: float
@@ -102,7 +108,8 @@ class Score:
         def v(name, fmt=".3f", scale=1.0, unit=""):
             return with_interval(getattr(self, name), self.intervals.get(name), fmt, scale, unit)
 
-        return (f"recall {v('recall')} = {self.n_matched}/{self.n_detectable}; "
+        return (f"recall {v('recall')} = {self.n_matched}/{self.n_detectable} (isolated plumes "
+                f"{v('recall_isolated')} = {self.n_matched_isolated}/{self.n_detectable_isolated}); "
                 f"precision {v('precision')} = {self.n_matched}/{self.n_accepted}; "
                 f"false events {v('false_per_1000_km')} per 1,000 km of all track ({self.n_false} on "
                 f"{self.track_km:,.0f} km), plume-free {v('false_per_1000_km_plume_free')} ({self.n_false_plume_free} "
@@ -297,6 +304,7 @@ def score_many(parts, n_boot: int = 1000, seed: int = 0, min_peak_ppm: float = 0
                                     "length_km": p["length_km"].to_numpy(float)}))
         plume_rows.append(pd.DataFrame({"part": k, "orbit": matched["orbit"].to_numpy(np.int64),
                                         "detectable": matched["detectable"].to_numpy(bool),
+                                        "isolated": (matched["isolated"] if "isolated" in matched else True),
                                         "matched": matched["matched"].to_numpy(bool),
                                         "error": matched["emission_error"].to_numpy(float),
                                         "z": matched["emission_z"].to_numpy(float)}))
@@ -322,6 +330,8 @@ def score_many(parts, n_boot: int = 1000, seed: int = 0, min_peak_ppm: float = 0
     per = {  # per-pass sums; a bootstrap resample's sums are counts-weighted sums of these
         "detectable": per_unit(p_unit, plumes["detectable"]),
         "matched": per_unit(p_unit, plumes["matched"]),  # only detectable plumes are matched
+        "detectable_isolated": per_unit(p_unit, plumes["detectable"] & plumes["isolated"]),
+        "matched_isolated": per_unit(p_unit, plumes["matched"] & plumes["isolated"]),
         "accepted": per_unit(e_unit, np.ones(len(events))),
         "false": per_unit(e_unit, is_false),
         "false_free": per_unit(e_unit, is_false & free[e_unit]),
@@ -338,7 +348,8 @@ def score_many(parts, n_boot: int = 1000, seed: int = 0, min_peak_ppm: float = 0
 
     def figures(s: dict) -> dict:
         with np.errstate(divide="ignore", invalid="ignore"):
-            return {"recall": s["matched"] / s["detectable"], "precision": s["matched"] / s["accepted"],
+            return {"recall": s["matched"] / s["detectable"],
+                    "recall_isolated": s["matched_isolated"] / s["detectable_isolated"], "precision": s["matched"] / s["accepted"],
                     "false_per_1000_km": 1000 * s["false"] / s["track_km"],
                     "false_per_1000_km_plume_free": 1000 * s["false_free"] / s["free_km"],
                     "emission_coverage_1sigma": s["covered"] / s["n_z"]}
@@ -357,7 +368,8 @@ def score_many(parts, n_boot: int = 1000, seed: int = 0, min_peak_ppm: float = 0
         track_km=total["track_km"], plume_free_km=total["free_km"], n_false=int(total["false"]),
         false_per_1000_km=point["false_per_1000_km"], n_false_plume_free=int(total["false_free"]),
         false_per_1000_km_plume_free=point["false_per_1000_km_plume_free"], n_unmatched_near=int(total["near"]),
-        n_emission=int(has_error.sum()),
+        n_emission=int(has_error.sum()), n_detectable_isolated=int(total["detectable_isolated"]),
+        n_matched_isolated=int(total["matched_isolated"]), recall_isolated=point["recall_isolated"],
         median_emission_error=float(np.median(errors[has_error])) if has_error.any() else float("nan"),
         emission_coverage_1sigma=point["emission_coverage_1sigma"],
         median_emission_z=float(np.median(z[has_z])) if has_z.any() else float("nan"),

@@ -179,3 +179,12 @@ def test_recall_by_peak():
     table = recall_by_peak(plumes)
     assert list(table["peak_footprint_ppm"]) == ["0.8-1.2", "1.2-2", "2-4", ">= 4"]
     assert list(table["n"]) == [2, 1, 1, 1] and list(table["recall"]) == [0.5, 1.0, 1.0, 1.0]
+
+
+def test_recall_of_isolated_plumes_leaves_out_overlapping_ones_only():
+    plumes = [_plume(1, 100.0, isolated=False), _plume(1, 105.0, isolated=False), _plume(1, 500.0),
+              _plume(1, 900.0)]
+    s = _score(plumes, [_event(1, 102.5), _event(1, 500.5)], [(1, "plume", 2000.0)], n_boot=50)
+    assert (s.n_matched, s.n_detectable, s.recall) == (2, 4, 0.5)
+    assert (s.n_matched_isolated, s.n_detectable_isolated, s.recall_isolated) == (1, 2, 0.5)
+    assert "isolated plumes 0.500" in s.line()
