@@ -30,6 +30,13 @@ from .track import MIN_WIND_ANGLE_DEG, along_track, cross_track_wind_ms, shift_r
 
 #: Along-track distance between OCO-2 frames [km] (3 frames/s at ~6.75 km/s ground speed).
 FRAME_KM = 2.25
+#: The screen looks for humps up to this factor wider than the widest the too-wide rule accepts (a hump just over
+#: the limit must still be found, fitted and rejected, not mask a plume inside it).
+SCREEN_WIDTH_SLACK = 1.15
+#: A strong fit is modelled in a candidate's window when it reaches into it: within this many of its widths.
+NEIGHBOUR_REACH_WIDTHS = 5.0
+#: Two fits of one sign are one event when their centres are within the smaller width, at least this far [km].
+MERGE_MIN_KM = 1.0
 FIT_COLUMNS = ("amplitude_ppm_km", "sigma_km", "center_km", "slope_ppm_km", "intercept_ppm")
 _FIT_PARAM = dict(zip(FIT_COLUMNS, ("amplitude", "sigma", "center", "slope", "intercept")))
 #: Where a fit starts (and what a candidate not fitted keeps): the screen's values.
@@ -127,7 +134,7 @@ class OrbitNoise:
 def _screen_sigma_max_km(s: DetectionSettings) -> float:
     sigma_max = s["fit.sigma_max_km"]
     if s.enabled("too-wide"):  # wider humps cannot be accepted: they must not mask a plume inside them
-        sigma_max = min(sigma_max, 1.15 * s["fit.window_km"] / 2 / s["rules.too_wide.n_sigma"])
+        sigma_max = min(sigma_max, SCREEN_WIDTH_SLACK * s["fit.window_km"] / 2 / s["rules.too_wide.n_sigma"])
     return sigma_max
 
 
@@ -344,13 +351,14 @@ def fit_candidates(od: OrbitData, candidates: pd.DataFrame, settings: DetectionS
 
 def _neighbours(i: int, strong_rows: list[int], out: dict, sigma_km: float, half_km: float) -> np.ndarray:
     """Rows of the strong fits modelled in candidate ``i``'s window: apart from its start by more than the sum of
-    their widths (closer, they are the same feature) and near enough to reach into the window (5 widths)."""
+    their widths (closer, they are the same feature) and near enough to reach into the window
+    (:data:`NEIGHBOUR_REACH_WIDTHS`)."""
     if not strong_rows:
         return np.zeros(0, np.int64)
     rows = np.asarray(strong_rows)
     width = out["sigma_km"][rows]
     distance = np.abs(out["center_km"][rows] - out["center_km"][i])
-    return rows[(distance > width + sigma_km) & (distance < half_km + 5 * width)]
+    return rows[(distance > width + sigma_km) & (distance < half_km + NEIGHBOUR_REACH_WIDTHS * width)]
 
 
 def _gaussians(x_km: np.ndarray, out, rows: np.ndarray, geometry: "_ShiftGeometry | None" = None, a: int = 0,
@@ -485,7 +493,7 @@ def _merged(candidates: pd.DataFrame, rejected_by: np.ndarray, status: np.ndarra
     kept: list[int] = []
     for i in priority:
         match = next((k for k in kept if sign[k] == sign[i]
-                      and abs(centres[i] - centres[k]) <= max(1.0, min(sigmas[i], sigmas[k]))), None)
+                      and abs(centres[i] - centres[k]) <= max(MERGE_MIN_KM, min(sigmas[i], sigmas[k]))), None)
         if match is None:
             kept.append(i)
             event_id[i] = i

@@ -25,6 +25,13 @@ from .settings import RULES, DetectionSettings
 #: 6 and 16 widths did worse).
 LOCAL_SPAN_SIGMA = 10.0
 LOCAL_SPAN_MIN_KM = 15.0
+#: The step's edges are searched within this many widths of the centre, the plateau's within this many.
+STEP_SPAN_SIGMA = 2.0
+PLATEAU_SPAN_SIGMA = 3.0
+#: The blend of two plumes (:func:`best_pair_chi2`): a grid of this many centres by this many widths.
+PAIR_CENTRES, PAIR_WIDTHS = 13, 3
+#: At most this many candidate plateau edges (:func:`best_plateau_chi2`).
+MAX_PLATEAU_EDGES = 96
 #: Statistics columns each fitted candidate carries (inputs of the rules).
 STAT_COLUMNS = ("n_window", "n_orbit", "near_left", "near_right", "flank_left", "flank_right", "r", "r2",
                 "snr", "delta_chi2_step", "delta_chi2_box", "delta_chi2_pair", "surface_transition", "support_frames",
@@ -74,8 +81,9 @@ def window_stats(x_km, y_ppm, unc_ppm, frame, footprint, land_water, fit: FitRes
     local = np.abs(d_track) <= max(LOCAL_SPAN_SIGMA * sigma, LOCAL_SPAN_MIN_KM)
     d_local, y_local, w_local = d_track[local], y_ppm[local], weight[local]
     gaussian_chi2 = _gaussian_line_chi2(d[local], y_local, w_local, sigma)
-    stats["delta_chi2_step"] = float(best_step_chi2(d_local, y_local, w_local, 2 * sigma) - gaussian_chi2)
-    plateau_chi2 = best_plateau_chi2(d_local, y_local, w_local, 3 * sigma, settings["rules.box_like.min_width_km"])
+    stats["delta_chi2_step"] = float(best_step_chi2(d_local, y_local, w_local, STEP_SPAN_SIGMA * sigma) - gaussian_chi2)
+    plateau_chi2 = best_plateau_chi2(d_local, y_local, w_local, PLATEAU_SPAN_SIGMA * sigma,
+                                     settings["rules.box_like.min_width_km"])
     stats["delta_chi2_box"] = float(plateau_chi2 - gaussian_chi2)
     # where a plateau beats the Gaussian (two thirds of the fits): is the bump a blend of two plumes? A burst's
     # sharp edges beat any pair. Elsewhere NaN: a plateau that loses to the Gaussian rejects nothing (threshold <= 0)
@@ -138,7 +146,8 @@ def _weighted_line(d, y, w):
     return wd, wy, (sw, swd, swdd, det), (b0, m0, chi2_line)
 
 
-def best_pair_chi2(d, y, w, sigma_km: float, n_centres: int = 13, n_widths: int = 3) -> float:
+def best_pair_chi2(d, y, w, sigma_km: float, n_centres: int = PAIR_CENTRES,
+                   n_widths: int = PAIR_WIDTHS) -> float:
     """Smallest chi-square of ``y = b + m d + A1 g(d - c1; s1) + A2 g(d - c2; s2)`` over a grid of centres
     (|c| <= 2.5 sigma) and widths (sigma/4 .. sigma, at least 0.6 km), the two bumps at least the wider's width
     apart: two plumes blended into one wide bump.
@@ -279,7 +288,7 @@ def best_step_chi2(d_km, y_ppm, weight, half_span_km: float) -> float:
 
 
 def best_plateau_chi2(d_km, y_ppm, weight, half_span_km: float, min_width_km: float = 0.0,
-                      max_edges: int = 96) -> float:
+                      max_edges: int = MAX_PLATEAU_EDGES) -> float:
     """Smallest chi-square of ``y = b + m d + s 1[d_a <= d < d_b]`` (a plateau with sharp edges, the shape of a
     burst of cloud-contaminated soundings), over plateaus at least ``min_width_km`` wide with both edges within
     |d| <= half_span (at most ``max_edges`` candidate edges, evenly spread: at most ~4,600 pairs).

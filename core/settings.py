@@ -5,6 +5,11 @@ documented :class:`Setting`; a :class:`DetectionSettings` holds one value for ea
 TOML, validates (unknown keys, wrong types and out-of-range values give a message naming the key), and has a
 stable hash that goes with every exported peak.
 
+The hash identifies a result, not only the values: numbers that are part of the method rather than tunable (the
+comparison spans of the rules, the pair grid, the merge distance, the minimum wind angle, ...) live as named
+constants in the method's modules, and the hash covers the source of those modules (:data:`METHOD_MODULES`), so
+any change to the method gives new hashes and stored detections of the old method read as stale.
+
 Two presets ship: ``chevallier-2020`` (the rules exactly as the 2020 project ran them, to reproduce published
 work) and ``recommended`` (validated on simulated truth: ``bench/bench_quality.py``).
 
@@ -21,7 +26,28 @@ import json
 import math
 import tomllib
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
+
+#: The modules of ``core`` whose code decides a stored candidate's numbers and verdict (``batch`` assembles the
+#: month and calibrates it, ``attribution`` names the upwind source stored with it). Their source text is part of
+#: every :attr:`DetectionSettings.hash`; ``tests/test_settings.py`` checks that every ``core`` module the
+#: detection imports is listed here or in :data:`NOT_METHOD_MODULES`.
+METHOD_MODULES = ("attribution", "batch", "detect", "emission", "false_alarms", "fitting", "noise", "rules", "screen",
+                  "settings", "track")
+#: ``core`` modules detection imports that read, store or locate data without changing a number: left out of the
+#: hash (a re-ingest is caught by the cache's own freshness stamp).
+NOT_METHOD_MODULES = ("cache", "paths", "lite_format", "lite_reader")
+
+
+@lru_cache(maxsize=1)
+def method_fingerprint() -> str:
+    """sha256 of the method modules' source (line endings normalised): changes whenever the method can."""
+    digest = hashlib.sha256()
+    for name in METHOD_MODULES:
+        digest.update(name.encode() + b"\0")
+        digest.update((Path(__file__).parent / f"{name}.py").read_bytes().replace(b"\r\n", b"\n"))
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -311,8 +337,10 @@ class DetectionSettings:
 
     @property
     def hash(self) -> str:
-        """Stable 12-hex digest of every value (not of the preset's name: equal settings hash equally)."""
-        canonical = json.dumps({k: self._values[k] for k in sorted(self._values)}, sort_keys=True)
+        """Stable 12-hex digest of every value and of the method's code (:func:`method_fingerprint`); not of the
+        preset's name: equal settings hash equally."""
+        canonical = json.dumps({"values": {k: self._values[k] for k in sorted(self._values)},
+                                "method": method_fingerprint()}, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
     def __eq__(self, other) -> bool:
