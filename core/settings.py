@@ -21,6 +21,7 @@ ACP 20, 8501-8510 (the along-track Gaussian model).
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -60,6 +61,8 @@ class Setting:
     meaning: str
     minimum: float | None = None
     maximum: float | None = None
+    #: the screen or the fits read it (a change refits); the others only judge fitted candidates (rules-only)
+    fit_stage: bool = False
 
     @property
     def kind(self) -> type:
@@ -105,13 +108,19 @@ class Rule:
     meaning: str
     origin: str  # "chevallier-2020" or "oco2peak-workbench"
     settings: tuple[Setting, ...] = field(default_factory=tuple)
+    #: the fits read the rule's switch (an enabled rule spares hopeless fits: the screen skips them)
+    switch_fit_stage: bool = False
 
 
-def _s(key, default, unit, meaning, minimum=None, maximum=None) -> Setting:
-    return Setting(key, default, unit, meaning, minimum, maximum)
+def _s(key, default, unit, meaning, minimum=None, maximum=None, fit_stage=False) -> Setting:
+    return Setting(key, default, unit, meaning, minimum, maximum, fit_stage)
 
 
-FIT = (
+def _fit_stage(settings: tuple[Setting, ...]) -> tuple[Setting, ...]:
+    return tuple(dataclasses.replace(s, fit_stage=True) for s in settings)
+
+
+FIT = _fit_stage((
     _s("fit.window_km", 200.0, "km", "full width W of the along-track window around a candidate centre", 40, 600),
     _s("fit.sigma_min_km", 0.8, "km", "lower bound of the Gaussian width in the fit (frames are 2.25 km apart: "
        "narrower is unresolved)", 0.1, 20),
@@ -128,8 +137,8 @@ FIT = (
     _s("fit.neighbour_min_snr", 0.0, "1", "fits of at least this |A|/stderr are part of the model of weaker "
        "candidates' windows (their Gaussians, fitted first, subtracted): a plume beside stronger ones is fitted on "
        "its own background; 0: off", 0, 100),
-)
-SCREEN = (
+))
+SCREEN = _fit_stage((
     _s("screen.bin_km", 0.5, "km", "along-track bin of the vectorised screen", 0.1, 5),
     _s("screen.n_sigma", 16, "1", "number of Gaussian widths tried by the screen (log-spaced over the fit bounds)",
        4, 64),
@@ -144,18 +153,18 @@ SCREEN = (
        "(screen.every_width); wider ones add fits, rarely plumes", 0.5, 50),
     _s("screen.stride", 0, "1", "0: screen every window; N > 0: a candidate every N-th sounding, all fitted "
        "(the 2020 project used 15)", 0, 500),
-)
-NOISE = (
+))
+NOISE = _fit_stage((
     _s("noise.calibrate", False, "", "divide every significance by its orbit's own spread at that width "
        "(core.noise.screen_spread): the noise as the data show it, not as xco2_uncertainty states it"),
     _s("noise.prior_spread", 1.5, "1", "conservative spread an orbit with few independent values leans towards "
        "(noise.calibrate)", 1, 5),
     _s("noise.prior_samples", 20.0, "1", "weight of that prior, in independent values of the orbit's own", 0, 1000),
-)
+))
 DETECTION = (
     _s("detection.mirror", False, "", "fit depletions with the data mirrored and judge them by the same rules: "
        "they sample the noise and the symmetric artefacts, and set the acceptance threshold for the false-alarm "
-       "rate asked (never accepted themselves)"),
+       "rate asked (never accepted themselves)", fit_stage=True),
     _s("detection.false_alarms_per_1000km", 0.2, "1/1000 km", "false events per 1,000 km of track the month's "
        "acceptance threshold is set for (detection.mirror; rules.significance.min_snr is its floor)", 0.001, 10),
     _s("detection.min_mirror_events", 8, "1", "fewest mirror events a month needs to set its threshold; fewer: "
@@ -164,7 +173,8 @@ DETECTION = (
        "too few mirror events to set one", 0, 50),
 )
 EMISSION = (
-    _s("emission.wind_uncertainty_ms", 1.5, "m/s", "1-sigma error of the analysed wind across the track", 0, 10),
+    _s("emission.wind_uncertainty_ms", 1.5, "m/s", "1-sigma error of the analysed wind across the track (the "
+       "footprint shifts fit.shift_search tries follow it)", 0, 10, fit_stage=True),
     _s("emission.min_wind_perp_ms", 0.5, "m/s", "below this cross-track wind no emission is estimated", 0, 5),
 )
 ATTRIBUTION = (
@@ -182,8 +192,9 @@ RULES = (
     Rule("too-narrow", "the Gaussian is not narrower than a footprint can resolve", "chevallier-2020",
          (_s("rules.too_narrow.min_sigma_km", 2.0, "km", "smallest accepted sigma", 0, 30),)),
     Rule("too-wide", "three sigma fit inside the half-window (3 sigma <= W/2)", "chevallier-2020",
-         (_s("rules.too_wide.n_sigma", 3.0, "1", "k in k*sigma <= W/2", 0.5, 10),)),
-    Rule("depletion", "an enhancement (A > 0), not a depletion", "chevallier-2020"),
+         (_s("rules.too_wide.n_sigma", 3.0, "1", "k in k*sigma <= W/2", 0.5, 10, fit_stage=True),),
+         switch_fit_stage=True),
+    Rule("depletion", "an enhancement (A > 0), not a depletion", "chevallier-2020", switch_fit_stage=True),
     Rule("near-sides", "soundings on both sides of the centre within one sigma", "chevallier-2020",
          (_s("rules.near_sides.per_sigma_km", 1.0, "1/km", "soundings needed in [-sigma,0] and in [0,sigma], "
              "per km of sigma (original: int(sigma))", 0, 20),)),
@@ -205,14 +216,16 @@ RULES = (
              "chi2(plateau) - chi2(Gaussian) must exceed this (negative: the plateau must win clearly to reject)",
              -1000, 1000),
           _s("rules.box_like.min_width_km", 5.0, "km",
-             "narrowest plateau compared (narrower ones look like a narrow plume at 2.25 km sampling)", 0, 100),
+             "narrowest plateau compared (narrower ones look like a narrow plume at 2.25 km sampling)", 0, 100,
+             fit_stage=True),
           _s("rules.box_like.spare_blends", False, "",
              "a plateau that two Gaussians beat (a blend of two plumes, not a burst) does not reject"),
           _s("rules.box_like.min_pair_advantage", 10.0, "1",
              "chi2(plateau) - chi2(two Gaussians) above which a bump is a blend (rules.box_like.spare_blends; the "
              "pair is fitted where the plateau beats the Gaussian)", 0, 500))),
     Rule("surface-transition", "no land/water transition within +-2 sigma of the centre", "oco2peak-workbench",
-         (_s("rules.surface_transition.margin_km", 5.0, "km", "extra margin around +-2 sigma", 0, 50),)),
+         (_s("rules.surface_transition.margin_km", 5.0, "km", "extra margin around +-2 sigma", 0, 50,
+             fit_stage=True),)),
     Rule("frame-aligned", "the bump is a plume across the swath, not a burst of bad frames: its footprints agree "
          "and, where the wind can tell, its geometry is the wind's, not the frames'", "oco2peak-workbench",
          (_s("rules.frame_aligned.max_footprint_chi2", 30.0, "1", "largest chi2 gain of one amplitude per footprint "
@@ -250,10 +263,22 @@ def all_settings() -> dict[str, Setting]:
     out: dict[str, Setting] = {s.key: s for s in (*FIT, *SCREEN, *NOISE, *DETECTION, *EMISSION, *ATTRIBUTION)}
     for rule in RULES:
         enabled = PRESETS["recommended"].get(_enable_key(rule), True)
-        out[_enable_key(rule)] = _s(_enable_key(rule), enabled, "", f"apply the rule: {rule.meaning}")
+        out[_enable_key(rule)] = _s(_enable_key(rule), enabled, "", f"apply the rule: {rule.meaning}",
+                                    fit_stage=rule.switch_fit_stage)
         for s in rule.settings:
             out[s.key] = s
     return out
+
+
+@lru_cache(maxsize=1)
+def fit_stage_keys() -> frozenset[str]:
+    """The keys the screen and the fits read (:attr:`Setting.fit_stage`): every ``fit.*``, ``screen.*`` and
+    ``noise.*`` key (the orbit's noise calibration changes the screen and every significance),
+    ``detection.mirror`` (depletions are fitted upside down), ``emission.wind_uncertainty_ms`` (the shifts tried),
+    the rule settings that shape fit-time statistics and the rules that spare hopeless fits. The month's threshold
+    (``detection.false_alarms_per_1000km`` ...) and every other rule setting only judge. ``tests/test_workbench.py``
+    records what the fit stage reads and fails when it reads another setting."""
+    return frozenset(k for k, s in all_settings().items() if s.fit_stage)
 
 
 PRESETS: dict[str, dict] = {
@@ -329,6 +354,11 @@ class DetectionSettings:
 
     def replace(self, changes: dict) -> "DetectionSettings":
         return DetectionSettings({**self.changed(), **changes}, preset=self.preset)
+
+    def fit_stage_items(self) -> tuple:
+        """The values the screen and the fits read (:func:`fit_stage_keys`), as a hashable cache key."""
+        keys = fit_stage_keys()
+        return tuple(sorted((k, v) for k, v in self._values.items() if k in keys))
 
     def changed(self) -> dict:
         """The values that differ from the preset's defaults (what a share link carries)."""

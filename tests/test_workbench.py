@@ -14,7 +14,7 @@ from orbit_factory import add_gaussian, add_step, crafted_orbit
 from core.batch import PEAK_COLUMNS, peaks_table
 from core.cache import SoundingsCache
 from core.detect import detect_orbit, find_candidates, fit_candidates, judge, prepare_orbit
-from core.settings import DetectionSettings, all_settings
+from core.settings import DetectionSettings, all_settings, fit_stage_keys
 from core.vetting import PeakKey, VettingStore
 from workbench import basemap, controls, exports, maps, pipeline, queries, tables, uploads, view
 
@@ -129,17 +129,17 @@ def _orbit_with_everything():
 
 @pytest.mark.parametrize("preset, stride", [("recommended", 0), ("chevallier-2020", 0), ("recommended", 15)])
 def test_the_fit_stage_reads_only_the_fit_stage_settings(preset, stride):
-    """The workbench caches screen + fits on FIT_STAGE settings only: core must not read any other there."""
+    """The workbench caches screen + fits on the fit-stage settings only: core must not read any other there."""
     od = _orbit_with_everything()
     rec = _Recording(DetectionSettings(preset=preset).replace({"screen.stride": stride}))
     fit_candidates(od, find_candidates(od, rec), rec)
-    outside = {k for k in rec.read if not pipeline.is_fit_stage(k)}
-    assert not outside, f"core's fit stage reads {outside}: add them to workbench.pipeline.FIT_STAGE_EXTRA"
+    outside = rec.read - fit_stage_keys()
+    assert not outside, f"core's fit stage reads {outside}: declare them with fit_stage=True in core.settings"
     assert "rules.depletion.enabled" in rec.read or stride
     assert {"noise.calibrate", "detection.mirror"} <= rec.read
     # the month's threshold only judges: changing it must not refit
     for key in ("detection.false_alarms_per_1000km", "detection.min_mirror_events", "detection.fallback_significance"):
-        assert not pipeline.is_fit_stage(key)
+        assert key not in fit_stage_keys()
 
 
 def test_staged_rules_only_rejudge_equals_a_full_detection():

@@ -6,14 +6,15 @@ The stages of :mod:`core.detect`, each cached (``st.cache_data``) on exactly wha
 stage                   core                                        cache key (besides cache, month, orbit)
 ======================  ==========================================  =======================================
 geometry                ``prepare_orbit``                           the month's data stamp
-screen + fits, noise    ``find_candidates`` + ``fit_candidates``,   + the fit-stage settings (``FIT_STAGE``)
+screen + fits, noise    ``find_candidates`` + ``fit_candidates``,   + the fit-stage settings (see below)  
                         ``orbit_noise``
 month threshold         ``core.false_alarms.calibrate_month``       + every setting (once per month)
 rules, events, sources  ``judge`` + ``core.batch.with_sources``     + every setting + the month's threshold
 ======================  ==========================================  =======================================
 
 So moving a rule threshold re-runs ``judge`` only (milliseconds): it never refits. ``tests/test_workbench.py``
-checks that the fit stage reads no setting outside ``FIT_STAGE``.
+checks that the fit stage reads no setting outside :func:`core.settings.fit_stage_keys` (each
+:class:`core.settings.Setting` says whether the fits read it).
 
 **One month, one threshold.** The significance an event needs is the month's (:mod:`core.false_alarms`: set from
 the month's mirror events for ``detection.false_alarms_per_1000km``), so an orbit is judged at its month's
@@ -55,26 +56,9 @@ from core.settings import DetectionSettings
 
 from . import queries
 
-#: Settings the screen and the fits read (the rest only judge): every ``fit.*``, ``screen.*`` and ``noise.*`` key
-#: (the orbit's noise calibration changes the screen and every significance), ``detection.mirror`` (depletions
-#: are fitted upside down), the rule settings that shape fit-time statistics (land/water margin, narrowest plateau
-#: compared), and the rules that spare hopeless fits (depletions, too-wide screen bumps are not fitted when their
-#: rule is on). The month's threshold (``detection.false_alarms_per_1000km``, ``detection.min_mirror_events``,
-#: ``detection.fallback_significance``) is judge-stage. ``tests/test_workbench.py`` records what core's fit stage
-#: reads and fails when it reads another setting.
-FIT_STAGE_PREFIXES = ("fit.", "screen.", "noise.")
-FIT_STAGE_EXTRA = ("rules.surface_transition.margin_km", "rules.box_like.min_width_km", "rules.depletion.enabled",
-                   "rules.too_wide.enabled", "rules.too_wide.n_sigma", "detection.mirror",
-                   "emission.wind_uncertainty_ms")
-
-
-def is_fit_stage(key: str) -> bool:
-    return key.startswith(FIT_STAGE_PREFIXES) or key in FIT_STAGE_EXTRA
-
-
 def fit_items(settings: DetectionSettings) -> tuple:
-    """The fit-stage values as a hashable cache key."""
-    return tuple(sorted((k, v) for k, v in settings.as_dict().items() if is_fit_stage(k)))
+    """The fit-stage values as a hashable cache key (:func:`core.settings.fit_stage_keys`)."""
+    return settings.fit_stage_items()
 
 
 def all_items(settings: DetectionSettings) -> tuple:

@@ -53,7 +53,7 @@ st.caption("In brackets: 90 % intervals of a bootstrap over the passes "
 st.subheader("Sweep one rule threshold")
 declared = all_settings()
 keys = [k for k in declared if k.startswith("rules.") and not k.endswith(".enabled")
-        and not pipeline.is_fit_stage(k)]
+        and not declared[k].fit_stage]
 c = st.columns([2, 2, 1])
 key = c[0].selectbox("Threshold", keys, index=keys.index("rules.significance.min_snr"), key="val:key",
                      help="Rule thresholds only: the fits are reused, the rules re-run for each value.")
