@@ -118,6 +118,47 @@ def load_detections(cache, month: str, settings: DetectionSettings) -> pd.DataFr
     return pd.read_parquet(path) if path.exists() else None
 
 
+@dataclass(frozen=True)
+class StoredDetections:
+    """The stored detections of a month for one settings hash, and the month's data written after them."""
+
+    path: Path  #: ``candidates.parquet``
+    mtime_ns: int  #: when it was stored
+    changed_after: tuple[str, ...]  #: day files (or the month's folder: a day removed) modified after it
+
+    @property
+    def fresh(self) -> bool:
+        return not self.changed_after
+
+    def stale_reason(self, month: str) -> str:
+        """One line for people: which data changed after the detections were stored, and what to run."""
+        stored = pd.Timestamp(self.mtime_ns, unit="ns", tz="UTC").strftime("%Y-%m-%d %H:%M:%S UTC")
+        shown = ", ".join(self.changed_after[:3]) + (f" and {len(self.changed_after) - 3} more"
+                                                     if len(self.changed_after) > 3 else "")
+        return (f"the stored detections of {month} ({self.path}, stored {stored}) are older than the month's data: "
+                f"{shown} changed after them; re-run `python -m core detect --month {month}`")
+
+
+def stored_detections(cache, month: str, settings: DetectionSettings) -> StoredDetections | None:
+    """The stored detections of a month for these settings (None if never stored), with the data changed since.
+
+    The freshness check of every reader of stored detections (the workbench and ``python -m core export``): they
+    are fresh when they were written strictly after every day file of the month and after the month's folder
+    last changed (a day file added, replaced or removed). Equal times count as stale (coarse file-system clocks).
+    """
+    cache = _as_cache(cache)
+    path = detections_dir(cache, month, settings) / "candidates.parquet"
+    try:
+        mtime = path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return None
+    folder = cache.soundings_dir / f"month={month}"
+    data = [(f.name, f.stat().st_mtime_ns) for f in cache.day_files(month)]
+    if folder.is_dir():
+        data.append((f"{folder.name}/ (a day file added or removed)", folder.stat().st_mtime_ns))
+    return StoredDetections(path, mtime, tuple(name for name, changed in data if changed >= mtime))
+
+
 def peaks_table(candidates: pd.DataFrame, include_rejected: bool = False) -> pd.DataFrame:
     """One row per plume event (accepted only, unless ``include_rejected``), contract columns first."""
     if candidates.empty:
@@ -200,20 +241,6 @@ def detect_soundings(soundings: pd.DataFrame, settings: DetectionSettings, on_or
                 on_orbit(i, len(orbits), int(orbits[i - 1]["orbit"].iloc[0]))
     candidates = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     return _attributed(candidates, settings, attribute_events, sources, cache)
-
-
-def run_month(month: str, settings: DetectionSettings, cache=None, on_orbit=None, workers: int = 1,
-              scheduler: str | None = None, client=None,
-              soundings_url: str | None = None) -> tuple[pd.DataFrame, float]:
-    """Detect, attribute and store a month; returns the candidates and the seconds it took.
-
-    ``workers``, ``scheduler``, ``client`` and ``soundings_url`` as in :func:`detect_month`.
-    """
-    start = time.perf_counter()
-    candidates = detect_month(month, settings, cache=cache, on_orbit=on_orbit, workers=workers,
-                              scheduler=scheduler, client=client, soundings_url=soundings_url)
-    store_detections(cache, month, settings, candidates)
-    return candidates, time.perf_counter() - start
 
 
 def run_months(months: list[str], settings: DetectionSettings, cache=None, on_orbit: MonthProgress | None = None,

@@ -97,12 +97,6 @@ def orbit_number(t_node_s):
     return (1 + np.floor((np.asarray(t_node_s, float) - ORBIT_EPOCH_S) / ORBIT_PERIOD_S)).astype(np.int64)
 
 
-def node_longitude_deg(t_node_s):
-    """Longitude of the ascending node [deg] that puts it at 13:30 mean local solar time at ``t_node_s`` [s]."""
-    utc_hours = (np.asarray(t_node_s, float) % SOLAR_DAY_S) / 3600.0
-    return wrap_longitude(15.0 * (ASCENDING_NODE_LOCAL_TIME_H - utc_hours))
-
-
 def _argument_of_latitude_rad(t_s, orbit_pass: OrbitPass):
     return _MEAN_MOTION_RAD_S * (np.asarray(t_s, float) - orbit_pass.t_node_s)
 

@@ -357,21 +357,11 @@ def rule_failures(stats, settings: DetectionSettings, significance_threshold: fl
     return {name: np.asarray(test(), bool) for name, test in tests.items() if settings.enabled(name)}
 
 
-def evaluate_rules(candidates: pd.DataFrame, settings: DetectionSettings) -> pd.DataFrame:
-    """Set ``status`` and ``rejected_by`` ('+'-joined rule names) on fitted candidates; others keep theirs.
-
-    Candidates whose ``fixed_reason`` is set (``screen``, ``fit-failed``) are rejected by that reason alone.
-    """
-    reasons, status = rule_verdicts(candidates, settings)
-    out = candidates.copy()
-    out["rejected_by"] = reasons
-    out["status"] = status
-    return out
-
-
 def rule_verdicts(candidates: pd.DataFrame, settings: DetectionSettings, significance_threshold: float | None = None
                   ) -> tuple[np.ndarray, np.ndarray]:
-    """``(rejected_by, status)`` arrays of :func:`evaluate_rules`. A mirror candidate (``sign`` -1: a depletion
+    """``(rejected_by, status)`` of each candidate: ``rejected_by`` the '+'-joined names of the rules it fails
+    (fitted candidates) or its ``fixed_reason`` (``screen``, ``fit-failed``, ...: rejected by that reason alone);
+    ``status`` "accepted" where nothing rejects it. A mirror candidate (``sign`` -1: a depletion
     fitted upside down) lists ``mirror`` first: it is judged like the others but never accepted."""
     fitted = candidates["fixed_reason"].eq("").to_numpy()
     reasons = np.full(len(candidates), "", dtype=object)

@@ -212,10 +212,8 @@ def test_rules_only_change_needs_no_refit():
     df = add_gaussian(crafted_orbit(1000, seed=10), 500.0, 9.0, 4.0)
     od = prepare_orbit(df)
     fitted = fit_candidates(od, find_candidates(od, RECOMMENDED), RECOMMENDED)
-    from core.rules import evaluate_rules
-
-    strict = evaluate_rules(fitted, RECOMMENDED.replace({"rules.significance.min_snr": 50.0}))
-    loose = evaluate_rules(fitted, RECOMMENDED.replace({"rules.significance.min_snr": 0.0}))
+    strict = judge(od, fitted, RECOMMENDED.replace({"rules.significance.min_snr": 50.0}), 50.0)
+    loose = judge(od, fitted, RECOMMENDED.replace({"rules.significance.min_snr": 0.0}), 0.0)
     assert strict["status"].eq("accepted").sum() == 0
     assert loose["status"].eq("accepted").sum() >= 1
 

@@ -46,12 +46,6 @@ from core.batch import detections_dir, with_sources
 from core.cache import SoundingsCache
 from core.detect import OrbitData, OrbitNoise, find_candidates, fit_candidates, judge, orbit_noise, prepare_orbit
 from core.false_alarms import MONTH_COLUMNS, MonthThreshold, calibrate_month
-
-try:  # the detection coordinate (track or wind-aligned) arrived in core with fit.wind_aligned
-    from core.detect import detection_view
-except ImportError:  # pragma: no cover - older core: always along the track
-    def detection_view(od, settings):
-        return od
 from core.settings import DetectionSettings
 
 from . import queries

@@ -9,7 +9,7 @@ import pandas as pd
 
 from core.detect import neighbour_model
 from core.false_alarms import MonthThreshold
-from core.fitting import SQRT_2PI, gaussian_line
+from core.fitting import gaussian_line
 from core.settings import FIXED_REASONS, RULES, DetectionSettings
 
 KM_PER_DEG = 111.195
@@ -201,10 +201,6 @@ def wind_arrows(frame: pd.DataFrame, km_per_ms: float, lat="latitude", lon="long
             segments.append({"source": [float(tip_lon), float(tip_lat)], "target": [float(h_lon), float(h_lat)],
                              "speed_ms": float(speed)})
     return pd.DataFrame(segments, columns=["source", "target", "speed_ms"])
-
-
-def peak_height_ppm(amplitude_ppm_km, sigma_km):
-    return np.asarray(amplitude_ppm_km, float) / (np.asarray(sigma_km, float) * SQRT_2PI)
 
 
 # ------------------------------------------------------------------------------------------------ false alarms, noise
