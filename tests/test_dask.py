@@ -1,13 +1,16 @@
-"""Detection on Dask: a scheduler and two workers started as real processes on loopback, a local cluster, and
-the task plan (orbits across midnight, fsspec URLs); every way gives the single-process candidates exactly."""
+"""Detection on Dask: the README's cluster recipe run verbatim (``dask scheduler`` and ``dask worker`` started as
+real processes outside the repository, importing the installed project), a local cluster, and the task plan
+(orbits across midnight, fsspec URLs); every way gives the single-process candidates exactly."""
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 
@@ -25,29 +28,46 @@ from core.settings import DetectionSettings
 from core.simulate import simulate
 
 MONTH = "2019-08"
-ENV = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}  # the workers import `core` as the client does
+#: The ``dask`` command of this environment, as the README's recipe runs it.
+DASK = Path(sys.executable).parent / "dask"
+#: No path tricks: the scheduler, the workers and the client started outside the repository import the project
+#: from the environment (``pip install .``, or ``pip install -e .`` as .ci/run does), as on a real cluster.
+ENV = {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}
 
 
-def _core(*args, timeout=120):
+def _core(*args, cwd=REPO_ROOT, timeout=300):
     return subprocess.run([sys.executable, "-m", "core", *map(str, args)], capture_output=True, text=True,
-                          cwd=REPO_ROOT, env=ENV, timeout=timeout)
+                          cwd=cwd, env=ENV, timeout=timeout)
 
 
-def _start(*args, log):
-    return subprocess.Popen([sys.executable, "-m", *args], cwd=REPO_ROOT, env=ENV, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+def _start(*args, cwd, log):
+    return subprocess.Popen([str(DASK), *map(str, args)], cwd=cwd, env=ENV, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
 
 
 def _stop(processes):
-    """Workers first, then the scheduler (a worker whose scheduler is gone would wait for it)."""
+    """Workers first, then the scheduler (a worker whose scheduler is gone would wait for it); a process that
+    does not end within 10 s is killed with its process group (a ``dask worker``'s nanny and worker processes)."""
     for process in reversed(processes):
         if process.poll() is None:
             process.terminate()
         try:
-            process.wait(timeout=5)
+            process.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def outside(tmp_path_factory):
+    """A working directory outside the repository, where the installed project must import without help."""
+    folder = tmp_path_factory.mktemp("outside").resolve()
+    assert REPO_ROOT not in folder.parents
+    probe = subprocess.run([sys.executable, "-c", "import core.batch, workbench; print(core.batch.__file__)"],
+                           capture_output=True, text=True, cwd=folder, env=ENV, timeout=60)
+    assert probe.returncode == 0, ("the project is not installed in this environment (`pip install -e .`, see "
+                                   f".ci/run); a Dask scheduler or worker could not import it:\n{probe.stderr}")
+    return folder
 
 
 @pytest.fixture(scope="module")
@@ -64,33 +84,35 @@ def small_cache(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def scheduler_address(tmp_path_factory):
-    """``dask scheduler`` and two ``dask worker`` processes on 127.0.0.1 (stopped after the module)."""
-    folder = tmp_path_factory.mktemp("cluster")
-    scheduler_file = folder / "scheduler.json"
-    log = open(folder / "cluster.log", "w")
-    processes = [_start("distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0",
-                        "--no-dashboard", "--dashboard-address", "127.0.0.1:0", "--scheduler-file", scheduler_file,
-                        log=log)]
+def scheduler_address(outside):
+    """The README's recipe on 127.0.0.1: ``dask scheduler`` and ``dask worker ADDRESS --nthreads 1 --nworkers 2``
+    (with their nannies), started in a folder outside the repository without PYTHONPATH; stopped after the module.
+    The scheduler takes a free port (``--port 0``) and writes its address to ``--scheduler-file``."""
+    scheduler_file = outside / "scheduler.json"
+    log_path = outside / "cluster.log"
+    log = open(log_path, "w")
+    processes = [_start("scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                        "--scheduler-file", scheduler_file, cwd=outside, log=log)]
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60  # waits for start-up, not a measurement
         while not scheduler_file.exists() and time.monotonic() < deadline:
-            assert processes[0].poll() is None, (folder / "cluster.log").read_text()
+            assert processes[0].poll() is None, log_path.read_text()
             time.sleep(0.1)
         time.sleep(0.2)  # the file is written in one go, but give the writer its close
         address = json.loads(scheduler_file.read_text())["address"]
         assert address.startswith("tcp://127.0.0.1:")
-        for name in ("w1", "w2"):
-            processes.append(_start("distributed.cli.dask_worker", address, "--host", "127.0.0.1",
-                                    "--nthreads", "1", "--no-nanny", "--no-dashboard", "--name", name, log=log))
+        processes.append(_start("worker", address, "--host", "127.0.0.1", "--nthreads", "1", "--nworkers", "2",
+                                "--no-dashboard", cwd=outside, log=log))
         from distributed import Client
 
         with Client(address, timeout=30, set_as_default=False) as client:
-            client.wait_for_workers(2, timeout=30)
+            client.wait_for_workers(2, timeout=60)
         yield address
     finally:
         _stop(processes)
         log.close()
+        if "No module named" in log_path.read_text():
+            pytest.fail(f"a scheduler or worker could not import the project:\n{log_path.read_text()[-4000:]}")
 
 
 def assert_same_candidates(left: pd.DataFrame, right: pd.DataFrame) -> None:
@@ -111,15 +133,16 @@ def _same_as_reference(cache, reference):
     assert_same_candidates(load_detections(cache, MONTH, DetectionSettings()), reference)
 
 
-def test_scheduler_and_two_workers_give_the_single_process_candidates(small_cache, scheduler_address):
+def test_scheduler_and_two_workers_give_the_single_process_candidates(small_cache, outside, scheduler_address):
+    """The README's client command, run outside the repository too: everything comes from the installed project."""
     root, reference = small_cache
-    started = time.perf_counter()
-    run = _core("detect", "--month", MONTH, "--cache", root / "cache", "--scheduler", scheduler_address)
+    run = _core("detect", "--month", MONTH, "--cache", root / "cache", "--scheduler", scheduler_address,
+                cwd=outside)
     assert run.returncode == 0, run.stderr
+    assert "error" not in run.stderr.lower(), run.stderr
     assert f"Dask scheduler {scheduler_address}: 2 worker(s)" in run.stderr
     assert f"detect {MONTH} [" in run.stderr and "accepted" in run.stdout  # progress while tasks ran
     _same_as_reference(root / "cache", reference)
-    assert time.perf_counter() - started < 60
 
 
 def test_local_cluster_of_two_workers_gives_the_single_process_candidates(small_cache):
@@ -155,11 +178,9 @@ def test_workers_and_scheduler_together_are_refused(small_cache):
 
 
 def test_an_unreachable_scheduler_is_named():
-    started = time.perf_counter()
     with pytest.raises(ClusterError, match=r"cannot reach the Dask scheduler at tcp://127\.0\.0\.1:9"):
         with dask_client(scheduler="tcp://127.0.0.1:9", timeout_s=2):
             pass
-    assert time.perf_counter() - started < 15
 
 
 def _split_orbit_across_midnight(source: SoundingsCache, root) -> int:
