@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 EARTH_RADIUS_KM = 6371.0088  # mean Earth radius [km] (IUGG)
+KM_PER_DEG = float(np.pi * EARTH_RADIUS_KM / 180.0)  # great-circle length of one degree on that sphere [km]
 
 
 @dataclass(frozen=True)

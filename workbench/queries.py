@@ -15,6 +15,7 @@ import pyarrow.dataset as pads
 from core.batch import SOUNDING_COLUMNS
 from core.cache import SoundingsCache
 from core.inventory import sources_path
+from core.track import EARTH_RADIUS_KM
 
 #: Seconds per thinned map point: divisors of 60, so bins of ``sounding_id // (100 k)`` never straddle a minute.
 _BIN_SECONDS = (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60)
@@ -112,7 +113,7 @@ def sources_near_tracks(points: pd.DataFrame, min_emission_tCO2_yr: float, max_k
     if sources.empty or points.empty:
         return sources.iloc[0:0]
     tree = cKDTree(_unit(points["latitude"], points["longitude"]))
-    chord = 2 * np.sin(max_km / 6371.0 / 2)
+    chord = 2 * np.sin(max_km / EARTH_RADIUS_KM / 2)
     distance, _ = tree.query(_unit(sources["latitude"], sources["longitude"]), distance_upper_bound=chord)
     return sources[np.isfinite(distance)].reset_index(drop=True)
 

@@ -11,8 +11,7 @@ from core.detect import neighbour_model
 from core.false_alarms import MonthThreshold
 from core.fitting import gaussian_line
 from core.settings import FIXED_REASONS, RULES, DetectionSettings
-
-KM_PER_DEG = 111.195
+from core.track import KM_PER_DEG
 
 #: Columns of the candidate tables, in order (those a candidate lacks are left out).
 CANDIDATE_COLUMNS = ["cand", "status", "rejected_by", "center_km", "delta_ppm", "amplitude_ppm_km",
