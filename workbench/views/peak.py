@@ -111,8 +111,9 @@ with mc[1]:
         if np.isfinite(row["emission_MtCO2_yr"]):
             st.vega_lite_chart(ui.vega(("peak-sources", *peak_key), lambda: charts.peak_vs_sources_chart(
                 row["emission_MtCO2_yr"], row["emission_MtCO2_yr_stderr"], ranked)), width="stretch")
-            best = ranked.iloc[0]["emission_tCO2_yr"] / 1e6
-            st.caption(f"Estimate / best-ranked source's inventory = {row['emission_MtCO2_yr'] / best:.2f}")
+            if np.isfinite(row.get("emission_ratio", np.nan)):  # the ratio the event carries (core.attribution)
+                st.caption(f"Estimate / best-ranked source's inventory = {row['emission_ratio']:.2f} "
+                           f"± {row['emission_ratio_stderr']:.2f}")
 
 st.subheader("Vet this peak")
 store = ui.vetting_store()
