@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from core.detect import detection_view
 from core.settings import DetectionSettings
 from core.vetting import VettingStore
 
@@ -121,7 +122,7 @@ def orbit_noise(month: str, orbit: int, settings: DetectionSettings):
 def orbit_data(month: str, orbit: int, settings: DetectionSettings):
     """The orbit's soundings in the coordinate the settings detect in (``x_km``: along the track, or wind-aligned
     when ``fit.wind_aligned``), so fitted centres and curves sit on the right soundings."""
-    return pipeline.detection_view(pipeline.orbit_data(state.root(), month, orbit, state.stamp(month)), settings)
+    return detection_view(pipeline.orbit_data(state.root(), month, orbit, state.stamp(month)), settings)
 
 
 def peak_label(row) -> str:
