@@ -124,7 +124,7 @@ class StoredDetections:
 
     path: Path  #: ``candidates.parquet``
     mtime_ns: int  #: when it was stored
-    changed_after: tuple[str, ...]  #: day files (or the month's folder: a day removed) modified after it
+    changed_after: tuple[str, ...]  #: day files written after it (or the month's folder: a day removed)
 
     @property
     def fresh(self) -> bool:
@@ -152,11 +152,11 @@ def stored_detections(cache, month: str, settings: DetectionSettings) -> StoredD
         mtime = path.stat().st_mtime_ns
     except FileNotFoundError:
         return None
+    changed = [f.name for f in cache.day_files(month) if f.stat().st_mtime_ns >= mtime]
     folder = cache.soundings_dir / f"month={month}"
-    data = [(f.name, f.stat().st_mtime_ns) for f in cache.day_files(month)]
-    if folder.is_dir():
-        data.append((f"{folder.name}/ (a day file added or removed)", folder.stat().st_mtime_ns))
-    return StoredDetections(path, mtime, tuple(name for name, changed in data if changed >= mtime))
+    if not changed and folder.is_dir() and folder.stat().st_mtime_ns >= mtime:
+        changed = [f"the folder {folder.name} (a day file removed)"]
+    return StoredDetections(path, mtime, tuple(changed))
 
 
 def peaks_table(candidates: pd.DataFrame, include_rejected: bool = False) -> pd.DataFrame:

@@ -16,14 +16,23 @@ Design choices:
   no second file that a crash could leave out of step with the data.
 * Temporary files start with a dot, so DuckDB globs (``*.parquet``) and pyarrow datasets skip them; temporaries
   left by a killed process are removed on the next write.
+* **An unreadable day file is listed, never dropped.** A day file whose footer cannot be read (a truncated or
+  corrupted file, or a Parquet file this cache did not write) is a manifest row of its month with ``problem``
+  saying why, so :meth:`SoundingsCache.months` and :meth:`SoundingsCache.manifest` agree. Ingesting a Lite file of
+  that day replaces it with status ``"replaced-unreadable"``, the detail naming the file, and the unreadable bytes
+  are moved to ``unreadable/`` under the cache root (nothing is deleted).
 """
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
 import fcntl
+import itertools
 import json
 import os
+import shutil
+import sys
+import time
 from pathlib import Path
 from typing import Iterable
 
@@ -39,7 +48,17 @@ META_KEY = b"oco2peak"
 ROW_GROUP_ROWS = 131_072
 MANIFEST_COLUMNS = ["file_name", "build", "build_family", "day", "month", "production_time", "n_read", "n_kept",
                     "n_flagged", "n_fill", "n_duplicate", "n_out_of_range", "warnings", "ingested_at",
-                    "partition_file", "size_bytes"]
+                    "partition_file", "size_bytes", "problem"]
+#: Crash-test hook (``tests/test_crash_safety.py``): with ``OCO2PEAK_PAUSE_WRITE=N`` in the environment, the N-th
+#: :func:`write_parquet_atomic` of the process stops after writing its batches, before the footer and the rename
+#: (a partial temporary on disk, the target untouched), prints ``paused writing PATH`` on stderr and sleeps so a
+#: test can kill it at that exact point. Unset (always, outside those tests): no effect.
+PAUSE_ENV = "OCO2PEAK_PAUSE_WRITE"
+_write_count = itertools.count(1)
+
+
+class UnreadableDayFileError(ValueError):
+    """A day file of the cache cannot be read; the message names the file, the reason and the fix."""
 
 
 class SoundingsCache:
@@ -77,21 +96,27 @@ class SoundingsCache:
         return sorted(out)
 
     def manifest(self) -> pd.DataFrame:
-        """One row per ingested file, read from the day files' footers (the cache cannot disagree with it).
+        """One row per day file, read from the day files' footers (the cache cannot disagree with it).
 
-        ``warnings`` is the reader's warnings joined with ``"; "`` (empty when the file had none).
+        ``warnings`` is the reader's warnings joined with ``"; "`` (empty when the file had none). ``problem`` is
+        empty for a readable day file; for one whose footer cannot be read it says why, naming the file, and the
+        row has only ``day``, ``month``, ``partition_file`` and ``size_bytes`` (``file_name``, ``build`` and
+        ``build_family`` empty, counts and times missing): every day file :meth:`months` counts has a row.
         """
-        rows = []
-        for path in self.day_files():
-            record = _footer_record(path)
-            if record is not None:
-                rows.append(record)
+        return pd.DataFrame([_footer_record(path) for path in self.day_files()], columns=MANIFEST_COLUMNS)
+
+    def unreadable(self, month: str | None = None) -> pd.DataFrame:
+        """The manifest rows of the unreadable day files (of one month, or all), ``problem`` saying why."""
+        rows = [r for r in map(_footer_record, self.day_files(month)) if r["problem"]]
         return pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
 
     def read_month(self, month: str, columns: list[str] | None = None) -> pd.DataFrame:
-        """All good soundings of a month, sorted by ``sounding_id``."""
+        """All good soundings of a month, sorted by ``sounding_id``.
+
+        Raises :class:`UnreadableDayFileError` (naming the file) when a day file cannot be read.
+        """
         files = self.day_files(month)
-        tables = [pq.read_table(f, columns=columns) for f in files] or [SOUNDINGS_SCHEMA.empty_table()]
+        tables = [_read_day(f, columns) for f in files] or [SOUNDINGS_SCHEMA.empty_table()]
         table = pa.concat_tables(tables)
         return (table if columns is None else table.select(columns)).to_pandas()
 
@@ -111,14 +136,19 @@ class SoundingsCache:
         """Store one file's soundings as the partition file of its day.
 
         Returns ``(status, detail)``: status is ``"ingested"`` (new day), ``"replaced"`` (an older production of
-        the same day), ``"re-ingested"`` (the same file again: its rows replaced, never duplicated) or
-        ``"skipped-older"`` (the cache already holds a newer production of that day; ``force`` overrides).
+        the same day), ``"re-ingested"`` (the same file again: its rows replaced, never duplicated),
+        ``"skipped-older"`` (the cache already holds a newer production of that day; ``force`` overrides) or
+        ``"replaced-unreadable"`` (the day file held could not be read: the detail names it, says why and where
+        its bytes were kept, under ``unreadable/`` of the cache root).
         """
         path = self.day_path(meta.day)
         with self.write_lock():
             current = _footer_record(path) if path.exists() else None
             if current is None:
                 status, detail = "ingested", ""
+            elif current["problem"]:
+                kept = self._set_aside(path)
+                status, detail = "replaced-unreadable", f"replaces the {current['problem']}; its bytes kept as {kept}"
             elif current["file_name"] == meta.file_name:
                 status, detail = "re-ingested", "its rows replaced"
             elif current["production_time"] > meta.production_time.isoformat() and not force:
@@ -131,6 +161,20 @@ class SoundingsCache:
             write_parquet_atomic(path, table.to_batches(max_chunksize=ROW_GROUP_ROWS), table.schema,
                                  {META_KEY: json.dumps(record).encode()})
         return status, detail
+
+    def _set_aside(self, path: Path) -> Path:
+        """Keep the bytes of an unreadable day file under ``unreadable/`` (a unique name, outside the soundings
+        readers glob) before the atomic write replaces it: a hard link (a copy where links are not possible)."""
+        folder = self.root / "unreadable"
+        folder.mkdir(parents=True, exist_ok=True)
+        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+        target = folder / f"{path.stem}.{stamp}{path.suffix}"
+        try:
+            os.link(path, target)
+        except OSError:
+            shutil.copy2(path, target)
+        _fsync_dir(folder)
+        return target
 
 
 def write_parquet_atomic(path: Path, batches: Iterable[pa.RecordBatch], schema: pa.Schema,
@@ -150,6 +194,7 @@ def write_parquet_atomic(path: Path, batches: Iterable[pa.RecordBatch], schema: 
                               write_statistics=["sounding_id", "time", "orbit", "latitude", "longitude"]) as w:
             for batch in batches:
                 w.write_batch(batch, row_group_size=ROW_GROUP_ROWS)
+            _maybe_pause(path, tmp)
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -159,18 +204,51 @@ def write_parquet_atomic(path: Path, batches: Iterable[pa.RecordBatch], schema: 
     _fsync_dir(path.parent)
 
 
-def _footer_record(path: Path) -> dict | None:
+def _maybe_pause(path: Path, tmp: Path) -> None:
+    """The crash-test hook (see :data:`PAUSE_ENV`)."""
+    wanted = os.environ.get(PAUSE_ENV)
+    if wanted and next(_write_count) == int(wanted):
+        print(f"{PAUSE_ENV}: paused writing {path} (temporary {tmp.name}, no footer yet)", file=sys.stderr,
+              flush=True)
+        time.sleep(600)
+
+
+def _footer_record(path: Path) -> dict:
+    """The manifest row of a day file; an unreadable one gets a row too, ``problem`` saying why."""
     try:
         meta = pq.read_schema(path).metadata or {}
         record = json.loads(meta[META_KEY])
-    except (OSError, KeyError, ValueError, pa.ArrowException):
-        return None  # not one of ours (or unreadable): listed by nobody, never overwritten silently
+        day = str(record["day"])
+    except KeyError:
+        return _unreadable_record(path, "its footer holds no oco2peak provenance (not a day file this cache wrote)")
+    except (OSError, ValueError, pa.ArrowException) as exc:  # truncated, not Parquet, provenance not JSON
+        return _unreadable_record(path, f"its footer cannot be read ({type(exc).__name__}: {exc})")
     record.setdefault("n_out_of_range", 0)  # day files written before these were recorded
     record["warnings"] = "; ".join(record.get("warnings") or ())  # one text cell: what the reader survived
-    record["month"] = record["day"][:7]
+    record["month"] = day[:7]
     record["partition_file"] = str(path)
     record["size_bytes"] = path.stat().st_size
+    record["problem"] = ""
     return record
+
+
+def _unreadable_record(path: Path, reason: str) -> dict:
+    try:
+        size = path.stat().st_size
+    except OSError:
+        size = None
+    return {"file_name": "", "build": "", "build_family": "", "day": path.stem,
+            "month": path.parent.name.removeprefix("month="), "warnings": "", "partition_file": str(path),
+            "size_bytes": size, "problem": f"unreadable day file {path}: {reason}"}
+
+
+def _read_day(path: Path, columns: list[str] | None) -> pa.Table:
+    try:
+        return pq.read_table(path, columns=columns)
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        raise UnreadableDayFileError(
+            f"unreadable day file {path} ({type(exc).__name__}: {exc}): ingest the Lite file of {path.stem} again "
+            "(python -m core ingest PATH) to replace it") from None
 
 
 def _remove_stale_temporaries(folder: Path) -> None:

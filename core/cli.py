@@ -2,7 +2,9 @@
 
 Every command takes ``--cache DIR`` (default: ``$OCO2_CACHE``, else ``data_cache/``). Summaries go to stdout,
 progress and problems to stderr; the exit status is 1 when any input was bad, 2 when the command cannot run
-(bad arguments or settings, no such month, no Dask scheduler, no Earthdata credentials or network), 0 otherwise.
+(bad arguments or settings, no such month, an unreadable day file, stale detections, no Dask scheduler, no
+Earthdata credentials or network), 0 otherwise. The help texts (:func:`build_parser`) are plain text: this
+docstring is not shown.
 """
 from __future__ import annotations
 
@@ -10,6 +12,16 @@ import argparse
 import sys
 
 from .paths import cache_root
+
+DESCRIPTION = "OCO-2 peak workbench: ingest OCO-2 Lite files, detect CO2 plume events, export them as CSV."
+EPILOG = """\
+Every command takes --cache DIR (default: $OCO2_CACHE, else data_cache/).
+Summaries go to stdout, progress and problems to stderr.
+Exit status: 0 done; 1 some input was bad; 2 the command cannot run (bad arguments or
+settings, no such month, an unreadable day file, stale detections, no Dask scheduler,
+no Earthdata credentials or network).
+
+Run "python -m core COMMAND --help" for the options of a command."""
 
 
 class ProgressBar:
@@ -81,8 +93,9 @@ def _cmd_detect(args) -> int:
     settings = _load_settings(args.rules)
     if settings is None:
         return 2
-    months = _months_to_detect(args, SoundingsCache(args.cache).months())
-    if months is None:
+    cache = SoundingsCache(args.cache)
+    months = _months_to_detect(args, cache.months())
+    if months is None or not _all_readable(cache, months):
         return 2
     if args.scheduler and args.workers != 1:
         print("error: give --workers N (a local Dask cluster) or --scheduler ADDRESS (an existing one), "
@@ -188,6 +201,18 @@ def _months_to_detect(args, cached: list[str]) -> list[str] | None:
     return present
 
 
+def _all_readable(cache, months: list[str]) -> bool:
+    """True when every day file of these months can be read; else prints each unreadable one and the fix."""
+    bad = [row for month in months for row in cache.unreadable(month)["problem"]]
+    for problem in bad:
+        print(f"error: {problem}", file=sys.stderr)
+    if bad:
+        print("error: ingest the Lite file of each of those days again (python -m core ingest PATH: it replaces "
+              "the unreadable file, keeping its bytes under unreadable/) or remove the file, then detect",
+              file=sys.stderr)
+    return not bad
+
+
 def _valid_month(text: str) -> bool:
     import re
 
@@ -222,17 +247,25 @@ def _cmd_fetch(args) -> int:
 
 
 def _cmd_export(args) -> int:
-    from .batch import load_detections, peaks_table
+    import pandas as pd
+
+    from .batch import peaks_table, stored_detections
 
     settings = _load_settings(args.rules)
     if settings is None:
         return 2
-    candidates = load_detections(args.cache, args.month, settings)
-    if candidates is None:
+    stored = stored_detections(args.cache, args.month, settings)
+    if stored is None:
         print(f"error: no detections for {args.month} with settings {settings.hash}: run "
               f"`python -m core detect --month {args.month}` first", file=sys.stderr)
         return 2
-    peaks = peaks_table(candidates, include_rejected=args.all)
+    if not stored.fresh:
+        if not args.allow_stale:
+            print(f"error: {stored.stale_reason(args.month)} (or export them anyway with --allow-stale)",
+                  file=sys.stderr)
+            return 2
+        print(f"warning: exporting stale detections: {stored.stale_reason(args.month)}", file=sys.stderr)
+    peaks = peaks_table(pd.read_parquet(stored.path), include_rejected=args.all)
     peaks.to_csv(args.out, index=False)
     print(f"wrote {len(peaks):,} rows to {args.out}")
     return 0
@@ -245,52 +278,94 @@ def _cmd_months(args) -> int:
     if manifest.empty:
         print(f"the cache {cache_root(args.cache)} holds no soundings")
         return 0
-    per_month = manifest.groupby("month").agg(files=("file_name", "size"), soundings=("n_kept", "sum"))
-    print(per_month.to_string())
-    return 0
+    print(f"cache {cache_root(args.cache)}")
+    print(months_table(manifest))
+    for problem in manifest.loc[manifest["problem"].ne(""), "problem"]:
+        print(f"error: {problem}; ingest the Lite file of that day again to replace it", file=sys.stderr)
+    return 1 if manifest["problem"].ne("").any() else 0
+
+
+def months_table(manifest) -> str:
+    """The months of a cache manifest as an aligned text table: one line per month, then a total line when there
+    are several (days, their first and last, good soundings, size [MB], unreadable day files when there are any).
+    """
+    readable = manifest["problem"].eq("")
+    header = ["month", "day files", "first day", "last day", "good soundings", "size [MB]"]
+    unreadable = int((~readable).sum())
+    if unreadable:
+        header.append("unreadable")
+    rows = []
+    for month, g in manifest.groupby("month", sort=True):
+        ok = g[readable.loc[g.index]]
+        row = [month, f"{len(g):,}", min(g["day"]), max(g["day"]), f"{int(ok['n_kept'].sum()):,}",
+               f"{g['size_bytes'].fillna(0).sum() / 1e6:,.1f}"]
+        rows.append(row + ([f"{len(g) - len(ok):,}"] if unreadable else []))
+    if len(rows) > 1:
+        total = ["total", f"{len(manifest):,}", min(manifest["day"]), max(manifest["day"]),
+                 f"{int(manifest.loc[readable, 'n_kept'].sum()):,}",
+                 f"{manifest['size_bytes'].fillna(0).sum() / 1e6:,.1f}"]
+        rows.append(total + ([f"{unreadable:,}"] if unreadable else []))
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    right = [False, True, False, False, True, True, True]
+
+    def line(cells):
+        return "  ".join(c.rjust(w) if r else c.ljust(w) for c, w, r in zip(cells, widths, right)).rstrip()
+
+    return "\n".join([line(header), *(line(r) for r in rows)])
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m core", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m core", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--cache", metavar="DIR", default=None,
                         help="cache root (default: $OCO2_CACHE, else data_cache/)")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, title="commands", metavar="COMMAND")
 
-    p = sub.add_parser("ingest", parents=[common], help="ingest Lite .nc4 files or folders (recursive)")
-    p.add_argument("paths", nargs="+", metavar="PATH")
+    def command(name: str, summary: str, **kwargs) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[common], help=summary, description=summary[0].upper() + summary[1:]
+                              + ".", **kwargs)
+
+    p = command("ingest", "ingest Lite .nc4 files or folders (recursive) into the cache",
+                epilog="A bad file is reported by name with its reason and the others go in (exit status 1). "
+                       "A day already held is replaced by a newer production of it, never by an older one.")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="a Lite .nc4 file or a folder holding some")
     p.add_argument("--force", action="store_true",
                    help="replace a day even when the cache holds a newer production of it")
     p.set_defaults(func=_cmd_ingest)
 
     from .worlds import DEFAULT_WORLD, WIND_ERROR_MS, WORLD_DESCRIPTIONS
 
-    p = sub.add_parser("simulate", parents=[common], help="write OSSE Lite files with plumes of known emission",
-                       formatter_class=argparse.RawDescriptionHelpFormatter,
-                       epilog="noise worlds (--world):\n" + "\n".join(
-                           f"  {name:<12} {text}" for name, text in WORLD_DESCRIPTIONS.items())
-                       + f"\n'winds off': the files' winds err by N(0, {WIND_ERROR_MS} m/s) per pass and component "
-                         "(--wind-error-ms);\nthe plumes move with the true wind (truth_plumes.csv)")
-    p.add_argument("outdir")
-    p.add_argument("--days", type=int, default=3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--month", default="2019-08", help="YYYY-MM of the simulated days")
-    p.add_argument("--passes-per-day", type=int, default=4)
-    p.add_argument("--pass-km", type=float, default=3000.0, help="length of each pass [km]")
-    p.add_argument("--build", default="B10", choices=["B9", "B10", "B11"])
-    p.add_argument("--world", default=DEFAULT_WORLD, choices=list(WORLD_DESCRIPTIONS),
-                   help=f"noise world (default {DEFAULT_WORLD}: noise exactly as the files state; listed below)")
+    p = command("simulate", "write OSSE Lite files with plumes of known emission",
+                formatter_class=argparse.RawDescriptionHelpFormatter,
+                epilog="noise worlds (--world):\n" + "\n".join(
+                    f"  {name:<12} {text}" for name, text in WORLD_DESCRIPTIONS.items())
+                + f"\n'winds off': the files' winds err by N(0, {WIND_ERROR_MS} m/s) per pass and component "
+                  "(--wind-error-ms);\nthe plumes move with the true wind (truth_plumes.csv)")
+    p.add_argument("outdir", metavar="OUTDIR", help="folder for the Lite files and the truth tables")
+    p.add_argument("--days", type=int, default=3, metavar="N", help="days to simulate (default 3)")
+    p.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default 0)")
+    p.add_argument("--month", default="2019-08", metavar="YYYY-MM",
+                   help="month of the simulated days (default 2019-08)")
+    p.add_argument("--passes-per-day", type=int, default=4, metavar="N", help="passes per day (default 4)")
+    p.add_argument("--pass-km", type=float, default=3000.0, metavar="KM",
+                   help="length of each pass [km] (default 3000)")
+    p.add_argument("--build", default="B10", choices=["B9", "B10", "B11"], help="Lite file build (default B10)")
+    p.add_argument("--world", default=DEFAULT_WORLD, choices=list(WORLD_DESCRIPTIONS), metavar="WORLD",
+                   help=f"noise world, listed below (default {DEFAULT_WORLD}: noise exactly as the files state)")
     p.add_argument("--wind-error-ms", type=float, default=None, metavar="X",
                    help="sd of the per-pass error of the files' winds, each component [m/s] (default: the "
                         "world's, 0 in as-stated, 1.5 in the others)")
     p.set_defaults(func=_cmd_simulate)
 
-    p = sub.add_parser("demo", parents=[common], help="make and ingest the embedded demo month (idempotent)")
+    p = command("demo", "make and ingest the embedded demo month (does nothing when the cache holds it)")
     p.set_defaults(func=_cmd_demo)
 
-    p = sub.add_parser("detect", parents=[common], help="detect plume events in a month or a range of months")
+    p = command("detect", "detect plume events in a month or a range of months and store them in the cache",
+                epilog="The detections are stored under <cache>/detections/month=YYYY-MM/<settings hash>/, "
+                       "where export and the workbench read them.")
     which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--month", help="YYYY-MM")
+    which.add_argument("--month", metavar="YYYY-MM", help="the month to detect")
     which.add_argument("--months", metavar="YYYY-MM:YYYY-MM",
                        help="a range of months, first and last included (each stored as with --month)")
     p.add_argument("--rules", metavar="FILE.toml", help="detection settings (default: the recommended preset)")
@@ -305,21 +380,28 @@ def build_parser() -> argparse.ArgumentParser:
                         "s3://bucket/oco2/soundings; default: <cache>/soundings)")
     p.set_defaults(func=_cmd_detect)
 
-    p = sub.add_parser("fetch", parents=[common],
-                       help="download a month of real OCO-2 Lite files (Earthdata login) and ingest them")
-    p.add_argument("--month", required=True, help="YYYY-MM")
+    p = command("fetch", "download a month of real OCO-2 Lite files (Earthdata login) and ingest them",
+                epilog="Credentials: EARTHDATA_USERNAME and EARTHDATA_PASSWORD, or a ~/.netrc entry for "
+                       "urs.earthdata.nasa.gov. The files go to <cache>/raw/fetch-YYYY-MM/.")
+    p.add_argument("--month", required=True, metavar="YYYY-MM", help="the month to download")
     p.add_argument("--timeout", type=float, default=5.0, metavar="S",
                    help="seconds to wait for the Earthdata servers to answer (default 5)")
     p.set_defaults(func=_cmd_fetch)
 
-    p = sub.add_parser("export", parents=[common], help="export stored detections of a month as CSV")
-    p.add_argument("--month", required=True, help="YYYY-MM")
-    p.add_argument("--rules", metavar="FILE.toml", help="the settings the detections were made with")
-    p.add_argument("--out", required=True, metavar="FILE.csv")
+    p = command("export", "export the stored detections of a month as CSV",
+                epilog="Detections stored before the month's data last changed (a day file ingested, replaced "
+                       "or removed since) are refused: run detect again, or pass --allow-stale.")
+    p.add_argument("--month", required=True, metavar="YYYY-MM", help="the month to export")
+    p.add_argument("--rules", metavar="FILE.toml",
+                   help="the settings the detections were made with (default: the recommended preset)")
+    p.add_argument("--out", required=True, metavar="FILE.csv", help="the CSV to write")
     p.add_argument("--all", action="store_true", help="rejected candidates too")
+    p.add_argument("--allow-stale", action="store_true",
+                   help="export detections older than the month's data (with a warning) instead of refusing")
     p.set_defaults(func=_cmd_export)
 
-    p = sub.add_parser("months", parents=[common], help="list the months the cache holds")
+    p = command("months", "list the months the cache holds (day files, good soundings, size)",
+                epilog="Unreadable day files are counted and named on stderr (exit status 1).")
     p.set_defaults(func=_cmd_months)
     return parser
 

@@ -24,7 +24,7 @@ class FileReport:
     """What happened to one input file."""
 
     path: Path
-    status: str  # ingested | replaced | re-ingested | skipped-older | bad
+    status: str  # ingested | replaced | re-ingested | skipped-older | replaced-unreadable | bad
     detail: str = ""
     meta: LiteMetadata | None = None
     seconds: float = 0.0

@@ -9,9 +9,10 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
-from core.cache import SoundingsCache, write_parquet_atomic
+from core.cache import SoundingsCache, UnreadableDayFileError, write_parquet_atomic
 from core.ingest import ingest_paths
 from core.lite_format import FIELDS, FILL_VALUE, SOUNDINGS_SCHEMA
 from core.lite_reader import LiteFileError, read_lite
@@ -197,3 +198,75 @@ def test_cache_is_readable_by_duckdb_pandas_and_arrow_sorted(tmp_path):
     assert august["sounding_id"].is_monotonic_increasing and august["sounding_id"].is_unique
     manifest = cache.manifest()
     assert manifest["n_kept"].sum() == 2300 and set(manifest["build_family"]) == {"B10"}
+
+
+# -- an unreadable day file: listed, named, replaced only with a status that says so, its bytes kept -------------
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "core", *map(str, args)], capture_output=True, text=True,
+                          cwd=REPO_ROOT, timeout=120)
+
+
+def _truncate_footer(path) -> bytes:
+    """Cut a Parquet file's footer off (as a full disk or a copy cut short would): return the bytes left."""
+    data = path.read_bytes()
+    cut = data[: len(data) // 2]
+    path.write_bytes(cut)
+    return cut
+
+
+def _not_ours(path) -> bytes:
+    """Overwrite a day file with a valid Parquet file that carries no provenance (not written by this cache)."""
+    pq.write_table(pa.table({"sounding_id": pa.array([1, 2, 3], pa.int64())}), path)
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("spoil, reason", [(_truncate_footer, "its footer cannot be read"),
+                                           (_not_ours, "holds no oco2peak provenance")])
+def test_an_unreadable_day_file_is_listed_named_and_replaced_only_saying_so(tmp_path, spoil, reason):
+    cache = SoundingsCache(tmp_path / "cache")
+    days = [DAY, DAY + dt.timedelta(days=1)]
+    lite = [write_lite(tmp_path, sounding_columns(600, day=d, seed=i), day=d) for i, d in enumerate(days)]
+    assert ingest_paths(lite, cache=cache).n_bad == 0
+    spoiled = cache.day_path(days[1])
+    spoiled_bytes = spoil(spoiled)
+
+    # months() and manifest() agree: the month is listed, both day files have a row, the bad one says why
+    assert cache.months() == ["2019-08"]
+    manifest = cache.manifest().set_index("day")
+    assert list(manifest.index) == ["2019-08-01", "2019-08-02"]
+    assert manifest.loc["2019-08-01", "problem"] == "" and manifest.loc["2019-08-01", "n_kept"] == 600
+    bad = manifest.loc["2019-08-02"]
+    assert bad["problem"].startswith(f"unreadable day file {spoiled}: ") and reason in bad["problem"]
+    assert (bad["month"], bad["partition_file"], bad["size_bytes"]) == ("2019-08", str(spoiled), len(spoiled_bytes))
+    assert bad["file_name"] == "" and pd.isna(bad["n_kept"])
+    assert cache.unreadable("2019-08")["partition_file"].tolist() == [str(spoiled)]
+    if spoil is _truncate_footer:
+        with pytest.raises(UnreadableDayFileError, match=f"unreadable day file {spoiled} .*ingest the Lite file"):
+            cache.read_month("2019-08")
+
+    # the CLI lists it (exit 1, the file named on stderr) and detect refuses the month naming it (exit 2)
+    months = _cli("months", "--cache", cache.root)
+    assert months.returncode == 1
+    assert f"error: unreadable day file {spoiled}: " in months.stderr and "Traceback" not in months.stderr
+    header, row = months.stdout.splitlines()[1:]
+    assert header.split() == ["month", "day", "files", "first", "day", "last", "day", "good", "soundings", "size",
+                              "[MB]", "unreadable"]
+    size_mb = (spoiled.stat().st_size + cache.day_path(DAY).stat().st_size) / 1e6
+    assert row.split() == ["2019-08", "2", "2019-08-01", "2019-08-02", "600", f"{size_mb:,.1f}", "1"]
+    detect = _cli("detect", "--month", "2019-08", "--cache", cache.root)
+    assert detect.returncode == 2 and f"error: unreadable day file {spoiled}: " in detect.stderr
+    assert "Traceback" not in detect.stderr and not (cache.root / "detections").exists()
+
+    # ingesting that day again replaces it, saying so and naming the file; its bytes are kept, not deleted
+    [report] = ingest_paths([lite[1]], cache=cache).files
+    assert report.status == "replaced-unreadable" and not report.bad
+    assert report.detail.startswith(f"replaces the unreadable day file {spoiled}: ") and reason in report.detail
+    assert "replaced-unreadable" in report.summary_line() and str(spoiled) in report.summary_line()
+    [kept] = (cache.root / "unreadable").iterdir()
+    assert str(kept) in report.detail and kept.read_bytes() == spoiled_bytes
+    assert cache.manifest()["problem"].tolist() == ["", ""] and cache.unreadable().empty
+    month = cache.read_month("2019-08")
+    assert len(month) == 1200 and month["sounding_id"].is_unique
+    # the day is readable again: ingesting it once more is an ordinary re-ingest
+    assert ingest_paths([lite[1]], cache=cache).files[0].status == "re-ingested"
