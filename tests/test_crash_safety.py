@@ -5,6 +5,10 @@ whole, no sounding twice, manifest rows = day files; stored detections either th
 part of a Parquet file. Re-running the same command completes the work, with the same rows as a clean run, and
 the killed process's hidden temporaries are removed by the next write into their folder.
 
+The kill point is deterministic: with ``OCO2PEAK_PAUSE_WRITE=N`` (:data:`core.cache.PAUSE_ENV`) the writer stops in
+its N-th atomic write, after the batches and before the footer and the rename, says so on stderr and waits; the
+test kills it there. No polling race: the write cannot finish before the kill.
+
 All waits are bounded; every process is started here and killed by its own pid.
 """
 from __future__ import annotations
@@ -26,7 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from core.cache import SoundingsCache, write_parquet_atomic
+from core.cache import PAUSE_ENV, SoundingsCache, write_parquet_atomic
 from core.ingest import ingest_paths
 from core.paths import REPO_ROOT
 from core.simulate import simulate
@@ -35,11 +39,25 @@ from lite_factory import sounding_columns, write_lite
 N_DAYS = 8
 N_PER_DAY = 100_000  # ~70k good soundings a day: a day file takes tens of ms to write, long enough to be hit
 FIRST_DAY = dt.date(2019, 8, 1)
-POLL_S = 0.002
+POLL_S = 0.05
+PAUSED = b"paused writing "
 
 
 def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "core", *args]
+
+
+def _paused_env(nth_write: int) -> dict:
+    """The environment that makes the process stop in its ``nth_write``-th atomic write (see the docstring)."""
+    return {**os.environ, PAUSE_ENV: str(nth_write)}
+
+
+def _paused_at(log: Path) -> Path | None:
+    """The file the process says it stopped writing, once it says so."""
+    for line in log.read_bytes().splitlines():
+        if PAUSE_ENV.encode() in line and PAUSED in line:
+            return Path(os.fsdecode(line.split(PAUSED, 1)[1].split(b" (temporary ", 1)[0]))
+    return None
 
 
 def _kill(proc: subprocess.Popen) -> None:
@@ -104,18 +122,20 @@ def assert_consistent(cache: SoundingsCache, expected: dict) -> list[dt.date]:
 def test_sigkill_mid_ingest_keeps_the_cache_consistent_and_a_rerun_completes(tmp_path, raw_days):
     folder, expected = raw_days
     cache = SoundingsCache(tmp_path / "cache")
-    with open(tmp_path / "ingest.out", "wb") as out:
+    log = tmp_path / "ingest.out"
+    with open(log, "wb") as out:
+        # the first day stored whole, the second being written (stopped before its footer): kill there
         proc = subprocess.Popen(_cli("ingest", str(folder), "--cache", str(cache.root)), stdout=out,
-                                stderr=subprocess.STDOUT, cwd=REPO_ROOT)
-        # at least one whole day stored, and the next one being written (its hidden temporary exists): kill now
-        _wait_for(proc, lambda: cache.day_files() and list(cache.soundings_dir.glob("month=*/.*.tmp-*")),
-                  "a day file was stored and the next one was being written")
+                                stderr=subprocess.STDOUT, cwd=REPO_ROOT, env=_paused_env(2))
+        _wait_for(proc, lambda: _paused_at(log) is not None, "the second day file was being written")
         _kill(proc)
+    second = FIRST_DAY + dt.timedelta(days=1)
+    assert _paused_at(log) == cache.day_path(second)
 
     stale = list(cache.soundings_dir.glob(f"month=*/.*.tmp-{proc.pid}"))
-    assert stale, "the kill should have interrupted a write"
+    assert [p.name for p in stale] == [f".{second}.parquet.tmp-{proc.pid}"], "the kill interrupted that write"
     held = assert_consistent(cache, expected)
-    assert 1 <= len(held) < N_DAYS
+    assert held == [FIRST_DAY]
 
     rerun = subprocess.run(_cli("ingest", str(folder), "--cache", str(cache.root)), capture_output=True,
                            text=True, cwd=REPO_ROOT, timeout=300)
@@ -191,14 +211,20 @@ def _detections(cache: SoundingsCache) -> list[Path]:
     return sorted((cache.root / "detections").rglob("*.parquet")) if (cache.root / "detections").exists() else []
 
 
-def _detect_killed_after_first_orbit(cache: SoundingsCache, log: Path) -> int:
+def _detect_killed_storing(cache: SoundingsCache, log: Path) -> int:
+    """Run detect, kill it in the write of its detections (every orbit detected, the Parquet file half written)."""
     with open(log, "wb") as err:
         proc = subprocess.Popen(_cli("detect", "--month", "2019-08", "--cache", str(cache.root)),
-                                stdout=subprocess.DEVNULL, stderr=err, cwd=REPO_ROOT)
-        _wait_for(proc, lambda: re.search(rb"\] [1-9][0-9]*/[0-9]+ orbit", log.read_bytes()) is not None,
-                  "the first orbit was detected")
+                                stdout=subprocess.DEVNULL, stderr=err, cwd=REPO_ROOT, env=_paused_env(1))
+        _wait_for(proc, lambda: _paused_at(log) is not None, "the detections were being stored")
         _kill(proc)
+    assert _paused_at(log).name == "candidates.parquet"
+    assert re.search(rb"\] ([0-9]+)/\1 orbit", log.read_bytes()), "every orbit was detected before the write"
     return proc.pid
+
+
+def _temporaries(cache: SoundingsCache, pid: int) -> list[Path]:
+    return sorted((cache.root / "detections").rglob(f".candidates.parquet.tmp-{pid}"))
 
 
 def _assert_no_partial_parquet(cache: SoundingsCache) -> None:
@@ -211,9 +237,9 @@ def _assert_no_partial_parquet(cache: SoundingsCache) -> None:
 
 def test_sigkill_mid_detect_keeps_previous_detections_and_a_rerun_completes(tmp_path, month_cache):
     cache = month_cache
-    # 1. killed on a cache that never held detections: they stay absent
-    _detect_killed_after_first_orbit(cache, tmp_path / "kill1.err")
-    assert _detections(cache) == []
+    # 1. killed writing the first detections of a cache: they stay absent (the half-written temporary is hidden)
+    pid = _detect_killed_storing(cache, tmp_path / "kill1.err")
+    assert _detections(cache) == [] and len(_temporaries(cache, pid)) == 1
     _assert_no_partial_parquet(cache)
 
     # 2. a re-run completes
@@ -225,14 +251,17 @@ def test_sigkill_mid_detect_keeps_previous_detections_and_a_rerun_completes(tmp_
     first_bytes = stored.read_bytes()
     assert len(first) > 0 and first["orbit"].nunique() > 1
 
-    # 3. killed again mid-run: the previous detections are untouched and readable
-    _detect_killed_after_first_orbit(cache, tmp_path / "kill2.err")
+    assert _temporaries(cache, pid) == []  # the killed writer's temporary went with the next write
+
+    # 3. killed again writing new detections over them: the previous ones are untouched and readable
+    pid = _detect_killed_storing(cache, tmp_path / "kill2.err")
     assert _detections(cache) == [stored] and stored.read_bytes() == first_bytes
+    assert len(_temporaries(cache, pid)) == 1
     _assert_no_partial_parquet(cache)
 
     # 4. a re-run completes with the same candidates
     run = subprocess.run(_cli("detect", "--month", "2019-08", "--cache", str(cache.root)), capture_output=True,
                          text=True, cwd=REPO_ROOT, timeout=300)
     assert run.returncode == 0, run.stderr
-    assert _detections(cache) == [stored]
+    assert _detections(cache) == [stored] and _temporaries(cache, pid) == []
     pd.testing.assert_frame_equal(pd.read_parquet(stored), first)
