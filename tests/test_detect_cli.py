@@ -1,4 +1,9 @@
-"""End to end on a small OSSE: simulate -> ingest -> `python -m core detect` -> CSV, and a recall check."""
+"""End to end on a small OSSE: simulate -> ingest -> `python -m core detect` -> CSV, and a recall check.
+
+The OSSE is twelve days of one month (48 passes of 2,000 km, three in four over a plume of a real inventory
+source): large enough that the month's threshold comes from its own mirror events (a three-day month falls back to
+the floor, leaving the calibration untested) and that one plume is about 1 % of the recall.
+"""
 from __future__ import annotations
 
 import subprocess
@@ -27,7 +32,7 @@ def _core(*args):
 @pytest.fixture(scope="module")
 def small_osse(tmp_path_factory):
     root = tmp_path_factory.mktemp("osse")
-    simulate(root / "raw", days=3, seed=6, passes_per_day=4, pass_km=2000.0, plume_fraction=0.75)
+    simulate(root / "raw", days=12, seed=6, passes_per_day=4, pass_km=2000.0, plume_fraction=0.75)
     assert _core("ingest", root / "raw", "--cache", root / "cache").returncode == 0
     return root
 
@@ -65,8 +70,16 @@ def test_small_osse_recall(small_osse):
         assert _core("detect", "--month", "2019-08", "--cache", small_osse / "cache").returncode == 0
         candidates = load_detections(small_osse / "cache", "2019-08", DetectionSettings())
     result = score(candidates, load_osse(small_osse / "raw"))
-    assert result.n_detectable >= 8
-    # one event per plume (core.validation), at the false rate the month's own null allows (7 of 13 plumes,
-    # 2 false events on 20,000 km when written)
-    assert result.recall >= 0.5, result.line()
-    assert result.false_per_1000_km <= 0.5, result.line()
+    # What the detector achieves on this month (as-stated noise, perfect winds; recommended preset, one process):
+    # 52 of 80 detectable plumes (0.650), 13 of 17 isolated ones (0.765), 18 false events on 95,891 km (0.188
+    # per 1,000 km) at the month's own threshold (mirror, 2.45). The recall is below the headline 0.8 of
+    # bench_worlds because three passes in four carry plumes here: 63 of the 80 overlap another plume along the
+    # track, where one event covers both (core.validation). The data are fixed, so these figures move only when
+    # the code does; the bounds let a benign change trade a few borderline plumes or events (4 plumes, 1 isolated
+    # plume, 5 false events) and fail a regression beyond that: 5 points of recall, a false rate a quarter above
+    # the calibrated 0.2 per 1,000 km.
+    assert result.n_detectable == 80 and result.track_km == pytest.approx(95_891, abs=1), result.line()
+    assert candidates["threshold_method"].iloc[0] == "mirror", "the month's threshold from its own null"
+    assert result.recall >= 0.6, result.line()
+    assert result.recall_isolated >= 12 / 17, result.line()
+    assert result.false_per_1000_km <= 0.25, result.line()
