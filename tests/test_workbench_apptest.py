@@ -15,7 +15,7 @@ import pytest
 from conftest import SMALL_MONTH, SNR, month_accepted, month_fits
 from streamlit.testing.v1 import AppTest
 
-from core.batch import SOUNDING_COLUMNS, load_detections
+from core.batch import SOUNDING_COLUMNS, detect_month, load_detections
 from core.cache import SoundingsCache
 from core.detect import judge, orbit_noise, prepare_orbit
 from core.false_alarms import calibrate_month
@@ -246,7 +246,14 @@ def test_data_page_detects_a_month_and_ingests_uploads(small_cache, tmp_path, mo
     at = _page(_app(), "data")
     next(b for b in at.button if b.label == "Run detection for the month").click().run()
     _no_exception(at)
-    assert load_detections(root, SMALL_MONTH, DetectionSettings()) is not None
+    # stored: the month as core detects it (what `python -m core detect` stores), and the page says what it stored
+    stored = load_detections(root, SMALL_MONTH, DetectionSettings())
+    expected = detect_month(SMALL_MONTH, DetectionSettings(), cache=root)
+    pd.testing.assert_frame_equal(stored, expected)
+    n_accepted = int((expected["is_event"] & expected["status"].eq("accepted")).sum())
+    assert len(expected) > 0 and n_accepted > 0
+    assert any(s.value.startswith(f"{SMALL_MONTH}: {len(expected):,} candidates, {n_accepted:,} accepted peaks; "
+                                  "stored in") for s in at.success)
     (tmp_path / "up").mkdir()
     good = write_lite(tmp_path / "up", sounding_columns(4000, day=dt.date(2019, 9, 3)), day=dt.date(2019, 9, 3))
     at.file_uploader(key="data:upload").set_value([(good.name, good.read_bytes(), "application/x-netcdf"),
