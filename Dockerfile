@@ -21,6 +21,9 @@ RUN pip install -r /tmp/requirements.txt && rm /tmp/requirements.txt
 RUN useradd --create-home --uid 1000 app
 WORKDIR /home/app/workbench
 COPY --chown=app:app . .
+# the project itself (its requirements are installed above), so that `dask scheduler` / `dask worker` run from this
+# image import `core` (README, "Running on a Dask cluster"); the build's leftovers removed
+RUN pip install --no-deps . && rm -rf build *.egg-info
 USER app
 
 # the cache (demo month, ingested files, detections, vetting) starts empty; mount a volume here to keep it
