@@ -22,9 +22,8 @@ import numpy as np
 import pandas as pd
 
 from .emission import tco2_per_year_to_kg_s
-from .track import EARTH_RADIUS_KM, haversine_km, local_east_north, unit_vectors
+from .track import EARTH_RADIUS_KM, KM_PER_DEG, haversine_km, local_east_north, unit_vectors
 
-KM_PER_DEG = np.pi * EARTH_RADIUS_KM / 180.0
 _TEXT_COLUMNS = ("source_id", "source_name", "source_sector", "source_country")
 SOURCE_COLUMNS = ("source_id", "source_name", "source_sector", "source_country", "source_distance_km",
                   "source_upwind_km", "source_angle_deg", "source_emission_tCO2_yr", "n_sources_upwind",
@@ -118,26 +117,11 @@ def _in_sector(peak_lat, peak_lon, wind_u_ms, wind_v_ms, src_lat, src_lon, src_e
     return _Sector(near[inside], upwind, cross[inside], angle, distance[near[inside]], score)
 
 
-def search_box(lat, lon, radius_km) -> tuple[float, float, float, float]:
-    """A lat/lon box [deg] holding every point within ``radius_km`` of the given points (antimeridian-aware)."""
-    lat, lon = np.atleast_1d(lat).astype(float), np.atleast_1d(lon).astype(float)
-    dlat = radius_km / KM_PER_DEG
-    lat_min, lat_max = max(lat.min() - dlat, -90.0), min(lat.max() + dlat, 90.0)
-    dlon = radius_km / (KM_PER_DEG * max(np.cos(np.radians(max(abs(lat_min), abs(lat_max)))), 0.01))
-    if np.ptp(lon) > 180:  # points on both sides of the antimeridian
-        east = lon[lon < 0].max() + dlon
-        west = lon[lon >= 0].min() - dlon
-        return lat_min, lat_max, float(west), float(((east + 180) % 360) - 180)
-    lon_min, lon_max = lon.min() - dlon, lon.max() + dlon
-    if lon_max - lon_min >= 360:
-        return lat_min, lat_max, -180.0, 180.0
-    return lat_min, lat_max, float(((lon_min + 180) % 360) - 180), float(((lon_max + 180) % 360) - 180)
-
-
 def attribute(events: pd.DataFrame, settings, sources: pd.DataFrame | None = None, cache=None) -> pd.DataFrame:
     """Add the best upwind source and estimate/inventory ratio to each event row (``SOURCE_COLUMNS``).
 
-    ``sources`` defaults to the inventory sources in a box around all events (one DuckDB query).
+    ``sources`` defaults to the inventory sources in a box around all events (one DuckDB query,
+    :func:`core.inventory.radius_box_deg` of the farthest reach of their upwind sectors).
     """
     out = events.copy()
     for column in SOURCE_COLUMNS:  # text columns in pandas' string dtype (missing: NaN), whatever is found
@@ -146,11 +130,15 @@ def attribute(events: pd.DataFrame, settings, sources: pd.DataFrame | None = Non
     if out.empty:
         return out
     if sources is None:
-        from .inventory import sources_in_box
+        from .inventory import radius_box_deg, sources_in_box
 
-        reach = float(np.max(sector_length_km(np.hypot(out["wind_u_ms"], out["wind_v_ms"]), settings)))
-        reach += float(settings["attribution.crosswind_km"])
-        sources = sources_in_box(*search_box(out["latitude"], out["longitude"], reach), cache=cache)
+        lat, lon, u, v = (out[c].to_numpy(float) for c in ("latitude", "longitude", "wind_u_ms", "wind_v_ms"))
+        has_sector = np.isfinite(lat) & np.isfinite(lon) & np.isfinite(u) & np.isfinite(v)
+        if not has_sector.any():
+            return out
+        # every source of every sector lies within its reach (the farthest point of the sector) of its event
+        reach_km = max(_sector_shape(ui, vi, settings)[3] for ui, vi in zip(u[has_sector], v[has_sector]))
+        sources = sources_in_box(*radius_box_deg(lat[has_sector], lon[has_sector], reach_km), cache=cache)
     best = _best_sources(out, sources, settings)
     found = best["row"] >= 0
     if not found.any():

@@ -7,8 +7,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from core.attribution import attribute, rank_upwind_sources, search_box, upwind_geometry
+from core.attribution import attribute, rank_upwind_sources, upwind_geometry
 from core.emission import SECONDS_PER_YEAR
+from core.inventory import radius_box_deg
 from core.settings import DetectionSettings
 from core.track import EARTH_RADIUS_KM
 
@@ -71,7 +72,7 @@ def test_a_source_at_the_antipode_is_not_upwind():
 def test_geometry_across_the_antimeridian():
     up, cross, angle = upwind_geometry(0.0, 179.9, 5.0, 0.0, np.array([0.0]), np.array([179.6]))
     assert up[0] == pytest.approx(0.3 * KM_PER_DEG, rel=1e-3) and angle[0] == pytest.approx(0, abs=0.1)
-    box = search_box([0.0], [179.9], 50)
+    box = radius_box_deg([0.0], [179.9], 50)
     assert box[2] > box[3]  # west edge > east edge: the box crosses the antimeridian
 
 

@@ -10,11 +10,15 @@ import pyarrow.parquet as pq
 import pytest
 
 from core import inventory as inv
+from core import inventory_build as build
+from core.inventory_dedupe import pairs_within_km
+from core.inventory_names import name_similarity, repair_text
 from core.paths import EMBEDDED_INVENTORY
+from core.track import EARTH_RADIUS_KM, haversine_km
 
 COMMITTED = EMBEDDED_INVENTORY / "sources.parquet"
 RAW = EMBEDDED_INVENTORY / "raw"
-KM_PER_DEG = math.pi * inv.EARTH_RADIUS_KM / 180.0  # hand computation: 1 deg along a meridian [km]
+KM_PER_DEG = math.pi * EARTH_RADIUS_KM / 180.0  # hand computation: 1 deg along a meridian [km]
 
 WRI_YEARS = ["tCO2_emitted_in_2013", "tCO2_emitted_in_2014", "tCO2_emitted_in_2015", "tCO2_emitted_in_2016",
              "tCO2_emitted_in_2017", "tCO2_emitted_in_2017_with estimated_data",
@@ -87,13 +91,13 @@ def raw_dir(tmp_path_factory):
         ("Epsilon", "Germany", 2000.0, 51.0, 12.0, "coal", 8.0e6, True),                # wri:7, small ETS neighbour
         ("South", "Testland", 100.0, 10.1, 20.0, "gas", 3.0e5, False),                  # wri:8, 11.1 km from wri:0
         ("Far", "Testland", 100.0, 10.2, 20.0, "oil", 4.0e5, False),                    # wri:9, 22.2 km from wri:0
-    ]).to_csv(folder / inv.RAW_FILES["wri-gppd"])
+    ]).to_csv(folder / build.RAW_FILES["wri-gppd"])
     _gem([
         ("Testland", "Alpha power station", "1 200", "Operating", 10.0 + 1.0 / KM_PER_DEG, 20.0, 4, 4, 4, 4),
         ("Otherland", "Omega power station", "1 300", "Retired", 30.0, 100.0, 3.0, 2.5, None, None),
         ("Otherland", "Planned power station", "600", "Cancelled", 31.0, 101.0, None, None, None, None),
         ("Argentina", "RÃ\xado Turbio power station", "120", "Operating", -51.546, -72.2313, 0.6, 0.6, 0.6, 0.6),
-    ]).to_csv(folder / inv.RAW_FILES["gem-coal"])
+    ]).to_csv(folder / build.RAW_FILES["gem-coal"])
     _ets([
         (1, "Heizkraftwerk Delta", "DE", "Germany", "Power and heat", 1500000, "10000", 50.018, 10.0, "address"),
         (2, "Fernwärme Zeta", "DE", "Germany", "Power and heat", 10000, "10001",
@@ -102,28 +106,28 @@ def raw_dir(tmp_path_factory):
         (4, "Glashütte ohne Ort", "DE", "Germany", "Glass", 20000, "01768", None, None, None),
         (5, "Fábrica en Toledo", "ES", "Spain", "Ceramics", 30000, "45700", 14.06, 121.32, "city"),
         (6, "Centrale du Port", "FR", "France", "Power and heat", 600000, "97420", -20.94, 55.30, "city"),
-    ]).to_csv(folder / inv.RAW_FILES["eu-ets-sandbag"], sep=";", decimal=",", encoding="latin-1")
+    ]).to_csv(folder / build.RAW_FILES["eu-ets-sandbag"], sep=";", decimal=",", encoding="latin-1")
     pd.DataFrame({"city": ["Testville", "?saka", "Antipode"], "country": ["Testland", "Japan", "Fiji"],
                   "latitude": [10.05, 34.75, -15.2], "longitude": [20.05, 135.46, 179.9],
-                  "pop": [1.0e6, 1.1e7, 5.0e3]}).to_csv(folder / inv.RAW_FILES["cities-population"])
+                  "pop": [1.0e6, 1.1e7, 5.0e3]}).to_csv(folder / build.RAW_FILES["cities-population"])
     _cdp([
         ("Testville", "Testland", "10.06,20.04", 3.0e6, 2015, 1.0e6),
         ("Osaka", "Japan", None, 5.0e7, 2014, 1.1e7),
         ("Quezon", "Philippines", "14.6,121.0", 7.0e8, 2010, 2.7e6),  # 260 t per inhabitant: rejected
-    ]).to_csv(folder / inv.RAW_FILES["cities-cdp"], sep=";", index=False)
+    ]).to_csv(folder / build.RAW_FILES["cities-cdp"], sep=";", index=False)
     return folder
 
 
 @pytest.fixture(scope="module")
 def built(raw_dir):
-    return inv.build_sources(raw_dir)
+    return build.build_sources(raw_dir)
 
 
 @pytest.fixture(scope="module")
 def cache(built, tmp_path_factory):
     """A cache root whose inventory is the crafted build, written as the real file is."""
     root = tmp_path_factory.mktemp("cache")
-    inv.write_sources(built, root / "inventory" / "sources.parquet")
+    build.write_sources(built, root / "inventory" / "sources.parquet")
     return root
 
 
@@ -170,10 +174,10 @@ def test_latest_positive_year_units_and_capacity_text(built):
 
 
 def test_mojibake_names_are_repaired():
-    assert inv.repair_text("RÃ\xado Turbio") == "Río Turbio"
-    assert inv.repair_text("Côte D\x92Ivoire") == "Côte D’Ivoire"
-    assert inv.repair_text("Río Turbio") == "Río Turbio"  # already right: untouched
-    assert inv.repair_text("?saka") == "?saka"  # lost upstream: left alone
+    assert repair_text("RÃ\xado Turbio") == "Río Turbio"
+    assert repair_text("Côte D\x92Ivoire") == "Côte D’Ivoire"
+    assert repair_text("Río Turbio") == "Río Turbio"  # already right: untouched
+    assert repair_text("?saka") == "?saka"  # lost upstream: left alone
 
 
 def test_gem_mojibake_name_in_build(built):
@@ -224,18 +228,18 @@ def test_pairs_within_km_equals_brute_force():
     rng = np.random.default_rng(1)
     lat_a, lon_a = rng.uniform(40, 42, 300), rng.uniform(5, 7, 300)
     lat_b, lon_b = rng.uniform(40, 42, 200), rng.uniform(5, 7, 200)
-    ia, jb, d = inv.pairs_within_km(lat_a, lon_a, lat_b, lon_b, 15.0)
-    full = inv.haversine_km(lat_a[:, None], lon_a[:, None], lat_b[None, :], lon_b[None, :])
+    ia, jb, d = pairs_within_km(lat_a, lon_a, lat_b, lon_b, 15.0)
+    full = haversine_km(lat_a[:, None], lon_a[:, None], lat_b[None, :], lon_b[None, :])
     expected = set(zip(*np.nonzero(full <= 15.0)))
     assert set(zip(ia.tolist(), jb.tolist())) == expected
     assert np.allclose(d, full[ia, jb])
 
 
 def test_name_similarity():
-    assert inv.name_similarity("Bełchatów", "Elektrownia Bełchatów") == 1.0
-    assert inv.name_similarity("Samcheonpo", "Samchonpo power station") == 1.0
-    assert inv.name_similarity("Korba STPS", "BALCO Korba power station") == 0.5
-    assert inv.name_similarity("Campo de Gibraltar Grupo 20", "Campo de Gibraltar Grupo 10") == 0.0
+    assert name_similarity("Bełchatów", "Elektrownia Bełchatów") == 1.0
+    assert name_similarity("Samcheonpo", "Samchonpo power station") == 1.0
+    assert name_similarity("Korba STPS", "BALCO Korba power station") == 0.5
+    assert name_similarity("Campo de Gibraltar Grupo 20", "Campo de Gibraltar Grupo 10") == 0.0
 
 
 def test_radius_box_crosses_the_antimeridian_and_reaches_poles():
@@ -244,18 +248,33 @@ def test_radius_box_crosses_the_antimeridian_and_reaches_poles():
     assert inv.radius_box_deg(89.9, 0.0, 50.0)[2:] == (-180.0, 180.0)
 
 
+def test_radius_box_of_several_points_is_the_shortest_arc_holding_them():
+    dlon = 50 / KM_PER_DEG  # at the equator a circle spans +- r/R in longitude
+    # points on both sides of the antimeridian: the box crosses it, it does not span the other 359 degrees
+    lat_min, lat_max, lon_min, lon_max = inv.radius_box_deg([0.0, 1.0], [179.0, -178.0], 50.0)
+    assert lon_min == pytest.approx(179.0 - dlon) and lon_max == pytest.approx(-178.0 + dlon)
+    assert (lat_min, lat_max) == pytest.approx((-dlon, 1.0 + dlon))
+    # three points a third of the way round: the largest gap (between two of them) is left out
+    lon_min, lon_max = inv.radius_box_deg([0.0] * 3, [-120.0, 0.0, 120.0], 50.0)[2:]
+    assert lon_min == pytest.approx(-dlon) and lon_max == pytest.approx(-120.0 + dlon)
+    # a point without coordinates is left out; none at all is an error
+    assert inv.radius_box_deg([np.nan, 10.0], [5.0, 20.0], 50.0) == inv.radius_box_deg(10.0, 20.0, 50.0)
+    with pytest.raises(ValueError, match="finite"):
+        inv.radius_box_deg([np.nan], [0.0], 50.0)
+
+
 # ------------------------------------------------------------------------------------------- Parquet + queries
 
 
 def test_parquet_sorted_by_coarse_key_in_small_row_groups(built, tmp_path):
-    path = inv.write_sources(built, tmp_path / "s.parquet", row_group_rows=4)
+    path = build.write_sources(built, tmp_path / "s.parquet", row_group_rows=4)
     meta = pq.ParquetFile(path).metadata
     assert meta.num_row_groups == math.ceil(len(built) / 4)
     assert meta.row_group(0).column(0).compression == "ZSTD"
     back = pd.read_parquet(path)
     key = np.floor(back["latitude"]) * 1000 + np.floor(back["longitude"])
     assert key.is_monotonic_increasing
-    assert inv.read_build_report(path)["gem_folded_into_wri"] == 1
+    assert build.read_build_report(path)["gem_folded_into_wri"] == 1
 
 
 def test_sources_path_prefers_the_cache(cache, tmp_path):
@@ -308,10 +327,10 @@ def test_by_sector_and_largest_emitters(cache):
 
 def test_main_rebuilds_and_prints_counts(raw_dir, tmp_path, capsys):
     out = tmp_path / "inventory" / "sources.parquet"
-    assert inv.main(["--raw", str(raw_dir), "--out", str(out)]) == 0
+    assert build.main(["--raw", str(raw_dir), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "gem_folded_into_wri" in printed and "rows_per_sector" in printed
-    assert len(pd.read_parquet(out)) == len(inv.build_sources(raw_dir))
+    assert len(pd.read_parquet(out)) == len(build.build_sources(raw_dir))
 
 
 # ------------------------------------------------------------------------------------------- committed inventory
@@ -337,7 +356,7 @@ def test_committed_inventory_contract(committed):
 
 def test_committed_inventory_has_no_cross_dataset_twins_within_1_km(committed):
     plants = committed[committed["sector"].isin(inv.FUEL_SECTORS)].reset_index(drop=True)
-    ia, jb, _ = inv.pairs_within_km(plants["latitude"], plants["longitude"], plants["latitude"], plants["longitude"],
+    ia, jb, _ = pairs_within_km(plants["latitude"], plants["longitude"], plants["latitude"], plants["longitude"],
                                     1.0)
     keep = ia < jb
     ia, jb = ia[keep], jb[keep]
@@ -349,6 +368,6 @@ def test_committed_inventory_has_no_cross_dataset_twins_within_1_km(committed):
 
 
 def test_committed_inventory_rebuilds_from_committed_csvs(committed):
-    rebuilt = inv.build_sources(RAW)
+    rebuilt = build.build_sources(RAW)
     pd.testing.assert_frame_equal(rebuilt.reset_index(drop=True),
                                   committed.sort_values("source_id").reset_index(drop=True))

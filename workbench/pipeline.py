@@ -269,8 +269,8 @@ def events(candidates: pd.DataFrame, accepted_only: bool = True, mirrors: bool =
 
 @st.cache_data(show_spinner=False, max_entries=256)
 def _ranked(root: str, lat: float, lon: float, u: float, v: float, key: tuple) -> tuple[pd.DataFrame, float]:
-    from core.attribution import rank_upwind_sources, search_box, sector_length_km
-    from core.inventory import sources_in_box
+    from core.attribution import rank_upwind_sources, sector_length_km
+    from core.inventory import radius_box_deg as search_box, sources_in_box
 
     settings = _settings(key)
     length = float(sector_length_km(np.hypot(u, v), settings))
