@@ -19,9 +19,10 @@ retrievals show and the files do not tell:
   by the true wind (analysed winds are off by ~1-2 m/s).
 
 This module holds the catalogue and the pure random processes (functions of an along-track coordinate and a
-numpy ``Generator``); :mod:`core.simulate` places them in a pass and records them in the truth. Every process
-draws from its own generator, so switching one effect on or off changes no other draw, and the ``as-stated``
-world draws nothing from them at all (its files are the original OSSE's, byte for byte in their data).
+numpy ``Generator``); the OSSE places them in a pass (:mod:`core.osse_pass`, :mod:`core.osse_nuisances`) and
+:mod:`core.simulate` records them in the truth. Every process draws from its own generator, so switching one effect
+on or off changes no other draw, and the ``as-stated`` world draws nothing from them at all (its files are the
+original OSSE's, byte for byte in their data).
 
 References
 ----------

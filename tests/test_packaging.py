@@ -106,9 +106,9 @@ def _in_installed(installed: Path, code: str) -> subprocess.CompletedProcess:
 
 def test_the_installed_code_finds_its_data_outside_the_repository(installed):
     run = _in_installed(installed, """
-import core, core.simulate, workbench.basemap, workbench.ui
+import core, core.osse_physics, core.simulate, workbench.basemap, workbench.ui
 print(core.__file__)
-assert core.simulate.MONTHLY_MEAN_CSV.is_file(), core.simulate.MONTHLY_MEAN_CSV
+assert core.osse_physics.MONTHLY_MEAN_CSV.is_file(), core.osse_physics.MONTHLY_MEAN_CSV
 assert (workbench.basemap.STATIC / "basemap.json").is_file()
 assert (workbench.basemap.STATIC / "ne_110m_countries.geojson").is_file()
 assert (workbench.ui.VIEWS / "overview.py").is_file()

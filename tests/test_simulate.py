@@ -12,23 +12,12 @@ from core import orbit as orb
 from core.emission import emission_kg_s
 from core.lite_format import FILE_NAME_RE, FILL_VALUE, SOUNDINGS_SCHEMA
 from core.lite_reader import read_lite
-from core.simulate import OsseSettings, monthly_mean_xco2_ppm, plume_column_kg_m2, simulate
+from core.osse_physics import monthly_mean_xco2_ppm, plume_column_kg_m2
+from core.simulate import simulate
 from core.track import haversine_km
+from osse_factory import CLEAR, SOURCES
 
-# A tiny stand-in for the inventory: two big plants far apart, a small one next to the first, a city.
-SOURCES = pd.DataFrame({
-    "source_id": ["t:1", "t:2", "t:3", "t:4"],
-    "name": ["Big plant A", "Big plant B", "Small works", "A city"],
-    "sector": ["power-coal", "power-coal", "industry", "city"],
-    "country": ["Poland", "South Africa", "Poland", "Poland"],
-    "latitude": [51.2679, -26.088, 51.10, 52.23],
-    "longitude": [19.3265, 28.9689, 19.80, 21.01],
-    "emission_tCO2_yr": [2.4e7, 2.5e7, 2e5, 3e7],
-    "year": [2019] * 4,
-    "dataset": ["stand-in"] * 4,
-})
 ONE_SOURCE = SOURCES.iloc[[1]].reset_index(drop=True)
-CLEAR = OsseSettings(clear_sky_at_plume=1.0)
 
 
 def _sim(tmp_path, **kw):

@@ -8,19 +8,10 @@ import pytest
 
 from core.cli import build_parser, main
 from core.lite_reader import read_lite
-from core.simulate import WORLDS, OsseSettings, simulate
-from core.worlds import WORLD_DESCRIPTIONS, ar1_along_track
+from core.simulate import OsseSettings, simulate
+from core.worlds import WORLD_DESCRIPTIONS, WORLDS, ar1_along_track
+from osse_factory import CLEAR, SOURCES
 
-# Two big plants far apart, a small one beside the first, a city (as in test_simulate.py).
-SOURCES = pd.DataFrame({
-    "source_id": ["t:1", "t:2", "t:3", "t:4"],
-    "name": ["Big plant A", "Big plant B", "Small works", "A city"],
-    "sector": ["power-coal", "power-coal", "industry", "city"],
-    "latitude": [51.2679, -26.088, 51.10, 52.23],
-    "longitude": [19.3265, 28.9689, 19.80, 21.01],
-    "emission_tCO2_yr": [2.4e7, 2.5e7, 2e5, 3e7],
-})
-CLEAR = OsseSettings(clear_sky_at_plume=1.0)
 MAD_TO_SD = 1.482602218505602
 
 
@@ -105,14 +96,16 @@ def test_as_stated_is_the_world_without_worlds(tmp_path, sims):
 
 def test_as_stated_calls_no_world_effect(tmp_path, monkeypatch, sims):
     """The as-stated world skips every new effect (none is even called), so it draws nothing new."""
-    import core.simulate as sim_module
+    from core import osse_nuisances, osse_pass
 
     def refuse(*args, **kwargs):
         raise AssertionError("a world effect was called in the as-stated world")
 
-    for name in ("fine_waves_ppm", "correlated_errors_ppm", "footprint_drift_ppm", "dp_field_hpa", "dp_offset_ppm",
-                 "_world_artefacts", "_correlated_ppm"):
-        monkeypatch.setattr(sim_module, name, refuse)
+    for module, names in ((osse_pass, ("fine_waves_ppm", "dp_field_hpa", "dp_offset_ppm", "world_artefacts",
+                                       "correlated_ppm")),
+                          (osse_nuisances, ("correlated_errors_ppm", "footprint_drift_ppm"))):
+        for name in names:
+            monkeypatch.setattr(module, name, refuse)
     again = _sim(tmp_path, "as-stated")
     pd.testing.assert_frame_equal(again.good_soundings(), sims["as-stated"].good_soundings(), check_exact=True)
     with pytest.raises(AssertionError, match="world effect"):
