@@ -22,12 +22,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import lmfit  # noqa: E402
 import numpy as np  # noqa: E402
 
 from core.batch import detect_month  # noqa: E402
 from core.cache import SoundingsCache  # noqa: E402
 from core.detect import find_candidates, fit_candidates, judge, prepare_orbit  # noqa: E402
-from core.fitting import MODEL  # noqa: E402
+from core.fitting import gaussian_line  # noqa: E402
 from core.ingest import ingest_paths  # noqa: E402
 from core.settings import DetectionSettings  # noqa: E402
 from core.simulate import OsseSettings, simulate  # noqa: E402
@@ -98,13 +99,14 @@ def main(argv=None) -> int:
     # 4. naive baseline on a subset of the orbit, extrapolated to the month
     x, y, unc = od.x_km, od.soundings["xco2"].to_numpy(float), od.soundings["xco2_uncertainty"].to_numpy(float)
     centres = x[::15][: args.naive_windows]
+    model = lmfit.Model(gaussian_line)  # stock lmfit, as a naive user would fit
     start = time.perf_counter()
     n_evals = 0
     for c in centres:
         lo, hi = np.searchsorted(x, [c - 100, c + 100])
-        params = MODEL.make_params(amplitude=1.0, sigma=dict(value=5.0, min=0.5, max=50.0), center=c, slope=0.0,
+        params = model.make_params(amplitude=1.0, sigma=dict(value=5.0, min=0.5, max=50.0), center=c, slope=0.0,
                                    intercept=float(np.median(y[lo:hi])))
-        fit = MODEL.fit(y[lo:hi], params, x=x[lo:hi], weights=1 / unc[lo:hi], max_nfev=2000)
+        fit = model.fit(y[lo:hi], params, x=x[lo:hi], weights=1 / unc[lo:hi], max_nfev=2000)
         n_evals += fit.nfev
     per_window = (time.perf_counter() - start) / len(centres)
     naive_month = per_window * n_month / 15
