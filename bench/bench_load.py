@@ -10,9 +10,13 @@ the server under load; the browser's own drawing time for one session is measure
 ``bench/bench_workbench.py`` (a headless Chromium drawing 10 WebGL maps in software on 2 cores measures the
 test machine, not the app).
 
-Prints every page's render times, errors, and the p50 / p95 (target: no error, p95 <= 3 s).
+Prints every page's render times, errors, and the p50 / p95 (target: no error, p95 <= 3 s), and the server's
+memory (``/proc/<pid>/status``: resident now, ``VmRSS``, and its peak so far, ``VmHWM``) after the first analyst
+and after the N sessions: a hosted app has a memory cap (Streamlit Community Cloud documents 690 MB to 2.7 GB per
+app), so the target is a peak under 1 GB with 1 and with 5 sessions.
 
     python bench/bench_load.py [--sessions 10] [--cache DIR]
+    python bench/bench_load.py --sessions 5      # the hosted-link check: peak memory with 1 and 5 sessions
 """
 from __future__ import annotations
 
@@ -103,16 +107,26 @@ async def session(url: str, index: int, results: list, errors: list) -> None:
         errors.append(f"session {index}: could not connect: {exc}")
 
 
-async def run(url: str, sessions: int) -> tuple[list, list, float]:
+def memory_mb(pid: int) -> tuple[float, float]:
+    """``(resident, peak resident)`` of a process [MB] (Linux ``/proc/<pid>/status``: VmRSS, VmHWM in kB)."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return tuple(float(fields[k].split()[0]) / 1024 for k in ("VmRSS", "VmHWM"))
+
+
+async def run(url: str, sessions: int, pid: int) -> tuple[list, list, float]:
     warm, warm_errors = [], []
     await session(url, -1, warm, warm_errors)  # one analyst first: the month is detected once per process
     if warm_errors:
         raise SystemExit(f"warm-up failed: {warm_errors}")
     print("warm-up (first analyst): " + ", ".join(f"{p} {t:.2f} s" for _, p, t in warm))
+    print("server memory after 1 session: resident {:.0f} MB, peak {:.0f} MB".format(*memory_mb(pid)))
     results, errors = [], []
     start = time.perf_counter()
     await asyncio.gather(*(session(url, i, results, errors) for i in range(sessions)))
-    return results, errors, time.perf_counter() - start
+    wall = time.perf_counter() - start
+    print(f"server memory after {sessions} more concurrent sessions: resident {{:.0f}} MB, peak {{:.0f}} MB "
+          "(target: peak < 1,000 MB)".format(*memory_mb(pid)))
+    return results, errors, wall
 
 
 def main(argv=None) -> int:
@@ -124,7 +138,7 @@ def main(argv=None) -> int:
     ensure_demo(cache=cache)
     server, url = start_server(cache)
     try:
-        results, errors, wall = asyncio.run(run(url, args.sessions))
+        results, errors, wall = asyncio.run(run(url, args.sessions, server.pid))
     finally:
         server.terminate()
         server.wait(timeout=30)
