@@ -117,6 +117,32 @@ def _in_sector(peak_lat, peak_lon, wind_u_ms, wind_v_ms, src_lat, src_lon, src_e
     return _Sector(near[inside], upwind, cross[inside], angle, distance[near[inside]], score)
 
 
+def sources_reachable(lat, lon, wind_u_ms, wind_v_ms, settings, cache=None) -> pd.DataFrame | None:
+    """The inventory sources any of these peaks' upwind sectors can reach (one DuckDB query: the
+    :func:`core.inventory.radius_box_deg` box of the farthest reach of the sectors around the peaks); None when no
+    peak has a sector (a non-finite position or wind). Positions [deg] and winds [m/s], scalars or arrays."""
+    from .inventory import radius_box_deg, sources_in_box
+
+    lat, lon, u, v = (np.atleast_1d(np.asarray(a, float)) for a in (lat, lon, wind_u_ms, wind_v_ms))
+    has_sector = np.isfinite(lat) & np.isfinite(lon) & np.isfinite(u) & np.isfinite(v)
+    if not has_sector.any():
+        return None
+    # every source of every sector lies within its reach (the farthest point of the sector) of its peak
+    reach_km = max(_sector_shape(ui, vi, settings)[3] for ui, vi in zip(u[has_sector], v[has_sector]))
+    return sources_in_box(*radius_box_deg(lat[has_sector], lon[has_sector], reach_km), cache=cache)
+
+
+def upwind_sources(peak_lat, peak_lon, wind_u_ms, wind_v_ms, settings, cache=None) -> pd.DataFrame:
+    """The inventory sources in one peak's upwind sector, best first (:func:`rank_upwind_sources` over
+    :func:`sources_reachable`): the list the best source of :func:`attribute` heads."""
+    sources = sources_reachable(peak_lat, peak_lon, wind_u_ms, wind_v_ms, settings, cache=cache)
+    if sources is None:
+        from .inventory import COLUMNS
+
+        sources = pd.DataFrame(columns=COLUMNS)
+    return rank_upwind_sources(peak_lat, peak_lon, wind_u_ms, wind_v_ms, sources, settings)
+
+
 def attribute(events: pd.DataFrame, settings, sources: pd.DataFrame | None = None, cache=None) -> pd.DataFrame:
     """Add the best upwind source and estimate/inventory ratio to each event row (``SOURCE_COLUMNS``).
 
@@ -130,15 +156,10 @@ def attribute(events: pd.DataFrame, settings, sources: pd.DataFrame | None = Non
     if out.empty:
         return out
     if sources is None:
-        from .inventory import radius_box_deg, sources_in_box
-
-        lat, lon, u, v = (out[c].to_numpy(float) for c in ("latitude", "longitude", "wind_u_ms", "wind_v_ms"))
-        has_sector = np.isfinite(lat) & np.isfinite(lon) & np.isfinite(u) & np.isfinite(v)
-        if not has_sector.any():
+        sources = sources_reachable(*(out[c].to_numpy(float) for c in ("latitude", "longitude", "wind_u_ms",
+                                                                        "wind_v_ms")), settings, cache=cache)
+        if sources is None:
             return out
-        # every source of every sector lies within its reach (the farthest point of the sector) of its event
-        reach_km = max(_sector_shape(ui, vi, settings)[3] for ui, vi in zip(u[has_sector], v[has_sector]))
-        sources = sources_in_box(*radius_box_deg(lat[has_sector], lon[has_sector], reach_km), cache=cache)
     best = _best_sources(out, sources, settings)
     found = best["row"] >= 0
     if not found.any():

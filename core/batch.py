@@ -39,7 +39,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -113,9 +113,10 @@ def store_detections(cache, month: str, settings: DetectionSettings, candidates:
 
 
 def load_detections(cache, month: str, settings: DetectionSettings) -> pd.DataFrame | None:
-    """The stored candidates of a month for these settings, or None if never detected."""
-    path = detections_dir(_as_cache(cache), month, settings) / "candidates.parquet"
-    return pd.read_parquet(path) if path.exists() else None
+    """The stored candidates of a month for these settings, fresh or not (see :func:`stored_detections`), or
+    None if never detected."""
+    stored = stored_detections(cache, month, settings)
+    return pd.read_parquet(stored.path) if stored else None
 
 
 @dataclass(frozen=True)
@@ -218,8 +219,8 @@ def detect_month(month: str, settings: DetectionSettings | None = None, cache=No
                                 sources=sources, cache=cache.root)
     progress = (lambda _month, done, total, orbit: on_orbit(done, total, orbit)) if on_orbit else None
     with dask_client(workers, scheduler, client) as dask:
-        (_, candidates), = _detect_months_dask(dask, [month], settings, cache, soundings_url, progress)
-    return _attributed(candidates, settings, attribute_events, sources, cache.root)
+        (_, parts), = _detect_months_dask(dask, [month], settings, cache, soundings_url, progress)
+    return assemble_month(parts, settings, attribute_events, sources, cache.root)
 
 
 def detect_soundings(soundings: pd.DataFrame, settings: DetectionSettings, on_orbit=None,
@@ -235,12 +236,27 @@ def detect_soundings(soundings: pd.DataFrame, settings: DetectionSettings, on_or
     parts = []
     with one_blas_thread():
         for i, part in enumerate(_map_orbits(orbits, settings, workers), 1):
-            if not part.empty:
-                parts.append(part)
+            parts.append(part)
             if on_orbit:
                 on_orbit(i, len(orbits), int(orbits[i - 1]["orbit"].iloc[0]))
+    return assemble_month(parts, settings, attribute_events, sources, cache)
+
+
+def assemble_month(parts: Iterable[pd.DataFrame], settings: DetectionSettings, attribute_events: bool = True,
+                   sources: pd.DataFrame | None = None, cache=None) -> pd.DataFrame:
+    """The month's candidates table from its orbits' judged tables, given in orbit order: concatenated, judged at
+    the month's own threshold (:func:`core.false_alarms.calibrate_month`) and, unless ``attribute_events`` is
+    false, given the best upwind source of each accepted event (:func:`with_sources`).
+
+    Every way of detecting a month ends here: one process, a local or remote Dask cluster, and the workbench's
+    orbit by orbit cache (``workbench/pipeline.py``), so the same orbits give the same month table.
+    """
+    parts = [part for part in parts if not part.empty]
     candidates = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-    return _attributed(candidates, settings, attribute_events, sources, cache)
+    candidates = calibrate_month(candidates, settings)
+    if not attribute_events:
+        return candidates
+    return with_sources(candidates, settings, sources=sources, cache=cache)
 
 
 def run_months(months: list[str], settings: DetectionSettings, cache=None, on_orbit: MonthProgress | None = None,
@@ -262,8 +278,8 @@ def run_months(months: list[str], settings: DetectionSettings, cache=None, on_or
             yield month, candidates, time.perf_counter() - start
         return
     with dask_client(workers, scheduler, client) as dask:
-        for month, candidates in _detect_months_dask(dask, months, settings, cache, soundings_url, on_orbit):
-            candidates = _attributed(candidates, settings, True, None, cache.root)
+        for month, parts in _detect_months_dask(dask, months, settings, cache, soundings_url, on_orbit):
+            candidates = assemble_month(parts, settings, cache=cache.root)
             store_detections(cache, month, settings, candidates)
             yield month, candidates, time.perf_counter() - start
 
@@ -450,7 +466,8 @@ def one_blas_thread():
 
 def _detect_months_dask(client, months: list[str], settings: DetectionSettings, cache: SoundingsCache,
                         soundings_url: str | None, on_orbit: MonthProgress | None):
-    """Submit every task of every month; yield ``(month, candidates)`` (not attributed) as months complete."""
+    """Submit every task of every month; yield ``(month, parts)`` as months complete: the orbits' judged tables
+    in orbit order, for :func:`assemble_month`."""
     from distributed import as_completed
 
     url = soundings_url or str(cache.soundings_dir)
@@ -461,7 +478,7 @@ def _detect_months_dask(client, months: list[str], settings: DetectionSettings, 
     parts: dict[str, dict[int, pd.DataFrame]] = {month: {} for month in months}
     for month in months:
         if not plans[month]:
-            yield month, pd.DataFrame()
+            yield month, []
     futures = {}
     run_id = uuid.uuid4().hex[:8]
     for rank, month in enumerate(months):  # earlier months first; within a month the largest tasks first
@@ -481,7 +498,8 @@ def _detect_months_dask(client, months: list[str], settings: DetectionSettings, 
             if on_orbit:
                 on_orbit(task.month, done[task.month], totals[task.month], task.orbits[-1])
             if remaining[task.month] == 0:
-                yield task.month, _concat_in_orbit_order(parts.pop(task.month))
+                by_orbit = parts.pop(task.month)
+                yield task.month, [by_orbit[orbit] for orbit in sorted(by_orbit)]
     finally:
         if futures:
             client.cancel(list(futures))
@@ -496,11 +514,6 @@ def _task_result(future, task: OrbitTask, url: str) -> list[tuple[int, pd.DataFr
         raise DetectTaskError(f"detection of {task.month} day {task.label} (orbits {task.orbits[0]}-"
                               f"{task.orbits[-1]}, {', '.join(task.files)}) failed on a worker: "
                               f"{_reason(exc)}{hint}") from exc
-
-
-def _concat_in_orbit_order(by_orbit: dict[int, pd.DataFrame]) -> pd.DataFrame:
-    parts = [by_orbit[o] for o in sorted(by_orbit) if not by_orbit[o].empty]
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
 def _map_orbits(orbits: list[pd.DataFrame], settings: DetectionSettings, workers: int):
@@ -519,16 +532,6 @@ def _map_orbits(orbits: list[pd.DataFrame], settings: DetectionSettings, workers
 
 
 # -- helpers -------------------------------------------------------------------------------------------------------
-def _attributed(candidates: pd.DataFrame, settings: DetectionSettings, attribute_events: bool,
-                sources: pd.DataFrame | None, cache) -> pd.DataFrame:
-    """The month's candidates judged at its own threshold (:func:`core.false_alarms.calibrate_month`), with the
-    source columns of their accepted events (both run in this process, over the whole month)."""
-    candidates = calibrate_month(candidates, settings)
-    if not attribute_events:
-        return candidates
-    return with_sources(candidates, settings, sources=sources, cache=cache)
-
-
 def with_sources(candidates: pd.DataFrame, settings: DetectionSettings, sources: pd.DataFrame | None = None,
                  cache=None) -> pd.DataFrame:
     """The candidates with the best upwind source of each accepted event (``SOURCE_COLUMNS``; one inventory query

@@ -18,9 +18,9 @@ checks that the fit stage reads no setting outside :func:`core.settings.fit_stag
 
 **One month, one threshold.** The significance an event needs is the month's (:mod:`core.false_alarms`: set from
 the month's mirror events for ``detection.false_alarms_per_1000km``), so an orbit is judged at its month's
-threshold and shows the verdicts the month shows. A month is the concatenation of its judged orbits, calibrated
-(``calibrate_month``: re-judged at the month's threshold, with the false-alarm columns) and attributed at once
-(one inventory query). When ``python -m core detect`` or the Data page stored the month's detections for the
+threshold and shows the verdicts the month shows. A month is its judged orbits put together by
+``core.batch.assemble_month``, as the CLI and Dask do: concatenated, calibrated (``calibrate_month``: re-judged at
+the month's threshold, with the false-alarm columns) and attributed at once (one inventory query). When ``python -m core detect`` or the Data page stored the month's detections for the
 current settings (and the data did not change since), they are read instead.
 
 The orbit pages (:func:`orbit_candidates`) take the month's calibration (:func:`month_calibration`) from the month
@@ -42,7 +42,7 @@ import pandas as pd
 import streamlit as st
 
 from core import false_alarms
-from core.batch import detections_dir, with_sources
+from core.batch import assemble_month, stored_detections, with_sources
 from core.cache import SoundingsCache
 from core.detect import OrbitData, OrbitNoise, find_candidates, fit_candidates, judge, orbit_noise, prepare_orbit
 from core.false_alarms import MONTH_COLUMNS, MonthThreshold, calibrate_month
@@ -156,14 +156,10 @@ def _read_stored(path: str, mtime_ns: int) -> pd.DataFrame:
 
 
 def stored_candidates(root: str, month: str, settings: DetectionSettings) -> pd.DataFrame | None:
-    """The month's stored detections for these settings, if stored after the data last changed."""
-    cache = SoundingsCache(root)
-    path = detections_dir(cache, month, settings) / "candidates.parquet"
-    if not path.exists():
-        return None
-    newest_data = max((f.stat().st_mtime_ns for f in cache.day_files(month)), default=0)
-    mtime = path.stat().st_mtime_ns
-    return _read_stored(str(path), mtime) if mtime >= newest_data else None
+    """The month's stored detections for these settings, if stored after the data last changed (the freshness
+    check of :func:`core.batch.stored_detections`, which ``python -m core export`` applies too)."""
+    stored = stored_detections(root, month, settings)
+    return _read_stored(str(stored.path), stored.mtime_ns) if stored and stored.fresh else None
 
 
 def _month_orbits(root: str, month: str, orbits) -> list[int]:
@@ -191,13 +187,10 @@ def month_candidates(root: str, month: str, stamp: str, settings: DetectionSetti
         parts = []
         fit_key, all_key = fit_items(settings), all_items(settings)
         for i, orbit in enumerate(orbits, 1):
-            part = _judged(root, month, int(orbit), stamp, fit_key, all_key)
-            if not part.empty:
-                parts.append(part)
+            parts.append(_judged(root, month, int(orbit), stamp, fit_key, all_key))
             if on_orbit:
                 on_orbit(i, len(orbits), orbit)
-        table = (with_sources(calibrate_month(pd.concat(parts, ignore_index=True), settings), settings, cache=root)
-                 if parts else pd.DataFrame())
+        table = assemble_month(parts, settings, cache=root)
     return _keep("month", key, table)
 
 
@@ -269,15 +262,11 @@ def events(candidates: pd.DataFrame, accepted_only: bool = True, mirrors: bool =
 
 @st.cache_data(show_spinner=False, max_entries=256)
 def _ranked(root: str, lat: float, lon: float, u: float, v: float, key: tuple) -> tuple[pd.DataFrame, float]:
-    from core.attribution import rank_upwind_sources, sector_length_km
-    from core.inventory import radius_box_deg as search_box, sources_in_box
+    from core.attribution import sector_length_km, upwind_sources
 
     settings = _settings(key)
-    length = float(sector_length_km(np.hypot(u, v), settings))
-    if not np.isfinite([lat, lon, u, v]).all():
-        return pd.DataFrame(), length
-    sources = sources_in_box(*search_box([lat], [lon], length + settings["attribution.crosswind_km"]), cache=root)
-    return rank_upwind_sources(lat, lon, u, v, sources, settings), length
+    return (upwind_sources(lat, lon, u, v, settings, cache=root),
+            float(sector_length_km(np.hypot(u, v), settings)))
 
 
 def ranked_sources(root: str, lat: float, lon: float, u: float, v: float,
