@@ -254,6 +254,10 @@ def test_data_page_detects_a_month_and_ingests_uploads(small_cache, tmp_path, mo
     assert len(expected) > 0 and n_accepted > 0
     assert any(s.value.startswith(f"{SMALL_MONTH}: {len(expected):,} candidates, {n_accepted:,} accepted peaks; "
                                   "stored in") for s in at.success)
+    # the status table, drawn after the button, lists what was just stored as up to date
+    status = next(d.value for d in at.dataframe if "up to date" in d.value.columns)
+    row = status[status["rules_hash"].eq(DetectionSettings().hash)]
+    assert row["month"].tolist() == [SMALL_MONTH] and row["up to date"].tolist() == ["yes"]
     (tmp_path / "up").mkdir()
     good = write_lite(tmp_path / "up", sounding_columns(4000, day=dt.date(2019, 9, 3)), day=dt.date(2019, 9, 3))
     at.file_uploader(key="data:upload").set_value([(good.name, good.read_bytes(), "application/x-netcdf"),
@@ -262,3 +266,11 @@ def test_data_page_detects_a_month_and_ingests_uploads(small_cache, tmp_path, mo
     _no_exception(at)
     assert any("broken.nc4" in e.value for e in at.error)
     assert "2019-09" in SoundingsCache(root).months()
+    # a day file whose footer cannot be read is named on the page, and the month's detections are no longer current
+    day = SoundingsCache(root).day_files(SMALL_MONTH)[0]
+    day.write_bytes(day.read_bytes()[: day.stat().st_size // 2])
+    at = _page(_app(), "data")
+    _no_exception(at)
+    assert any(day.name in e.value and "ingested again" in e.value for e in at.error)
+    status = next(d.value for d in at.dataframe if "up to date" in d.value.columns)
+    assert status.loc[status["rules_hash"].eq(DetectionSettings().hash), "up to date"].str.startswith("no").all()

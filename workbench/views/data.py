@@ -2,7 +2,7 @@
 import pandas as pd
 import streamlit as st
 
-from core.batch import store_detections
+from core.batch import store_detections, stored_detections
 from workbench import state, ui, uploads, view
 
 st.title("Data in the cache")
@@ -26,38 +26,47 @@ else:
     c3.metric("Good soundings", f"{int(manifest['n_kept'].sum()):,}")
     st.subheader("Months")
     st.dataframe(per_month, hide_index=True, width="stretch")
+    unreadable = manifest[manifest["problem"].fillna("").ne("")]
+    for problem in unreadable["problem"]:
+        st.error(f"{problem}. Its month cannot be detected until the day is ingested again "
+                 "(`python -m core ingest` of that day's Lite file replaces it; the old bytes are kept under "
+                 "`unreadable/`).", icon=":material/error:")
     with st.expander(f"Ingested files ({len(manifest)})"):
         st.dataframe(manifest.drop(columns=["partition_file"]), hide_index=True, width="stretch")
 
 st.subheader("Detection status")
 settings = view.settings()
-stored = []
-for folder in sorted((cache.root / "detections").glob("month=*/*")):
-    path = folder / "candidates.parquet"
-    if path.exists():
-        stored.append({"month": folder.parent.name.removeprefix("month="), "rules_hash": folder.name,
-                       "current settings": folder.name == settings.hash,
-                       "stored at": pd.Timestamp(path.stat().st_mtime, unit="s", tz="UTC").strftime("%Y-%m-%d %H:%M")})
-if stored:
-    st.dataframe(pd.DataFrame(stored), hide_index=True, width="stretch")
-else:
-    st.caption("No stored detections yet.")
 if state.months():
     cols = st.columns([1, 3])
     month = cols[0].selectbox("Month to detect", state.months(), index=len(state.months()) - 1, key="data:month")
     cols[1].caption(f"Detects every orbit of the month with the current settings (hash `{settings.hash}`), then "
                     "stores the candidates under `detections/` (what `python -m core detect` does).")
-    if st.button("Run detection for the month", icon="▶️"):
+    if st.button("Run detection for the month", icon=":material/play_arrow:"):
         candidates = ui.month_candidates(month, settings)
         folder = store_detections(cache, month, settings, candidates)
         n = int((candidates["is_event"] & candidates["status"].eq("accepted")).sum()) if len(candidates) else 0
         st.success(f"{month}: {len(candidates):,} candidates, {n:,} accepted peaks; stored in `{folder}`.")
+stored = []  # listed after the button, so that a run just stored shows here
+for folder in sorted((cache.root / "detections").glob("month=*/*")):
+    month_name = folder.parent.name.removeprefix("month=")
+    found = stored_detections(cache, month_name, settings) if folder.name == settings.hash else None
+    path = folder / "candidates.parquet"
+    if path.exists():
+        stored.append({"month": month_name, "rules_hash": folder.name,
+                       "current settings": folder.name == settings.hash,
+                       "up to date": ("yes" if found.fresh else "no: the month's data changed after it")
+                       if found else "",
+                       "stored at": pd.Timestamp(path.stat().st_mtime, unit="s", tz="UTC").strftime("%Y-%m-%d %H:%M")})
+if stored:
+    st.dataframe(pd.DataFrame(stored), hide_index=True, width="stretch")
+else:
+    st.caption("No stored detections yet.")
 
 st.subheader("Upload Lite files")
 files = st.file_uploader("OCO-2 Lite files (.nc4)", type=["nc4"], accept_multiple_files=True, key="data:upload",
                          help="Each file is validated with the reader first; bad files are reported by name with "
                               "the reason and left out.")
-if files and st.button("Validate and ingest", icon="📥"):
+if files and st.button("Validate and ingest", icon=":material/upload:"):
     checked = uploads.save_and_check(((f.name, f.getvalue()) for f in files), cache)
     for c in checked:
         (st.success if c.ok else st.error)(f"{c.name}: {c.detail}")
