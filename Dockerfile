@@ -27,7 +27,7 @@ RUN pip install --no-deps . && rm -rf build *.egg-info
 USER app
 
 # the cache (demo month, ingested files, detections, vetting) starts empty; mount a volume here to keep it
-# (the embedded inventory stays in the image, under data_cache/inventory/)
+# (the embedded inventory is package data of the installed project: core/data/inventory/sources.parquet)
 ENV OCO2_CACHE=/home/app/cache
 RUN mkdir -p "$OCO2_CACHE"
 EXPOSE 8501

@@ -1,6 +1,7 @@
 """The soundings cache: hive-partitioned Parquet, one file per UTC day, written atomically.
 
-Layout under the cache root (``data_cache/`` unless ``--cache`` or ``OCO2_CACHE`` says otherwise)::
+Layout under the cache root (``data_cache/`` unless ``--cache`` or ``OCO2_CACHE`` says otherwise; see
+:func:`core.paths.cache_root`)::
 
     soundings/month=2019-08/2019-08-01.parquet    good soundings of one day, sorted by sounding_id
     raw/                                          downloaded or simulated .nc4 files (optional)

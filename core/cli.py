@@ -1,7 +1,8 @@
 """The command line: ``python -m core {ingest,simulate,demo,detect,fetch,export,months} ... [--cache DIR]``.
 
-Every command takes ``--cache DIR`` (default: ``$OCO2_CACHE``, else ``data_cache/``). Summaries go to stdout,
-progress and problems to stderr; the exit status is 1 when any input was bad, 2 when the command cannot run
+Every command takes ``--cache DIR`` (default: ``$OCO2_CACHE``, else the checkout's ``data_cache/``, or
+``./data_cache`` for an installed package: :func:`core.paths.cache_root`). Summaries go to stdout, progress and
+problems to stderr; the exit status is 1 when any input was bad, 2 when the command cannot run
 (bad arguments or settings, no such month, an unreadable day file, stale detections, no Dask scheduler, no
 Earthdata credentials or network), 0 otherwise. The help texts (:func:`build_parser`) are plain text: this
 docstring is not shown.
@@ -15,7 +16,8 @@ from .paths import cache_root
 
 DESCRIPTION = "OCO-2 peak workbench: ingest OCO-2 Lite files, detect CO2 plume events, export them as CSV."
 EPILOG = """\
-Every command takes --cache DIR (default: $OCO2_CACHE, else data_cache/).
+Every command takes --cache DIR (default: $OCO2_CACHE, else data_cache/ of the checkout,
+or ./data_cache when the project is installed, not run from a checkout).
 Summaries go to stdout, progress and problems to stderr.
 Exit status: 0 done; 1 some input was bad; 2 the command cannot run (bad arguments or
 settings, no such month, an unreadable day file, stale detections, no Dask scheduler,
@@ -319,7 +321,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--cache", metavar="DIR", default=None,
-                        help="cache root (default: $OCO2_CACHE, else data_cache/)")
+                        help="cache root (default: $OCO2_CACHE, else data_cache/ of the checkout, or "
+                             "./data_cache for an installed package)")
     sub = parser.add_subparsers(dest="command", required=True, title="commands", metavar="COMMAND")
 
     def command(name: str, summary: str, **kwargs) -> argparse.ArgumentParser:

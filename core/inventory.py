@@ -7,7 +7,7 @@ One Parquet table of power plants, EU-ETS installations and cities, one row per 
 
 plus extras (``subsector``, ``capacity_mw``, ``population``, ``status``, ``merged_ids``, ``emission_basis``,
 ``coordinate_source``, ``emission_capped``). The table is built offline by :mod:`core.inventory_build` (datasets and
-references there) and embedded in ``data_cache/inventory/``.
+references there) and embedded as package data in ``core/data/inventory/`` (:data:`core.paths.EMBEDDED_INVENTORY`).
 
 The query helpers (:func:`sources_in_box`, :func:`sources_within_radius`, :func:`sources_by_sector`,
 :func:`largest_emitters`) read it with DuckDB; the file is sorted by a 1-degree lat/lon key in small row groups, so

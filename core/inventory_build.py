@@ -5,7 +5,8 @@
 contract of ``docs/METHOD.md`` section 6 (:data:`core.inventory.COLUMNS`) and folds the duplicates the 2020 project
 counted twice (:mod:`core.inventory_dedupe`). :func:`write_sources` writes zstd Parquet sorted by a 1-degree lat/lon
 key in small row groups, so the box filters of the query helpers skip most of the file. Run it with
-``python -m core.inventory_build --raw DIR --out FILE`` (or ``python data_cache/inventory/rebuild.py``).
+``python -m core.inventory_build --raw DIR --out FILE`` (or ``python inventory/rebuild.py``); in a checkout the
+defaults read ``inventory/raw/`` and write the embedded ``core/data/inventory/sources.parquet``.
 
 References
 ----------
@@ -36,9 +37,11 @@ from core.inventory import conform
 from core.inventory_cities import read_cities
 from core.inventory_dedupe import COAL_RULE, ETS_RULE, DedupRule, fold_gem_into_wri, fold_plants_into_ets
 from core.inventory_readers import read_ets, read_gem, read_wri
-from core.paths import EMBEDDED_INVENTORY
+from core.paths import EMBEDDED_INVENTORY, REPO_ROOT
 
-#: Raw file of each dataset, as committed in ``data_cache/inventory/raw/``.
+#: The committed raw CSVs (in the repository, not in the package: the build runs offline from a checkout).
+RAW_FOLDER = REPO_ROOT / "inventory" / "raw"
+#: Raw file of each dataset, as committed in ``inventory/raw/``.
 RAW_FILES = {
     "wri-gppd": "wri_fossil_power_plants_co2.csv",
     "gem-coal": "gem_coal_plant_tracker_co2.csv",
@@ -177,8 +180,10 @@ def format_report(report: dict) -> str:
 def main(argv=None) -> int:
     """``python -m core.inventory_build --raw DIR --out FILE``: rebuild the source table and print the counts."""
     parser = argparse.ArgumentParser(prog="python -m core.inventory_build", description=main.__doc__)
-    parser.add_argument("--raw", type=Path, default=EMBEDDED_INVENTORY / "raw", help="folder of the raw CSV files")
-    parser.add_argument("--out", type=Path, default=EMBEDDED_INVENTORY / "sources.parquet", help="Parquet to write")
+    parser.add_argument("--raw", type=Path, default=RAW_FOLDER,
+                        help="folder of the raw CSV files (default: inventory/raw/ of the checkout)")
+    parser.add_argument("--out", type=Path, default=EMBEDDED_INVENTORY / "sources.parquet",
+                        help="Parquet to write (default: the embedded core/data/inventory/sources.parquet)")
     args = parser.parse_args(argv)
     sources = build_sources(args.raw)
     path = write_sources(sources, args.out)

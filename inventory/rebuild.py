@@ -1,14 +1,18 @@
-"""Rebuild ``sources.parquet`` here from the committed raw CSVs in ``raw/``: ``python data_cache/inventory/rebuild.py``.
+"""Rebuild the embedded inventory from the committed raw CSVs in ``raw/``: ``python inventory/rebuild.py``.
 
-Same as ``python -m core.inventory_build --raw data_cache/inventory/raw --out data_cache/inventory/sources.parquet``.
+Writes ``core/data/inventory/sources.parquet`` (package data, read at run time). Same as
+``python -m core.inventory_build --raw inventory/raw --out core/data/inventory/sources.parquet`` (the defaults of
+``python -m core.inventory_build`` in a checkout).
 """
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent.parent))  # the repository root, so that `core` imports from a plain checkout
+ROOT = HERE.parent  # the repository root
+sys.path.insert(0, str(ROOT))  # so that `core` imports from a plain checkout
 
 from core.inventory_build import main  # noqa: E402
 
 if __name__ == "__main__":
-    raise SystemExit(main(["--raw", str(HERE / "raw"), "--out", str(HERE / "sources.parquet")]))
+    out = ROOT / "core" / "data" / "inventory" / "sources.parquet"
+    raise SystemExit(main(["--raw", str(HERE / "raw"), "--out", str(out)]))

@@ -17,7 +17,7 @@ from core.paths import EMBEDDED_INVENTORY
 from core.track import EARTH_RADIUS_KM, haversine_km
 
 COMMITTED = EMBEDDED_INVENTORY / "sources.parquet"
-RAW = EMBEDDED_INVENTORY / "raw"
+RAW = build.RAW_FOLDER  # inventory/raw/ of the repository
 KM_PER_DEG = math.pi * EARTH_RADIUS_KM / 180.0  # hand computation: 1 deg along a meridian [km]
 
 WRI_YEARS = ["tCO2_emitted_in_2013", "tCO2_emitted_in_2014", "tCO2_emitted_in_2015", "tCO2_emitted_in_2016",
@@ -367,7 +367,9 @@ def test_committed_inventory_has_no_cross_dataset_twins_within_1_km(committed):
     assert twins == []
 
 
-def test_committed_inventory_rebuilds_from_committed_csvs(committed):
+def test_committed_inventory_rebuilds_from_committed_csvs(committed, tmp_path):
     rebuilt = build.build_sources(RAW)
     pd.testing.assert_frame_equal(rebuilt.reset_index(drop=True),
                                   committed.sort_values("source_id").reset_index(drop=True))
+    # the build is deterministic: the same bytes as the embedded file (package data, core/data/inventory/)
+    assert build.write_sources(rebuilt, tmp_path / "sources.parquet").read_bytes() == COMMITTED.read_bytes()

@@ -4,19 +4,29 @@ files, so the working tree gets no ``build/`` or ``*.egg-info`` and the check ca
 from __future__ import annotations
 
 import email
+import io
 import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 import zipfile
 from pathlib import Path
+from types import SimpleNamespace
 
+import numpy as np
+import pandas as pd
 import pytest
 
+from core.attribution import attribute
+from core.inventory import largest_emitters
 from core.paths import REPO_ROOT
+from core.settings import DetectionSettings
+from core.track import KM_PER_DEG
 
 PACKAGES = ("core", "workbench")
-#: Read at run time by the installed code (the simulator's XCO2 background; the basemap style and outlines).
+#: Read at run time by the installed code (the simulator's XCO2 background, the embedded inventory; the basemap
+#: style and outlines).
 DATA_FOLDERS = ("core/data", "workbench/static")
 #: What a build needs besides the packages (pyproject.toml reads the dependencies from requirements.txt).
 BUILD_FILES = ("pyproject.toml", "requirements.txt")
@@ -71,7 +81,7 @@ def test_the_wheel_holds_every_module_of_core_and_workbench(wheel):
 def test_the_wheel_holds_the_data_files_the_code_reads(wheel):
     names = _names(wheel)
     data = [f for folder in DATA_FOLDERS for f in _project_files(folder)]
-    assert {"core/data/xco2_monthly_mean.csv", "workbench/static/basemap.json",
+    assert {"core/data/xco2_monthly_mean.csv", "core/data/inventory/sources.parquet", "workbench/static/basemap.json",
             "workbench/static/ne_110m_countries.geojson"} <= set(data)
     assert [f for f in data if f not in names] == []
 
@@ -86,22 +96,34 @@ def test_the_wheel_requires_the_pinned_runtime_stack_and_names_the_command(wheel
 
 
 @pytest.fixture(scope="module")
-def installed(wheel, tmp_path_factory) -> Path:
-    """The wheel unpacked as pip installs it (``--target``), for reading its layout from outside the repository."""
-    target = tmp_path_factory.mktemp("installed")
-    run = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--disable-pip-version-check", "-q",
-                          "--target", str(target), str(wheel)], capture_output=True, text=True, env=ENV, timeout=300)
+def installed(wheel, tmp_path_factory) -> SimpleNamespace:
+    """The wheel installed by pip (``--no-deps``) into a fresh virtual environment outside the repository, which
+    sees the rest of the stack through a ``.pth`` line naming this environment's site-packages (appended after its
+    own, so its ``core`` is the wheel's; the editable install's finder is not loaded: that ``.pth`` is not run)."""
+    root = tmp_path_factory.mktemp("venv")
+    run = subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root / "env")],
+                         capture_output=True, text=True, env=ENV, timeout=300)
     assert run.returncode == 0, run.stdout + run.stderr
-    return target
+    python = root / "env" / "bin" / "python"
+    purelib = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    site_packages = Path(subprocess.run([str(python), "-c", purelib], capture_output=True, text=True, env=ENV,
+                                        check=True).stdout.strip())
+    (site_packages / "_outer_stack.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    run = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps",
+                          "--disable-pip-version-check", "-q", str(wheel)],
+                         capture_output=True, text=True, env=ENV, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    return SimpleNamespace(python=python, site_packages=site_packages)
 
 
-def _in_installed(installed: Path, code: str) -> subprocess.CompletedProcess:
-    """Run ``code`` in a folder outside the repository with the unpacked wheel first on the path (the rest of
-    the stack from this environment)."""
-    outside = installed.parent / "cwd"
+def _in_installed(installed: SimpleNamespace, code: str) -> subprocess.CompletedProcess:
+    """Run ``code`` with the fresh environment's Python in an empty folder outside the repository, without
+    ``PYTHONPATH`` or ``OCO2_CACHE``."""
+    outside = installed.python.parent.parent.parent / "cwd"
     outside.mkdir(exist_ok=True)
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=outside,
-                          env={**ENV, "PYTHONPATH": str(installed)}, timeout=120)
+    env = {name: value for name, value in ENV.items() if name not in ("OCO2_CACHE", "VIRTUAL_ENV")}
+    return subprocess.run([str(installed.python), "-c", code], capture_output=True, text=True, cwd=outside,
+                          env=env, timeout=120)
 
 
 def test_the_installed_code_finds_its_data_outside_the_repository(installed):
@@ -114,16 +136,38 @@ assert (workbench.basemap.STATIC / "ne_110m_countries.geojson").is_file()
 assert (workbench.ui.VIEWS / "overview.py").is_file()
 """)
     assert run.returncode == 0, run.stderr
-    assert run.stdout.strip() == str(installed / "core" / "__init__.py")
+    assert run.stdout.strip() == str(installed.site_packages / "core" / "__init__.py")
 
 
-@pytest.mark.xfail(strict=True, reason="core/paths.py looks for the embedded inventory at <folder above core/>/"
-                   "data_cache/inventory/sources.parquet: in a repository or an editable install (.ci/run) it is "
-                   "there, in a non-editable install it is not (site-packages/data_cache); a wheel cannot hold it "
-                   "until it moves under a package (e.g. core/data/) and core/paths.py points there")
-def test_the_installed_code_finds_the_embedded_inventory_outside_the_repository(installed):
-    run = _in_installed(installed, """
-from core.paths import EMBEDDED_INVENTORY
-assert (EMBEDDED_INVENTORY / "sources.parquet").is_file(), EMBEDDED_INVENTORY
+def test_the_installed_code_attributes_with_the_embedded_inventory_outside_the_repository(installed):
+    """From an empty folder, the installed package finds its embedded inventory (package data), defaults its cache
+    to ``./data_cache`` and attributes an event 25 km downwind of the largest emitter to it, exactly as the
+    checkout does."""
+    top = largest_emitters(1).iloc[0]
+    lat, lon = float(top["latitude"]), float(top["longitude"]) + 25 / (KM_PER_DEG * np.cos(np.radians(top["latitude"])))
+    events = pd.DataFrame({"latitude": [lat], "longitude": [lon], "wind_u_ms": [5.0], "wind_v_ms": [0.0],
+                           "emission_gCO2_s": [1.0e6], "emission_gCO2_s_stderr": [2.0e5]})
+    run = _in_installed(installed, f"""
+from pathlib import Path
+import pandas as pd
+import core.paths
+from core.attribution import attribute
+from core.inventory import sources_path
+from core.settings import DetectionSettings
+print(core.paths.__file__)
+assert not core.paths.IN_CHECKOUT
+assert core.paths.cache_root() == Path.cwd() / "data_cache", core.paths.cache_root()
+assert sources_path() == core.paths.EMBEDDED_INVENTORY / "sources.parquet", sources_path()
+assert sources_path().is_file(), sources_path()
+events = pd.DataFrame({events.to_dict(orient="list")!r})
+print(attribute(events, DetectionSettings()).to_json(orient="records", double_precision=15))
 """)
     assert run.returncode == 0, run.stderr
+    where, found = run.stdout.strip().splitlines()
+    assert where == str(installed.site_packages / "core" / "paths.py")
+    assert not (installed.python.parent.parent.parent / "cwd" / "data_cache").exists()  # nothing written
+    found = pd.read_json(io.StringIO(found), orient="records")
+    assert found["source_id"].tolist() == [top["source_id"]]
+    assert found["source_distance_km"].iloc[0] == pytest.approx(25, abs=0.5)
+    here = attribute(events, DetectionSettings())
+    pd.testing.assert_frame_equal(found[list(here.columns)], here, check_dtype=False)
