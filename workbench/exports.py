@@ -51,6 +51,7 @@ def vetted_table(decisions: pd.DataFrame, manifest: pd.DataFrame, decisions_to_k
     """The vetted peaks as a table (see :func:`vetted_csv`)."""
     if decisions_to_keep:
         decisions = decisions[decisions["decision"].isin(decisions_to_keep)]
+    manifest = manifest[manifest["file_name"].fillna("").ne("")] if len(manifest) else manifest  # unreadable: no name
     files = (manifest.groupby("month")["file_name"].apply(lambda s: ";".join(sorted(s))).to_dict()
              if len(manifest) else {})
     rows = []
