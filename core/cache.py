@@ -25,9 +25,7 @@ Design choices:
 """
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import fcntl
 import itertools
 import json
 import os
@@ -43,6 +41,7 @@ import pyarrow.parquet as pq
 
 from .lite_format import SOUNDINGS_SCHEMA
 from .lite_reader import LiteMetadata
+from .locks import exclusive_lock
 from .paths import cache_root
 
 META_KEY = b"oco2peak"
@@ -122,16 +121,10 @@ class SoundingsCache:
         return (table if columns is None else table.select(columns)).to_pandas()
 
     # -- writing -------------------------------------------------------------------------------------------------
-    @contextlib.contextmanager
     def write_lock(self):
-        """An exclusive lock on the cache for writers (several ingest processes may run at once)."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / ".write.lock", "a+") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        """An exclusive lock on the cache for writers (several ingest processes may run at once): a context manager
+        (:func:`core.locks.exclusive_lock` on ``<root>/.write.lock``)."""
+        return exclusive_lock(self.root / ".write.lock")
 
     def store_day(self, table: pa.Table, meta: LiteMetadata, force: bool = False) -> tuple[str, str]:
         """Store one file's soundings as the partition file of its day.

@@ -12,13 +12,12 @@ above 0.1 MtCO2/yr) with land/water steps and cloud bursts. The truth tables lie
 """
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 import time
 from pathlib import Path
 
+from .locks import exclusive_lock
 from .paths import cache_root
 
 DEMO_MONTH = "2019-08"
@@ -61,7 +60,7 @@ def ensure_demo(cache=None, on_file=None) -> dict:
 
     folder = demo_dir(cache)
     folder.mkdir(parents=True, exist_ok=True)
-    with _lock(folder / ".demo.lock"):
+    with exclusive_lock(folder / ".demo.lock"):  # two processes (app and command line) never build it at once
         summary = _read_summary(folder)
         if summary is None:
             summary = _create(folder, cache)
@@ -135,13 +134,3 @@ def _read_summary(folder: Path) -> dict | None:
         return None
     return summary
 
-
-@contextlib.contextmanager
-def _lock(path: Path):
-    """An exclusive lock, so that two processes (app and command line) never build the demo at once."""
-    with open(path, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
