@@ -434,9 +434,6 @@ class DetectionSettings:
             raise ValueError(f"{path.name}: cannot read ({exc})") from None
         return cls.from_toml(text, source=path.name)
 
-    def save(self, path) -> None:
-        Path(path).write_text(self.to_toml(), encoding="utf-8")
-
 
 def _flatten(data: dict, prefix: str, out: dict) -> None:
     for key, value in data.items():

@@ -278,12 +278,6 @@ def event_outcomes(candidates: pd.DataFrame, osse: Osse, plumes: pd.DataFrame | 
     return events
 
 
-def emission_errors(candidates: pd.DataFrame, osse: Osse, plumes: pd.DataFrame) -> np.ndarray:
-    """Relative emission errors of the matched isolated detectable plumes."""
-    errors = match_plumes(candidates, plumes)["emission_error"].to_numpy(float)
-    return errors[np.isfinite(errors)]
-
-
 def score(candidates: pd.DataFrame, osse: Osse, plumes: pd.DataFrame | None = None, min_peak_ppm: float = 0.8,
           n_boot: int = 1000, seed: int = 0) -> Score:
     """Score a candidates table (from :func:`core.batch.detect_soundings`) against the OSSE truth (``plumes``:
