@@ -38,7 +38,7 @@ METHOD_MODULES = ("attribution", "batch", "detect", "emission", "false_alarms", 
                   "settings", "track")
 #: ``core`` modules detection imports that read, store or locate data without changing a number: left out of the
 #: hash (a re-ingest is caught by the cache's own freshness stamp).
-NOT_METHOD_MODULES = ("cache", "paths", "lite_format", "lite_reader")
+NOT_METHOD_MODULES = ("cache", "locks", "paths", "lite_format", "lite_reader")
 
 
 @lru_cache(maxsize=1)
