@@ -165,6 +165,20 @@ def join_ids(ids: Iterable[str]) -> str:
     return ";".join(sorted({i for s in ids for i in str(s).split(";") if i}))
 
 
+def _matches_into_sector(table: pd.DataFrame, sector: str, losers: pd.DataFrame, rule: DedupRule, name: str,
+                         keeper_name: str) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """The rows of ``losers`` that duplicate a ``sector`` row of ``table`` (:func:`match_duplicates`), each match's
+    row label in ``table`` (``keeper_row``), the losers left unmatched, and the counts (``name``: matches, by kind;
+    ``keeper_name``: keepers that absorbed at least one)."""
+    rows = table.index[table["sector"] == sector]
+    matches = match_duplicates(table.loc[rows].reset_index(drop=True), losers, rule)
+    if len(matches):
+        matches["keeper_row"] = rows.to_numpy()[matches["keeper"].to_numpy()]
+    remaining = losers.drop(index=losers.index[matches["loser"].to_numpy()])
+    counts = {name: len(matches), **_match_counts(matches, rule, name), keeper_name: int(matches["keeper"].nunique())}
+    return matches, remaining, counts
+
+
 def fold_gem_into_wri(wri: pd.DataFrame, gem: pd.DataFrame, rule: DedupRule) -> tuple[pd.DataFrame, dict]:
     """Fold Global Coal Plant Tracker rows into the WRI coal plants they duplicate.
 
@@ -178,12 +192,10 @@ def fold_gem_into_wri(wri: pd.DataFrame, gem: pd.DataFrame, rule: DedupRule) -> 
     counts : dict
         ``gem_folded_into_wri`` (by distance / by name) and ``wri_rows_absorbing_gem``.
     """
-    coal = wri.index[wri["sector"] == "power-coal"]
-    keepers = wri.loc[coal].reset_index(drop=True)
-    matches = match_duplicates(keepers, gem, rule)
+    matches, remaining, counts = _matches_into_sector(wri, "power-coal", gem, rule, "gem_folded_into_wri",
+                                                      "wri_rows_absorbing_gem")
     out = wri.copy()
     if len(matches):
-        matches["keeper_row"] = coal.to_numpy()[matches["keeper"].to_numpy()]
         matches["gem_id"] = gem["source_id"].to_numpy()[matches["loser"].to_numpy()]
         matches["gem_status"] = gem["status"].to_numpy()[matches["loser"].to_numpy()]
         groups = matches.groupby("keeper_row")
@@ -191,9 +203,6 @@ def fold_gem_into_wri(wri: pd.DataFrame, gem: pd.DataFrame, rule: DedupRule) -> 
         out.loc[rows, "merged_ids"] = [join_ids([out.at[r, "merged_ids"], *g["gem_id"]]) for r, g in groups]
         out.loc[rows, "dataset"] = [_join_datasets([out.at[r, "dataset"], "gem-coal"]) for r in rows]
         out.loc[rows, "status"] = groups["gem_status"].first().to_numpy()
-    remaining = gem.drop(index=gem.index[matches["loser"].to_numpy()])
-    counts = {"gem_folded_into_wri": len(matches), **_match_counts(matches, rule, "gem_folded_into_wri"),
-              "wri_rows_absorbing_gem": int(matches["keeper"].nunique())}
     return pd.concat([out, remaining], ignore_index=True), counts
 
 
@@ -212,13 +221,12 @@ def fold_plants_into_ets(ets: pd.DataFrame, plants: pd.DataFrame, rule: DedupRul
     counts : dict
         ``plants_folded_into_ets`` (by distance / by name) and ``ets_rows_absorbing_plants``.
     """
-    power = ets.index[ets["sector"] == "power"]
-    keepers = ets.loc[power].reset_index(drop=True)
-    matches = match_duplicates(keepers, plants, rule)
+    matches, remaining, counts = _matches_into_sector(ets, "power", plants, rule, "plants_folded_into_ets",
+                                                      "ets_rows_absorbing_plants")
     out = ets.copy()
     if len(matches):
         matched = plants.iloc[matches["loser"].to_numpy()].reset_index(drop=True)
-        matched["keeper_row"] = power.to_numpy()[matches["keeper"].to_numpy()]
+        matched["keeper_row"] = matches["keeper_row"].to_numpy()
         matched = matched.sort_values(["keeper_row", "emission_tCO2_yr"], ascending=[True, False])
         groups = matched.groupby("keeper_row", sort=True)
         rows = np.asarray(list(groups.groups))
@@ -228,9 +236,6 @@ def fold_plants_into_ets(ets: pd.DataFrame, plants: pd.DataFrame, rule: DedupRul
         out.loc[rows, "capacity_mw"] = groups["capacity_mw"].sum(min_count=1).to_numpy()
         out.loc[rows, "merged_ids"] = [join_ids([*g["source_id"], *g["merged_ids"]]) for _, g in groups]
         out.loc[rows, "dataset"] = [_join_datasets(["eu-ets-sandbag", *g["dataset"]]) for _, g in groups]
-    remaining = plants.drop(index=plants.index[matches["loser"].to_numpy()])
-    counts = {"plants_folded_into_ets": len(matches), **_match_counts(matches, rule, "plants_folded_into_ets"),
-              "ets_rows_absorbing_plants": int(matches["keeper"].nunique())}
     folded = plants.iloc[matches["loser"].to_numpy()]
     for dataset in ("wri-gppd", "gem-coal"):
         counts[f"plants_folded_into_ets_{dataset}_rows"] = int(folded["dataset"].str.contains(dataset).sum())
