@@ -14,11 +14,20 @@ for the original method (Chevallier 2020 rules, a candidate every 15th sounding)
 ending with the recommended preset. Definitions: ``core/validation.py``. Targets (issue 3): recall >= 0.9,
 <= 0.25 false events per 1,000 km, median emission error <= 15 %.
 
-    python bench/bench_quality.py [--seeds 3] [--days 10]
+    python bench/bench_quality.py [--n-seeds 3 | --seeds S [S ...]] [--days 10] [--passes-per-day 6]
+                                  [--skip-original] [--last N]
+
+Seeds: ``--n-seeds N`` runs seeds 1..N (default 3: seeds 1, 2, 3, as before);
+``--seeds 4 5 6`` runs exactly those seeds (held-out figures: quote the printed command line). ``--seeds``
+used to be the count (``--seeds 3`` meant 1..3); it is now the list (``--seeds 3`` is seed 3 alone). The run
+prints the seeds it used and a fingerprint of each seed's simulated files (simulations are cached under
+``bench/out/quality/`` and re-used; a fingerprint that differs from a quoted one means different data, e.g. a
+cache written by an older simulator: delete the folder to re-simulate).
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
 import time
 from pathlib import Path
@@ -37,6 +46,18 @@ OUT = Path(__file__).resolve().parent / "out" / "quality"
 
 ORIGINAL = DetectionSettings.preset("chevallier-2020").replace({"screen.stride": 15})
 RECOMMENDED = DetectionSettings()
+
+
+def fingerprint(folder: Path) -> str:
+    """First 12 hex digits of a sha256 over the names and bytes of a simulated OSSE's files: the same digits, the
+    same simulated data."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:12]
 
 
 def ablation() -> list[tuple[str, DetectionSettings]]:
@@ -60,6 +81,8 @@ def ablation() -> list[tuple[str, DetectionSettings]]:
         ("+ stronger neighbours modelled in each window", ("fit.neighbour_min_snr",)),
         ("+ weaker screen maxima fitted beside a modelled neighbour", ("screen.min_significance_beside",)),
         ("+ box-like spares blends of two plumes", ("rules.box_like.spare_blends",)),
+        ("+ footprint shift searched in the wind's error, frame-aligned rule", ("fit.shift_search",
+                                                                               "rules.frame_aligned")),
         ("+ noise calibrated per orbit, month threshold from mirrored depletions", ("noise", "detection")),
     ]
     # a setting belongs to the addition naming it most closely ("rules.box_like.spare_blends" to the blends, not
@@ -77,26 +100,34 @@ def ablation() -> list[tuple[str, DetectionSettings]]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=3)
+    seeds = parser.add_mutually_exclusive_group()
+    seeds.add_argument("--n-seeds", type=int, default=3, help="seeds 1..N (default 3)")
+    seeds.add_argument("--seeds", type=int, nargs="+", metavar="S", help="exactly these seeds, e.g. 4 5 6")
     parser.add_argument("--days", type=int, default=10)
     parser.add_argument("--passes-per-day", type=int, default=6)
     parser.add_argument("--skip-original", action="store_true", help="skip the slow every-15th-sounding run")
     parser.add_argument("--last", type=int, default=0, help="only the last N steps of the ablation (1: the preset)")
     args = parser.parse_args(argv)
 
-    osses = []
-    for seed in range(1, args.seeds + 1):
+    seeds = args.seeds or list(range(1, args.n_seeds + 1))
+    if len(set(seeds)) != len(seeds):
+        parser.error(f"--seeds repeats a seed: {seeds}")
+    osses, prints = [], []
+    for seed in seeds:
         folder = OUT / f"seed{seed}-{args.days}d-{args.passes_per_day}p"
         if not (folder / "truth_plumes.csv").exists():
             simulate(folder, days=args.days, seed=seed, passes_per_day=args.passes_per_day, pass_km=3000.0)
         osse = load_osse(folder)
         osses.append((osse, detectable_plumes(osse)))
+        prints.append(f"{seed}: {fingerprint(folder)}")
     n_good = sum(len(o.soundings) for o, _ in osses)
     n_det = sum(int(p["detectable"].sum()) for _, p in osses)
     n_target = sum(int((p["detectable"] & p["role"].eq("target")).sum()) for _, p in osses)
     free_km = sum(float(o.passes.loc[o.passes["kind"] == "plume-free", "length_km"].sum()) for o, _ in osses)
     track_km = sum(float(o.passes["length_km"].sum()) for o, _ in osses)
-    print(f"OSSE: {args.seeds} seeds x {args.days} days x {args.passes_per_day} passes: {n_good:,} good soundings, "
+    print(f"command: python bench/bench_quality.py {' '.join(sys.argv[1:] if argv is None else argv)}\n"
+          f"seeds used: {', '.join(map(str, seeds))} (files sha256 {'; '.join(prints)})")
+    print(f"OSSE: {len(seeds)} seeds x {args.days} days x {args.passes_per_day} passes: {n_good:,} good soundings, "
           f"{n_det} detectable plumes ({n_target} targets), {track_km:,.0f} km of track of which {free_km:,.0f} km "
           "plume-free with nuisances")
 

@@ -12,11 +12,19 @@ prints, with bootstrap 90 % intervals over passes (``core.validation.score_many`
   truth (the loss from not knowing the noise is the difference).
 
     python bench/bench_worlds.py [--days 10] [--settings recommended|chevallier-2020|previous] [--worlds ...]
-                                 [--set KEY=VALUE ...]
+                                 [--held-out-seeds | --seeds S [S ...]] [--set KEY=VALUE ...]
+
+Seeds: by default the tuning worlds run on the tuning seeds (1, 2) and the held-out worlds on the held-out seeds
+(101, 102); ``--held-out-seeds`` adds the tuning worlds on the held-out seeds; ``--seeds 4 5 6`` runs every
+selected world on exactly those seeds (a run is labelled tuning, held-out or mixed from the seeds it holds). The
+run prints its command line and, per world and seed, a fingerprint of the simulated files (cached under
+``bench/out/worlds/`` and re-used; a fingerprint that differs from a quoted one means different data, e.g. a
+cache written by an older simulator: delete the folder to re-simulate).
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
 import tomllib
 import time
@@ -52,12 +60,30 @@ SETTINGS = {
 }
 
 
+def fingerprint(folder: Path) -> str:
+    """First 12 hex digits of a sha256 over the names and bytes of a simulated OSSE's files: the same digits, the
+    same simulated data."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:12]
+
+
 def osse(world: str, seed: int, days: int, passes_per_day: int = 6, pass_km: float = 3000.0):
     folder = OUT / f"{world}-seed{seed}-{days}d-{passes_per_day}p"
     if not (folder / "truth_plumes.csv").exists():
         simulate(folder, days=days, seed=seed, passes_per_day=passes_per_day, pass_km=pass_km, world=world)
     data = load_osse(folder)
-    return data, detectable_plumes(data)
+    return data, detectable_plumes(data), fingerprint(folder)
+
+
+def role_of(world: str, seeds) -> str:
+    if world in HELD_OUT_WORLDS or not set(seeds) & set(TUNING_SEEDS):
+        return "held-out"
+    return "tuning" if set(seeds) <= set(TUNING_SEEDS) else "mixed"
 
 
 def oracle_recall(parts, settings: DetectionSettings, false_per_1000km: float) -> float:
@@ -73,9 +99,10 @@ def oracle_recall(parts, settings: DetectionSettings, false_per_1000km: float) -
 
 
 def run(world: str, seeds, settings: DetectionSettings, days: int):
-    parts, estimates, seconds = [], [], 0.0
+    parts, estimates, seconds, prints = [], [], 0.0, []
     for seed in seeds:
-        data, plumes = osse(world, seed, days)
+        data, plumes, digest = osse(world, seed, days)
+        prints.append(f"{seed}: {digest}")
         start = time.perf_counter()
         candidates = detect_soundings(data.soundings, settings, attribute_events=False)
         seconds += time.perf_counter() - start
@@ -89,7 +116,7 @@ def run(world: str, seeds, settings: DetectionSettings, days: int):
     methods = ",".join(sorted({e.method for e in estimates if e is not None}))
     thresholds = "/".join(f"{e.threshold:.2f}" for e in estimates if e is not None)
     oracle = oracle_recall(parts, settings, s.false_per_1000_km)
-    return s, by_peak, expected, methods, thresholds, oracle, seconds
+    return s, by_peak, expected, methods, thresholds, oracle, seconds, "; ".join(prints)
 
 
 def main(argv=None) -> int:
@@ -97,7 +124,10 @@ def main(argv=None) -> int:
     parser.add_argument("--days", type=int, default=10)
     parser.add_argument("--settings", default="recommended", choices=sorted(SETTINGS))
     parser.add_argument("--worlds", nargs="*", default=list(WORLDS))
-    parser.add_argument("--held-out-seeds", action="store_true", help="also the held-out seeds of every world")
+    seeds = parser.add_mutually_exclusive_group()
+    seeds.add_argument("--held-out-seeds", action="store_true", help="also the held-out seeds of every world")
+    seeds.add_argument("--seeds", type=int, nargs="+", metavar="S",
+                       help="every selected world on exactly these seeds (instead of its default seeds)")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="settings changed from --settings (TOML values: 100.0, true, ...)")
     args = parser.parse_args(argv)
@@ -105,20 +135,27 @@ def main(argv=None) -> int:
     if args.set:
         settings = settings.replace({k: tomllib.loads(f"v = {v}")["v"] for k, v in (a.split("=", 1) for a in args.set)})
         args.settings += " " + " ".join(args.set)
+    if args.seeds and len(set(args.seeds)) != len(args.seeds):
+        parser.error(f"--seeds repeats a seed: {args.seeds}")
+    print(f"command: python bench/bench_worlds.py {' '.join(sys.argv[1:] if argv is None else argv)}")
     print(f"settings {args.settings} (hash {settings.hash}); tuning worlds {', '.join(TUNING_WORLDS)} on seeds "
           f"{TUNING_SEEDS}; held out: worlds {', '.join(HELD_OUT_WORLDS)} and seeds {HELD_OUT_SEEDS}; "
           f"{args.days} days x 6 passes x 3,000 km per seed\n")
-    runs = [(w, TUNING_SEEDS if w in TUNING_WORLDS else HELD_OUT_SEEDS) for w in args.worlds]
+    if args.seeds:
+        runs = [(w, tuple(args.seeds)) for w in args.worlds]
+    else:
+        runs = [(w, TUNING_SEEDS if w in TUNING_WORLDS else HELD_OUT_SEEDS) for w in args.worlds]
     if args.held_out_seeds:
         runs += [(w, HELD_OUT_SEEDS) for w in args.worlds if w in TUNING_WORLDS]
+    print(f"seeds used: {'; '.join(f'{w} {seeds}' for w, seeds in runs)}\n")
     rows = []
     for world, seeds in runs:
-        role = "tuning" if world in TUNING_WORLDS and seeds == TUNING_SEEDS else "held-out"
-        s, by_peak, expected, methods, thresholds, oracle, seconds = run(world, seeds, settings, args.days)
+        role = role_of(world, seeds)
+        s, by_peak, expected, methods, thresholds, oracle, seconds, prints = run(world, seeds, settings, args.days)
         iv = s.intervals
         ratio = s.false_per_1000_km / expected if expected and np.isfinite(expected) else np.nan
         print(f"{world:<12} seeds {seeds} ({role}): {s.n_detectable} plumes >= 0.8 ppm, {s.track_km:,.0f} km, "
-              f"{seconds:.1f} s\n"
+              f"{seconds:.1f} s; files sha256 {prints}\n"
               f"  recall {with_interval(s.recall, iv['recall'])} ({s.n_matched}/{s.n_detectable}); oracle at the "
               f"same false rate {oracle:.3f}; isolated plumes {with_interval(s.recall_isolated, iv['recall_isolated'])}"
               f" ({s.n_matched_isolated}/{s.n_detectable_isolated})\n"
@@ -131,7 +168,8 @@ def main(argv=None) -> int:
               f"{with_interval(s.emission_coverage_1sigma, iv['emission_coverage_1sigma'], '.0f', 100, ' %')}\n"
               f"  recall by peak height: " + ", ".join(f"{r.peak_footprint_ppm} {r.recall:.2f} (n={r.n})"
                                                       for r in by_peak.itertuples()), flush=True)
-        rows.append({"world": world, "role": role, "recall": s.recall, "oracle_recall": oracle,
+        rows.append({"world": world, "seeds": " ".join(map(str, seeds)), "role": role, "recall": s.recall,
+                     "oracle_recall": oracle,
                      "recall_isolated": s.recall_isolated,
                      "false_per_1000km": s.false_per_1000_km, "estimated_per_1000km": expected,
                      "precision": s.precision, "emission_error": s.median_emission_error,
