@@ -1,7 +1,7 @@
 """Emission-source inventory: the source table's data contract, and the DuckDB queries over it.
 
 One Parquet table of power plants, EU-ETS installations and cities, one row per source, with the data contract of
-``docs/METHOD.md`` section 6
+``docs/ARCHITECTURE.md`` (Sources)
 
     source_id, name, sector, country, latitude, longitude, emission_tCO2_yr, year, dataset
 
@@ -27,7 +27,7 @@ from core.track import EARTH_RADIUS_KM, KM_PER_DEG, haversine_km
 #: Sectors: fuel-resolved power plants, EU-ETS power installations of unknown fuel, other EU-ETS sectors, cities.
 SECTORS = ("power-coal", "power-gas", "power-oil", "power", "industry", "city")
 FUEL_SECTORS = ("power-coal", "power-gas", "power-oil")
-#: The data contract (docs/METHOD.md section 6), then the extras, in file order.
+#: The data contract (docs/ARCHITECTURE.md, Sources), then the extras, in file order.
 CONTRACT_COLUMNS = ("source_id", "name", "sector", "country", "latitude", "longitude", "emission_tCO2_yr", "year",
                     "dataset")
 EXTRA_COLUMNS = ("subsector", "capacity_mw", "population", "status", "merged_ids", "emission_basis",

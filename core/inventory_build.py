@@ -2,9 +2,9 @@
 
 :func:`build_sources` reads the five raw tables compiled by the oco2peak 2020 project
 (:mod:`core.inventory_readers`, :mod:`core.inventory_cities`), normalises them to one row per source with the data
-contract of ``docs/METHOD.md`` section 6 (:data:`core.inventory.COLUMNS`) and folds the duplicates the 2020 project
-counted twice (:mod:`core.inventory_dedupe`). :func:`write_sources` writes zstd Parquet sorted by a 1-degree lat/lon
-key in small row groups, so the box filters of the query helpers skip most of the file. Run it with
+contract (``docs/ARCHITECTURE.md``, Sources; :data:`core.inventory.COLUMNS`) and folds the duplicates the 2020
+project counted twice (:mod:`core.inventory_dedupe`). :func:`write_sources` writes zstd Parquet sorted by a
+1-degree lat/lon key in small row groups, so the box filters of the query helpers skip most of the file. Run it with
 ``python -m core.inventory_build --raw DIR --out FILE`` (or ``python inventory/rebuild.py``); in a checkout the
 defaults read ``inventory/raw/`` and write the embedded ``core/data/inventory/sources.parquet``.
 

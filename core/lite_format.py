@@ -8,7 +8,8 @@ by the same code path.
 References
 ----------
 OCO-2 Science Team, *OCO-2 Data Product User's Guide, Operational L1 and L2 Data Versions 9, 10
-and 11* (NASA GES DISC, collection ``OCO2_L2_Lite_FP``); see ``docs/METHOD.md`` section 5.
+and 11* (NASA GES DISC, collection ``OCO2_L2_Lite_FP``); what the reader relies on, in our words:
+``docs/LITE_FORMAT.md``.
 """
 from __future__ import annotations
 

@@ -1,9 +1,10 @@
 """End to end in a real Chromium (Playwright): the analyst's journey, the share link, offline, screenshots.
 
-The app runs as ``streamlit run workbench/app.py`` on a free port over the small test cache. Chromium comes from
-Debian (``apt-get install chromium``; ``.ci/run`` does it): these tests fail rather than skip without it.
+The app runs as ``streamlit run workbench/app.py`` on a free port over the small test cache. Chromium is
+``$CHROMIUM``, else Debian's ``/usr/bin/chromium`` (``apt-get install chromium``; ``.ci/run`` does it, or sets
+``$CHROMIUM`` to Playwright's own build when installed): these tests fail rather than skip without it.
 Screenshots of every page go to ``$OCO2_SCREENSHOTS/<page>.png`` (default: a folder under the system's temporary
-directory; ``OCO2_SCREENSHOTS=docs/screenshots`` refreshes the README's).
+directory); the README's are of the demo month, taken by ``docs/screenshots/take.py``.
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from workbench import controls
 
 ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOTS = Path(os.environ.get("OCO2_SCREENSHOTS", Path(tempfile.gettempdir()) / "oco2-screenshots"))
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = os.environ.get("CHROMIUM") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 VIEWPORT = {"width": 1440, "height": 1800}
@@ -42,7 +43,8 @@ PAGES = {"overview": ("Month overview", "Month overview"), "orbit": ("Orbit expl
 
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args):
-    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does it)"
+    assert Path(CHROMIUM).exists(), (f"{CHROMIUM} is missing: apt-get install -y chromium, or "
+                                     "`python -m playwright install chromium` (.ci/run does either)")
     return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
 
 
