@@ -1,6 +1,6 @@
 # The workbench as a container: `docker build -t oco2-workbench .` then
 # `docker run --rm -p 8501:8501 oco2-workbench` and open http://localhost:8501.
-# On first start with an empty cache the app builds the embedded demo month (about 10 s).
+# On first start with an empty cache the app builds the embedded demo month (10-20 s) and detects it (30-40 s).
 # .ci/serve_check.sh runs these same steps without Docker (no Docker engine on the build machines).
 FROM python:3.11-slim
 

@@ -11,7 +11,8 @@ inventory source, most significant first), records decisions on three of them on
 Vetted page has rows) and saves overview, orbit, peak, peak_sources, inventory and vetted PNGs into ``--out``.
 
 Chromium: ``$CHROMIUM``, else ``/usr/bin/chromium`` (Debian's package), else Playwright's own build
-(``python -m playwright install chromium``).
+(``python -m playwright install chromium``). The page icons are emoji: without an emoji font (Debian:
+``apt-get install fonts-noto-color-emoji``) they show as empty boxes.
 """
 from __future__ import annotations
 
