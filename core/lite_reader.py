@@ -124,6 +124,13 @@ def read_lite_table(path) -> tuple[pa.Table, LiteMetadata]:
     """
     path = _as_path(path)
     mtime = _check_container(path)
+    build, family, raw = _read_raw(path)
+    return soundings_table(path, mtime, build, family, raw)
+
+
+def _read_raw(path: Path) -> tuple[str, str, dict[str, np.ndarray]]:
+    """The build, build family and raw values (no masking, no scaling) of the variables the table needs, keyed by
+    column name (``sounding_id``, ``time``, ``xco2_quality_flag`` and the :data:`FIELDS` columns)."""
     with _open_dataset(path) as ds:
         try:
             build = _build_of(ds, path)
@@ -142,7 +149,19 @@ def read_lite_table(path) -> tuple[pa.Table, LiteMetadata]:
             # the NetCDF/HDF5 library tripped on the file's structure (e.g. a corrupt group or attribute)
             raise LiteFileError(path, f"corrupt or unsupported NetCDF4 content ({type(exc).__name__}: {exc})"
                                 ) from None
+    return build, family, raw
 
+
+def soundings_table(path: Path, mtime: float, build: str, family: str,
+                    raw: dict[str, np.ndarray]) -> tuple[pa.Table, LiteMetadata]:
+    """The good soundings and metadata of a file from its variables' values, as :func:`read_lite_table` returns
+    them: shapes checked, flagged / fill / NaN / out-of-range / repeated soundings dropped and counted, warnings.
+
+    ``raw`` maps ``sounding_id``, ``time`` (float seconds since 1970), ``xco2_quality_flag`` and the
+    :data:`FIELDS` columns (an optional one may be absent) to 1-D arrays; a float may be the fill value or NaN
+    (the same to this function), so values read raw or with CF masking give the same table.
+    ``mtime`` is the file's modification time (the production time when the name has none).
+    """
     if raw[ID_VAR].ndim != 1:
         raise LiteFileError(path, f"variable {ID_VAR!r} has shape {raw[ID_VAR].shape}, expected one dimension")
     n_read = raw[ID_VAR].shape[0]
