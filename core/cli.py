@@ -273,6 +273,25 @@ def _cmd_export(args) -> int:
     return 0
 
 
+def _cmd_grid(args) -> int:
+    from .cache import SoundingsCache
+    from .xco2_grid import month_grid
+
+    if args.month not in SoundingsCache(args.cache).months():
+        print(f"error: the cache {cache_root(args.cache)} holds no soundings of {args.month}", file=sys.stderr)
+        return 2
+    try:
+        grid = month_grid(args.month, cache=args.cache, resolution_deg=args.resolution)
+    except ValueError as exc:  # a resolution that does not divide the sphere, an unreadable day file
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    grid.to_netcdf(args.out)
+    cells = int((grid["n_soundings"] > 0).sum())
+    print(f"wrote {args.out}: {args.month} on a {args.resolution:g} degree grid, {cells:,} cells with data, "
+          f"{int(grid['n_soundings'].sum()):,} good soundings")
+    return 0
+
+
 def _cmd_months(args) -> int:
     from .cache import SoundingsCache
 
@@ -402,6 +421,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-stale", action="store_true",
                    help="export detections older than the month's data (with a warning) instead of refusing")
     p.set_defaults(func=_cmd_export)
+
+    p = command("grid", "write a month's mean XCO2 anomaly and sounding counts on a lat/lon grid (NetCDF)",
+                epilog="The anomaly is each sounding's XCO2 minus its orbit's median [ppm], averaged per cell; "
+                       "the file (CF attributes) opens as a map in QGIS, Panoply or ncview.")
+    p.add_argument("--month", required=True, metavar="YYYY-MM", help="the month to grid")
+    p.add_argument("--out", required=True, metavar="FILE.nc", help="the NetCDF file to write")
+    p.add_argument("--resolution", type=float, default=1.0, metavar="DEG",
+                   help="cell size [degrees], dividing 180 and 360 (default 1)")
+    p.set_defaults(func=_cmd_grid)
 
     p = command("months", "list the months the cache holds (day files, good soundings, size)",
                 epilog="Unreadable day files are counted and named on stderr (exit status 1).")

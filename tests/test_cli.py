@@ -17,7 +17,7 @@ from core.settings import DetectionSettings
 from core.simulate import simulate
 
 MONTH = "2019-08"
-COMMANDS = ["ingest", "simulate", "demo", "detect", "fetch", "export", "months"]
+COMMANDS = ["ingest", "simulate", "demo", "detect", "fetch", "export", "grid", "months"]
 
 
 def _core(*args, check_rc: int | None = None):
@@ -57,6 +57,30 @@ def test_every_argument_has_a_help_text():
 def test_months_of_an_empty_cache(tmp_path):
     run = _core("months", "--cache", tmp_path / "cache", check_rc=0)
     assert run.stdout.strip() == f"the cache {tmp_path / 'cache'} holds no soundings" and not run.stderr
+
+
+# -- grid --------------------------------------------------------------------------------------------------------
+
+def test_grid_writes_the_months_map_as_netcdf(detected, tmp_path):
+    import xarray as xr
+
+    from core.xco2_grid import month_grid
+
+    cache, out = detected / "cache", tmp_path / "grid.nc"
+    run = _core("grid", "--month", MONTH, "--cache", cache, "--resolution", 2, "--out", out, check_rc=0)
+    with xr.open_dataset(out) as written:
+        expected = month_grid(MONTH, cache=cache, resolution_deg=2.0)
+        xr.testing.assert_allclose(written.load(), expected)
+        cells = int((written["n_soundings"] > 0).sum())
+        n = int(written["n_soundings"].sum())
+    assert 0 < cells and n == len(pd.concat(pd.read_parquet(p) for p in (cache / "soundings").rglob("*.parquet")))
+    assert run.stdout.strip() == (f"wrote {out}: {MONTH} on a 2 degree grid, {cells:,} cells with data, "
+                                  f"{n:,} good soundings")
+    bad = _core("grid", "--month", MONTH, "--cache", cache, "--resolution", 7, "--out", tmp_path / "x.nc",
+                check_rc=2)
+    assert "resolution_deg must divide 180 and 360" in bad.stderr and not (tmp_path / "x.nc").exists()
+    absent = _core("grid", "--month", "2020-01", "--cache", cache, "--out", tmp_path / "y.nc", check_rc=2)
+    assert "holds no soundings of 2020-01" in absent.stderr
 
 
 # -- export and the freshness of stored detections ---------------------------------------------------------------
