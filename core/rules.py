@@ -14,10 +14,12 @@ two-plume alternative, :func:`best_pair_chi2`), ``surface-transition`` and ``sup
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 
-from .fitting import FitResult, gaussian_line
+from .fitting import FitResult, gaussian_line, unit_gaussian
 from .settings import RULES, DetectionSettings
 
 #: Span of the step and plateau comparisons: this many widths either side of the centre, at least this many km
@@ -67,9 +69,8 @@ def window_stats(x_km, y_ppm, unc_ppm, frame, footprint, land_water, fit: FitRes
     stats["flank_left"] = int(np.count_nonzero((d >= -3 * sigma) & (d <= -2 * sigma)))
     stats["flank_right"] = int(np.count_nonzero((d >= 2 * sigma) & (d <= 3 * sigma)))
 
-    model = gaussian_line(x_km, **v)
     core = np.abs(d) <= 4 * sigma
-    r = _correlation(model[core], y_ppm[core]) if core.sum() >= 3 else 0.0
+    r = _correlation(gaussian_line(x_km[core], **v), y_ppm[core]) if core.sum() >= 3 else 0.0
     stats["r"], stats["r2"] = r, r * r
     se = fit.stderr["amplitude"]
     stats["snr"] = float(v["amplitude"] / se) if se and np.isfinite(se) and se > 0 else 0.0
@@ -81,9 +82,9 @@ def window_stats(x_km, y_ppm, unc_ppm, frame, footprint, land_water, fit: FitRes
     local = np.abs(d_track) <= max(LOCAL_SPAN_SIGMA * sigma, LOCAL_SPAN_MIN_KM)
     d_local, y_local, w_local = d_track[local], y_ppm[local], weight[local]
     gaussian_chi2 = _gaussian_line_chi2(d[local], y_local, w_local, sigma)
-    stats["delta_chi2_step"] = float(best_step_chi2(d_local, y_local, w_local, STEP_SPAN_SIGMA * sigma) - gaussian_chi2)
-    plateau_chi2 = best_plateau_chi2(d_local, y_local, w_local, PLATEAU_SPAN_SIGMA * sigma,
-                                     settings["rules.box_like.min_width_km"])
+    track = _SortedTrack(d_local, y_local, w_local)  # the step and the plateau share its line and sums
+    stats["delta_chi2_step"] = float(track.best_step_chi2(STEP_SPAN_SIGMA * sigma) - gaussian_chi2)
+    plateau_chi2 = track.best_plateau_chi2(PLATEAU_SPAN_SIGMA * sigma, settings["rules.box_like.min_width_km"])
     stats["delta_chi2_box"] = float(plateau_chi2 - gaussian_chi2)
     # where a plateau beats the Gaussian (two thirds of the fits): is the bump a blend of two plumes? A burst's
     # sharp edges beat any pair. Elsewhere NaN: a plateau that loses to the Gaussian rejects nothing (threshold <= 0)
@@ -120,7 +121,7 @@ def gaussian_line_chi2_many(d, y, w, sigma) -> np.ndarray:
     """:func:`_gaussian_line_chi2` for several coordinates of the same soundings at once: ``d`` of shape (k, n)
     (e.g. one row per footprint shift tried), one chi-square per row (inf where the 3x3 system is singular)."""
     d = np.asarray(d, float)
-    g = np.exp(-0.5 * (d / sigma) ** 2) / (sigma * np.sqrt(2 * np.pi))
+    g = unit_gaussian(d, sigma)
     basis = np.stack([np.broadcast_to(np.ones(d.shape[1]), d.shape), d, g], axis=1)  # (k, 3, n)
     weighted = basis * w
     a = weighted @ basis.transpose(0, 2, 1)  # (k, 3, 3)
@@ -160,8 +161,8 @@ def best_pair_chi2(d, y, w, sigma_km: float, n_centres: int = PAIR_CENTRES,
         return np.inf
     centres = np.linspace(-2.5 * sigma_km, 2.5 * sigma_km, n_centres)
     widths = np.geomspace(max(0.6, sigma_km / 4), max(sigma_km, 0.6), n_widths)
-    c, s = (a.ravel() for a in np.meshgrid(centres, widths, indexing="ij"))
-    g = np.exp(-0.5 * ((d[None, :] - c[:, None]) / s[:, None]) ** 2) / (s[:, None] * np.sqrt(2 * np.pi))
+    c, s = np.repeat(centres, n_widths), np.tile(widths, n_centres)  # every (centre, width), centre-major
+    g = unit_gaussian(d[None, :] - c[:, None], s[:, None])
     wd, _, (sw, swd, swdd, det), (b0, m0, chi2_line) = _weighted_line(d, y, w)
     if not det > 0:
         return np.inf
@@ -170,7 +171,7 @@ def best_pair_chi2(d, y, w, sigma_km: float, n_centres: int = PAIR_CENTRES,
     t = gw @ g.T - (swdd * np.outer(u0, u0) - swd * (np.outer(u0, u1) + np.outer(u1, u0))
                     + sw * np.outer(u1, u1)) / det
     q = gw @ y - (b0 * u0 + m0 * u1)
-    j, k = np.triu_indices(c.size, k=1)
+    j, k = _pairs(c.size)
     apart = np.abs(c[j] - c[k]) >= np.maximum(s[j], s[k])  # two bumps, not one split in two
     j, k = j[apart], k[apart]
     tjj, tkk, tjk = t[j, j], t[k, k], t[j, k]
@@ -219,7 +220,7 @@ def geometry_stats(x_track_km, cross_km, footprint, y_ppm, weight, centre_km: fl
     # footprint consistency, in the geometry that fits best of the two
     d = x - centre_km if frame_chi2 <= wind_chi2 else x + cross * allowed[int(np.argmin(chi2))] - centre_km
     best = min(frame_chi2, wind_chi2)
-    g = np.exp(-0.5 * (d / sigma_km) ** 2) / (sigma_km * np.sqrt(2 * np.pi))
+    g = unit_gaussian(d, sigma_km)
     kinds = np.unique(fp)
     basis = np.vstack([np.ones_like(d), d] + [g * (fp == k) for k in kinds])
     a = (basis * w) @ basis.T
@@ -250,7 +251,57 @@ def _groups_above(groups: np.ndarray, excess: np.ndarray) -> int:
     return int(np.count_nonzero(sums > 0))
 
 
-def _best_indicator_chi2(d, y, w, starts: np.ndarray, stops: np.ndarray) -> float:
+@functools.lru_cache(maxsize=256)
+def _pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``np.triu_indices(n, k=1)``: every pair (j < k) of ``n`` items (kept: the same few sizes recur)."""
+    j, k = np.triu_indices(n, k=1)
+    j.flags.writeable = k.flags.writeable = False
+    return j, k
+
+
+class _SortedTrack:
+    """Soundings sorted by ``d`` [km] (stable), with the weighted line alone and the cumulative sums of
+    ``w``, ``w d``, ``w y`` that every indicator regressor (:func:`_best_indicator_chi2`) projects off it: computed
+    once for the step and the plateau of a window."""
+
+    def __init__(self, d_km, y_ppm, weight):
+        order = np.argsort(d_km, kind="stable")
+        self.d, self.y, self.w = d_km[order], y_ppm[order], weight[order]
+        self._prepared = None
+
+    def prepared(self):
+        if self._prepared is None:
+            wd, wy, normal, line = _weighted_line(self.d, self.y, self.w)
+            cum = np.concatenate([np.zeros((3, 1)), np.cumsum(np.stack([self.w, wd, wy]), axis=1)], axis=1)
+            self._prepared = normal, line, cum
+        return self._prepared
+
+    def best_step_chi2(self, half_span_km: float) -> float:
+        """:func:`best_step_chi2` of these soundings."""
+        d, n = self.d, self.d.size
+        if n < 6:
+            return np.inf
+        splits = np.flatnonzero((d[:-1] >= -half_span_km) & (d[1:] <= half_span_km)) + 1
+        splits = splits[(splits >= 2) & (splits <= n - 2)]
+        return _best_indicator_chi2(self, splits, np.full(splits.size, n))
+
+    def best_plateau_chi2(self, half_span_km: float, min_width_km: float = 0.0,
+                          max_edges: int = MAX_PLATEAU_EDGES) -> float:
+        """:func:`best_plateau_chi2` of these soundings."""
+        d, n = self.d, self.d.size
+        if n < 8:
+            return np.inf
+        edges = np.flatnonzero((d[:-1] >= -half_span_km) & (d[1:] <= half_span_km) & (d[1:] > d[:-1])) + 1
+        edges = edges[(edges >= 2) & (edges <= n - 2)]
+        if edges.size > max_edges:
+            edges = edges[np.linspace(0, edges.size - 1, max_edges).astype(int)]
+        first, second = _pairs(edges.size)
+        starts, stops = edges[first], edges[second]
+        wide = (d[stops - 1] - d[starts]) >= min_width_km
+        return _best_indicator_chi2(self, starts[wide], stops[wide])
+
+
+def _best_indicator_chi2(track: _SortedTrack, starts: np.ndarray, stops: np.ndarray) -> float:
     """Smallest chi-square of ``y = b + m d + s H`` where H is 1 on sorted soundings [start, stop).
 
     The line alone is solved once; H is one more regressor (Schur complement, as in :mod:`core.screen`): with
@@ -260,8 +311,7 @@ def _best_indicator_chi2(d, y, w, starts: np.ndarray, stops: np.ndarray) -> floa
     """
     if starts.size == 0:
         return np.inf
-    wd, wy, (sw, swd, swdd, det), (b0, m0, chi2_line) = _weighted_line(d, y, w)
-    cum = np.concatenate([np.zeros((3, 1)), np.cumsum(np.stack([w, wd, wy]), axis=1)], axis=1)
+    (sw, swd, swdd, det), (b0, m0, chi2_line), cum = track.prepared()
     hw, hwd, hwy = cum[:, stops] - cum[:, starts]
     with np.errstate(all="ignore"):
         t = hw - (swdd * hw * hw - 2 * swd * hw * hwd + sw * hwd * hwd) / det
@@ -277,14 +327,7 @@ def best_step_chi2(d_km, y_ppm, weight, half_span_km: float) -> float:
     Every split between consecutive soundings in the span is tried at once from cumulative sums (3x3 normal
     equations per split), so a land/water edge or a bias jump is compared fairly with the Gaussian.
     """
-    order = np.argsort(d_km, kind="stable")
-    d, y, w = d_km[order], y_ppm[order], weight[order]
-    n = d.size
-    if n < 6:
-        return np.inf
-    splits = np.flatnonzero((d[:-1] >= -half_span_km) & (d[1:] <= half_span_km)) + 1
-    splits = splits[(splits >= 2) & (splits <= n - 2)]
-    return _best_indicator_chi2(d, y, w, splits, np.full(splits.size, n))
+    return _SortedTrack(d_km, y_ppm, weight).best_step_chi2(half_span_km)
 
 
 def best_plateau_chi2(d_km, y_ppm, weight, half_span_km: float, min_width_km: float = 0.0,
@@ -300,19 +343,7 @@ def best_plateau_chi2(d_km, y_ppm, weight, half_span_km: float, min_width_km: fl
     A plateau one or two frames wide is also what a narrow plume looks like at 2.25 km sampling, so only wide
     plateaus are compared with the Gaussian.
     """
-    order = np.argsort(d_km, kind="stable")
-    d, y, w = d_km[order], y_ppm[order], weight[order]
-    n = d.size
-    if n < 8:
-        return np.inf
-    edges = np.flatnonzero((d[:-1] >= -half_span_km) & (d[1:] <= half_span_km) & (d[1:] > d[:-1])) + 1
-    edges = edges[(edges >= 2) & (edges <= n - 2)]
-    if edges.size > max_edges:
-        edges = edges[np.linspace(0, edges.size - 1, max_edges).astype(int)]
-    first, second = np.triu_indices(edges.size, k=1)
-    starts, stops = edges[first], edges[second]
-    wide = (d[stops - 1] - d[starts]) >= min_width_km
-    return _best_indicator_chi2(d, y, w, starts[wide], stops[wide])
+    return _SortedTrack(d_km, y_ppm, weight).best_plateau_chi2(half_span_km, min_width_km, max_edges)
 
 
 def rule_failures(stats, settings: DetectionSettings, significance_threshold: float | None = None
