@@ -58,23 +58,43 @@ def robust_sd(values) -> float:
     return float(MAD_TO_SD * np.median(np.abs(v - np.median(v))))
 
 
-def _pairs_by_footprint(x_km, footprint, max_lag_km: float):
-    """Index pairs (i, j), i before j, of soundings of the same footprint at most ``max_lag_km`` apart."""
+def _pair_differences(x_km, y_ppm, footprint, max_lag_km: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(lag_km, |dy| ppm)`` of every pair of soundings of the same footprint at most ``max_lag_km`` apart.
+
+    The soundings are sorted by footprint, then position; a pair is a sounding and the m-th next one of its
+    footprint (m = 1, 2, ... until no pair is close enough). Pairs come m by m, in sorted order within each m.
+    """
     order = np.lexsort((x_km, footprint))
-    xs, fs = x_km[order], footprint[order]
-    firsts, seconds = [], []
+    xs, ys, fs = x_km[order], y_ppm[order], footprint[order]
+    lags, steps = [], []
     for m in range(1, 400):  # offsets in the footprint's own sequence
         if m >= xs.size:
             break
-        same = (fs[m:] == fs[:-m]) & (xs[m:] - xs[:-m] <= max_lag_km)
+        lag = xs[m:] - xs[:-m]  # >= 0 within a footprint: sorted by position
+        same = (fs[m:] == fs[:-m]) & (lag <= max_lag_km)
         if not same.any():
             break
         hit = np.flatnonzero(same)
-        firsts.append(order[hit])
-        seconds.append(order[hit + m])
-    if not firsts:
-        return np.zeros(0, int), np.zeros(0, int)
-    return np.concatenate(firsts), np.concatenate(seconds)
+        lags.append(lag[hit])
+        steps.append(np.abs(ys[m:][hit] - ys[:-m][hit]))
+    if not lags:
+        return np.zeros(0), np.zeros(0)
+    return np.concatenate(lags), np.concatenate(steps)
+
+
+def _lag_bins(lag_km: np.ndarray, edges_km: np.ndarray) -> np.ndarray:
+    """``np.digitize(lag_km, edges_km) - 1`` for lags in 0 .. edges_km[-1]: the lag bin (-1 below the first edge,
+    ``edges_km.size - 1`` at the last one).
+
+    With every edge on a half-km grid (as :data:`LAG_EDGES_KM`), a lag's bin is that of its half-km step, so it is
+    looked up (exact: doubling a lag and flooring it lose nothing); otherwise :func:`numpy.digitize`.
+    """
+    half_steps = edges_km * 2
+    if not (np.all(half_steps == np.floor(half_steps)) and lag_km.size and lag_km.max() <= edges_km[-1]):
+        return np.digitize(lag_km, edges_km) - 1
+    top = int(half_steps[-1])
+    table = np.digitize(np.arange(top + 1) / 2, edges_km) - 1
+    return table[np.floor(lag_km * 2).astype(np.intp)]
 
 
 def semivariogram(x_km, xco2_ppm, footprint, lag_edges_km=LAG_EDGES_KM) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -87,15 +107,15 @@ def semivariogram(x_km, xco2_ppm, footprint, lag_edges_km=LAG_EDGES_KM) -> tuple
     y = np.asarray(xco2_ppm, float)
     fp = np.asarray(footprint)
     edges = np.asarray(lag_edges_km, float)
-    i, j = _pairs_by_footprint(x, fp, edges[-1])
-    lag = np.abs(x[j] - x[i])
-    root = np.sqrt(np.abs(y[j] - y[i]))
-    which = np.digitize(lag, edges) - 1
-    inside = (which >= 0) & (which < edges.size - 1)
-    n = np.bincount(which[inside], minlength=edges.size - 1)
+    lag, step = _pair_differences(x, y, fp, edges[-1])
+    root = np.sqrt(step)
+    n_bins = edges.size - 1
+    # shifted by one: bin 0 collects the lags below the first edge, the last bin those at the last edge (dropped)
+    which = _lag_bins(lag, edges) + 1
+    n = np.bincount(which, minlength=n_bins + 2)[1:n_bins + 1]
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean_root = np.bincount(which[inside], weights=root[inside], minlength=edges.size - 1) / n
-        mean_lag = np.bincount(which[inside], weights=lag[inside], minlength=edges.size - 1) / n
+        mean_root = np.bincount(which, weights=root, minlength=n_bins + 2)[1:n_bins + 1] / n
+        mean_lag = np.bincount(which, weights=lag, minlength=n_bins + 2)[1:n_bins + 1] / n
         gamma = mean_root ** 4 / (0.457 + 0.494 / n) / 2
     return mean_lag, gamma, n
 
