@@ -121,8 +121,10 @@ def gaussian_line_chi2_many(d, y, w, sigma) -> np.ndarray:
     """:func:`_gaussian_line_chi2` for several coordinates of the same soundings at once: ``d`` of shape (k, n)
     (e.g. one row per footprint shift tried), one chi-square per row (inf where the 3x3 system is singular)."""
     d = np.asarray(d, float)
-    g = unit_gaussian(d, sigma)
-    basis = np.stack([np.broadcast_to(np.ones(d.shape[1]), d.shape), d, g], axis=1)  # (k, 3, n)
+    basis = np.empty((d.shape[0], 3, d.shape[1]))  # (k, 3, n): 1, d, g
+    basis[:, 0] = 1.0
+    basis[:, 1] = d
+    basis[:, 2] = unit_gaussian(d, sigma)
     weighted = basis * w
     a = weighted @ basis.transpose(0, 2, 1)  # (k, 3, 3)
     rhs = weighted @ y  # (k, 3)
