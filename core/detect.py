@@ -24,7 +24,7 @@ from .fitting import SQRT_2PI, fit_window, gaussian_line
 from .noise import VariogramNoise, screen_spread, shrunk_spread, variogram_noise
 from .rules import (LOCAL_SPAN_MIN_KM, LOCAL_SPAN_SIGMA, STAT_COLUMNS, gaussian_line_chi2_many, geometry_stats,
                     rule_verdicts, window_stats)
-from .screen import ScreenResult, local_extrema, rescaled, screen_orbit, width_extrema, window_snr
+from .screen import ScreenResult, best_width, local_extrema, screen_widths, width_extrema, window_snr
 from .settings import DetectionSettings
 from .track import MIN_WIND_ANGLE_DEG, along_track, cross_track_wind_ms, shift_ratio, wind_aligned_km
 
@@ -67,9 +67,17 @@ def prepare_orbit(soundings: pd.DataFrame) -> OrbitData:
     track = along_track(df["sounding_id"].to_numpy(), df["latitude"].to_numpy(), df["longitude"].to_numpy())
     x_wind = wind_aligned_km(track.x_km, track.cross_km, track.bearing_deg, df["windspeed_u"].to_numpy(float),
                              df["windspeed_v"].to_numpy(float))
-    df = df.assign(x_km=track.x_km, x_track_km=track.x_km, x_wind_km=x_wind, cross_km=track.cross_km,
-                   bearing_deg=track.bearing_deg, frame=track.frame)
-    df = _sorted_by(df, "x_km")
+    geometry = {"x_km": track.x_km, "x_track_km": track.x_km, "x_wind_km": x_wind, "cross_km": track.cross_km,
+                "bearing_deg": track.bearing_deg, "frame": track.frame}
+    if geometry.keys() & set(df.columns):  # geometry already there: replaced in place
+        df = _sorted_by(df.assign(**geometry), "x_km")
+    else:  # sorted by x_km (stable, as _sorted_by) before the columns are added: one copy of the table, not two
+        x = track.x_km
+        if not np.all(x[1:] >= x[:-1]):
+            order = np.argsort(x, kind="stable")
+            df = df.take(order).reset_index(drop=True)
+            geometry = {name: values[order] for name, values in geometry.items()}
+        df = pd.concat([df, pd.DataFrame(geometry, index=df.index)], axis=1)
     orbit = int(df["orbit"].iloc[0]) if len(df) else -1
     return OrbitData(orbit, df)
 
@@ -147,20 +155,22 @@ def _screen(od: OrbitData, settings: DetectionSettings) -> tuple[ScreenResult, O
         return od.views[key]
     df = od.soundings
     x = df["x_km"].to_numpy()
-    scr = screen_orbit(x, df["xco2"].to_numpy(), df["xco2_uncertainty"].to_numpy(),
-                       window_km=s["fit.window_km"], sigma_min_km=s["fit.sigma_min_km"],
-                       sigma_max_km=_screen_sigma_max_km(s), n_sigma=s["screen.n_sigma"], bin_km=s["screen.bin_km"])
-    sigmas = scr.widths.sigma_km
+    centres, n_window, widths = screen_widths(
+        x, df["xco2"].to_numpy(), df["xco2_uncertainty"].to_numpy(), window_km=s["fit.window_km"],
+        sigma_min_km=s["fit.sigma_min_km"], sigma_max_km=_screen_sigma_max_km(s), n_sigma=s["screen.n_sigma"],
+        bin_km=s["screen.bin_km"])
+    sigmas = widths.sigma_km
     data_km = np.unique(np.floor(x / FRAME_KM)).size * FRAME_KM  # along-track km that hold data
-    raw, n_eff = screen_spread(scr.widths.snr, sigmas, data_km)
+    raw, n_eff = screen_spread(widths.snr, sigmas, data_km)
     track = df["x_track_km"].to_numpy() if "x_track_km" in df else x
     variogram = variogram_noise(track, df["xco2"].to_numpy(float), df["xco2_uncertainty"].to_numpy(float),
                                 df["footprint"].to_numpy())
     if s["noise.calibrate"]:
         spread = shrunk_spread(raw, n_eff, s["noise.prior_spread"], s["noise.prior_samples"])
-        scr = rescaled(scr, spread)
+        scr = best_width(centres, n_window, widths, spread)  # the best width of the calibrated significances
         fallback = bool(n_eff.size == 0 or n_eff[0] < s["noise.prior_samples"])
     else:
+        scr = best_width(centres, n_window, widths)
         spread, fallback = np.ones_like(sigmas), False
     span = float(np.ptp(track)) if track.size else 0.0
     od.views[key] = (scr, OrbitNoise(sigmas, spread, raw, n_eff, variogram, span, fallback))

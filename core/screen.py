@@ -84,7 +84,16 @@ def _box_sum(prefix: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
 
 def screen_orbit(x_km, xco2_ppm, uncertainty_ppm, window_km: float = 200.0, sigma_min_km: float = 1.0,
                  sigma_max_km: float = 50.0, n_sigma: int = 16, bin_km: float = 0.5) -> ScreenResult:
-    """Screen every window of one orbit (see the module docstring).
+    """Screen every window of one orbit (see the module docstring); parameters as :func:`screen_widths`."""
+    return best_width(*screen_widths(x_km, xco2_ppm, uncertainty_ppm, window_km, sigma_min_km, sigma_max_km,
+                                     n_sigma, bin_km))
+
+
+def screen_widths(x_km, xco2_ppm, uncertainty_ppm, window_km: float = 200.0, sigma_min_km: float = 1.0,
+                  sigma_max_km: float = 50.0, n_sigma: int = 16, bin_km: float = 0.5
+                  ) -> tuple[np.ndarray, np.ndarray, WidthScreen]:
+    """The screen's fit of every width at every bin centre of one orbit: ``(bin centres [km], soundings in each
+    window, WidthScreen)``, before the best width is picked (:func:`best_width`).
 
     Parameters
     ----------
@@ -106,8 +115,7 @@ def screen_orbit(x_km, xco2_ppm, uncertainty_ppm, window_km: float = 200.0, sigm
     x, y, w = x[ok], y[ok], w[ok]
     if x.size == 0:
         empty, none = np.zeros(0), np.zeros((0, 0))
-        return ScreenResult(empty, empty, empty, empty, empty, empty, np.zeros(0, int),
-                            WidthScreen(empty, none, none, empty, empty, none, none, 0.0))
+        return empty, np.zeros(0, int), WidthScreen(empty, none, none, empty, empty, none, none, 0.0)
     y_ref = np.average(y, weights=w)
     y = y - y_ref  # numerically kinder sums
     x0 = x.min()
@@ -163,12 +171,20 @@ def screen_orbit(x_km, xco2_ppm, uncertainty_ppm, window_km: float = 200.0, sigm
         snr = np.where(usable & (support >= 1.0) & (schur > 1e-9 * swgg), amplitude / se, 0.0)
     snr = np.nan_to_num(snr, nan=0.0, posinf=0.0, neginf=0.0)
     widths = WidthScreen(sigmas, snr, np.where(snr != 0, amplitude, 0.0), b0, m0, lu0, lu1, float(y_ref))
-    return _best_width(centres, n_window, widths)
+    return centres, n_window, widths
 
 
-def _best_width(centres: np.ndarray, n_window: np.ndarray, widths: WidthScreen) -> ScreenResult:
-    """At every bin, the width with the largest |snr| (the first one on ties); no width where every snr is 0."""
+def best_width(centres: np.ndarray, n_window: np.ndarray, widths: WidthScreen, spread=None) -> ScreenResult:
+    """At every bin, the width with the largest |snr| (the first one on ties); no width where every snr is 0.
+
+    With ``spread`` (one value per width), each width's significance is divided by it first (as
+    :func:`rescaled` does)."""
+    if spread is not None and widths.snr.size:
+        widths = dataclasses.replace(widths, snr=widths.snr / np.asarray(spread, float)[:, None])
     snr = widths.snr
+    if snr.size == 0:
+        empty = np.zeros(0)
+        return ScreenResult(centres, empty, empty, empty, empty, empty, n_window, widths)
     pick = np.argmax(np.abs(snr), axis=0)
     cols = np.arange(snr.shape[1])
     found = snr[pick, cols] != 0
@@ -183,8 +199,7 @@ def rescaled(screen: ScreenResult, spread: np.ndarray) -> ScreenResult:
     w = screen.widths
     if w is None or w.snr.size == 0:
         return screen
-    calibrated = dataclasses.replace(w, snr=w.snr / np.asarray(spread, float)[:, None])
-    return _best_width(screen.x_km, screen.n_window, calibrated)
+    return best_width(screen.x_km, screen.n_window, w, spread)
 
 
 #: Kernel spectra by (FFT size, widths, bin, half support): orbits of similar length share them.
