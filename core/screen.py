@@ -26,7 +26,7 @@ import numpy as np
 from scipy.ndimage import maximum_filter1d
 from scipy import fft as sp_fft
 
-SQRT_2PI = np.sqrt(2 * np.pi)
+from .fitting import SQRT_2PI, unit_gaussian
 
 
 @dataclass(frozen=True)
@@ -211,7 +211,7 @@ def _kernel_spectra(sigmas: np.ndarray, half: int, bin_km: float, size: int) -> 
     spectra = _KERNELS.get(key)
     if spectra is None:
         d = np.arange(-half, half + 1) * bin_km
-        g = np.exp(-0.5 * (d[None, :] / sigmas[:, None]) ** 2) / (sigmas[:, None] * SQRT_2PI)
+        g = unit_gaussian(d[None, :], sigmas[:, None])
         # correlation = convolution with the reversed kernel: g and g^2 are even, d*g is odd
         spectra = sp_fft.rfft(np.concatenate([g, -d * g, g * g]), size, axis=1)
         if len(_KERNELS) > 64:
@@ -248,7 +248,7 @@ def window_snr(d_km, y_ppm, uncertainty_ppm, sigma_km: float) -> float:
     d, y = np.asarray(d_km, float), np.asarray(y_ppm, float)
     if d.size <= 5:
         return 0.0
-    g = np.exp(-0.5 * (d / sigma_km) ** 2) / (sigma_km * SQRT_2PI)
+    g = unit_gaussian(d, sigma_km)
     basis = np.stack([np.ones_like(d), d, g])
     y = y - np.average(y, weights=w)  # numerically kinder, as in screen_orbit
     try:
