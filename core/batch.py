@@ -103,7 +103,9 @@ def store_detections(cache, month: str, settings: DetectionSettings, candidates:
     cache = _as_cache(cache)
     folder = detections_dir(cache, month, settings)
     folder.mkdir(parents=True, exist_ok=True)
-    table = pa.Table.from_pandas(candidates, preserve_index=False)
+    # one chunk per column: a month concatenated from its orbits would otherwise write one row group per orbit
+    # (438 on bench_detect's month: 2.2 s instead of 0.1 s)
+    table = pa.Table.from_pandas(candidates, preserve_index=False).combine_chunks()
     write_parquet_atomic(folder / "candidates.parquet", table.to_batches(), table.schema,
                          {b"rules_hash": settings.hash.encode()})
     tmp = folder / ".settings.toml.tmp"
