@@ -27,7 +27,6 @@ cache written by an older simulator: delete the folder to re-simulate).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 import time
 from pathlib import Path
@@ -41,23 +40,12 @@ from core.settings import DetectionSettings  # noqa: E402
 from core.simulate import simulate  # noqa: E402
 from core.validation import (breakdown, detectable_plumes, load_osse, match_plumes, recall_by_peak,  # noqa: E402
                              score_many)
+from core.validation import osse_fingerprint as fingerprint  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out" / "quality"
 
 ORIGINAL = DetectionSettings.preset("chevallier-2020").replace({"screen.stride": 15})
 RECOMMENDED = DetectionSettings()
-
-
-def fingerprint(folder: Path) -> str:
-    """First 12 hex digits of a sha256 over the names and bytes of a simulated OSSE's files: the same digits, the
-    same simulated data."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()[:12]
 
 
 def ablation() -> list[tuple[str, DetectionSettings]]:

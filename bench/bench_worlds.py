@@ -24,7 +24,6 @@ cache written by an older simulator: delete the folder to re-simulate).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 import tomllib
 import time
@@ -42,6 +41,7 @@ from core.settings import DetectionSettings  # noqa: E402
 from core.simulate import simulate  # noqa: E402
 from core.validation import (detectable_plumes, load_osse, match_plumes, recall_by_peak, score_many,  # noqa: E402
                              with_interval)
+from core.validation import osse_fingerprint as fingerprint  # noqa: E402
 from core.worlds import WORLDS  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out" / "worlds"
@@ -58,18 +58,6 @@ SETTINGS = {
         "noise.calibrate": False, "detection.mirror": False, "rules.significance.min_snr": 3.0,
         "screen.min_significance": 3.3, "screen.min_significance_beside": 2.5}),
 }
-
-
-def fingerprint(folder: Path) -> str:
-    """First 12 hex digits of a sha256 over the names and bytes of a simulated OSSE's files: the same digits, the
-    same simulated data."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()[:12]
 
 
 def osse(world: str, seed: int, days: int, passes_per_day: int = 6, pass_km: float = 3000.0):

@@ -44,6 +44,7 @@ Definitions (documented here because every figure depends on them):
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -137,6 +138,19 @@ def load_osse(folder) -> Osse:
     soundings = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     tables = {k: pd.read_csv(folder / name) for k, name in TRUTH_FILES.items()}
     return Osse(soundings, tables["plumes"], tables["passes"], tables["nuisances"])
+
+
+def osse_fingerprint(folder) -> str:
+    """First 12 hex digits of a sha256 over the names and bytes of a simulated OSSE's files: the same digits, the
+    same simulated data (the benchmarks print it beside their figures)."""
+    folder = Path(folder)
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:12]
 
 
 def detectable_plumes(osse: Osse, min_peak_ppm: float = 0.8) -> pd.DataFrame:

@@ -188,3 +188,19 @@ def test_recall_of_isolated_plumes_leaves_out_overlapping_ones_only():
     assert (s.n_matched, s.n_detectable, s.recall) == (2, 4, 0.5)
     assert (s.n_matched_isolated, s.n_detectable_isolated, s.recall_isolated) == (1, 2, 0.5)
     assert "isolated plumes 0.500" in s.line()
+
+
+def test_osse_fingerprint_names_the_data(tmp_path):
+    from core.validation import osse_fingerprint
+
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "x.nc4").write_bytes(b"soundings")
+        (tmp_path / name / "truth_plumes.csv").write_text("orbit\n1\n")
+    assert osse_fingerprint(tmp_path / "a") == osse_fingerprint(tmp_path / "b")
+    (tmp_path / "b" / "truth_plumes.csv").write_text("orbit\n2\n")  # one byte of one file
+    assert osse_fingerprint(tmp_path / "a") != osse_fingerprint(tmp_path / "b")
+    (tmp_path / "b" / "truth_plumes.csv").write_text("orbit\n1\n")
+    (tmp_path / "b" / "x.nc4").rename(tmp_path / "b" / "y.nc4")  # same bytes, another name
+    assert osse_fingerprint(tmp_path / "a") != osse_fingerprint(tmp_path / "b")
+    assert len(osse_fingerprint(tmp_path / "a")) == 12
