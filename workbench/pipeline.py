@@ -40,6 +40,7 @@ from collections import OrderedDict
 import numpy as np
 import pandas as pd
 import streamlit as st
+from threadpoolctl import threadpool_limits
 
 from core import false_alarms
 from core.batch import assemble_month, stored_detections, with_sources
@@ -49,6 +50,11 @@ from core.false_alarms import MONTH_COLUMNS, MonthThreshold, calibrate_month
 from core.settings import DetectionSettings
 
 from . import queries
+
+# The fits of the workbench are the CLI's to the last bit: BLAS on one thread for the server process, as
+# core.batch.one_blas_thread does for a batch run (a multi-threaded BLAS sums in another order, so a verdict right on
+# its threshold could differ from the stored month's).
+threadpool_limits(limits=1, user_api="blas")
 
 def fit_items(settings: DetectionSettings) -> tuple:
     """The fit-stage values as a hashable cache key (:func:`core.settings.fit_stage_keys`)."""
