@@ -355,6 +355,34 @@ class DetectionSettings:
     def replace(self, changes: dict) -> "DetectionSettings":
         return DetectionSettings({**self.changed(), **changes}, preset=self.preset)
 
+    def contradictions(self) -> list[str]:
+        """Settings that contradict one another, one sentence each naming both keys (empty when consistent).
+
+        Each value is checked on its own when set (:meth:`Setting.check`); these are the pairs no single value
+        shows: a bound pair the wrong way round, or a rule that every fit the bounds allow would fail.
+        """
+        v = self._values
+        found = []
+        if v["fit.sigma_min_km"] >= v["fit.sigma_max_km"]:
+            found.append(f"fit.sigma_min_km ({v['fit.sigma_min_km']:g} km) must be below fit.sigma_max_km "
+                         f"({v['fit.sigma_max_km']:g} km): every fit would be pinned at a bound")
+        if self.enabled("too-narrow") and v["rules.too_narrow.min_sigma_km"] > v["fit.sigma_max_km"]:
+            found.append(f"rules.too_narrow.min_sigma_km ({v['rules.too_narrow.min_sigma_km']:g} km) is above "
+                         f"fit.sigma_max_km ({v['fit.sigma_max_km']:g} km): the too-narrow rule would reject every "
+                         "fit")
+        if self.enabled("too-wide") and v["rules.too_wide.n_sigma"] * v["fit.sigma_min_km"] > v["fit.window_km"] / 2:
+            found.append(f"rules.too_wide.n_sigma x fit.sigma_min_km ({v['rules.too_wide.n_sigma']:g} x "
+                         f"{v['fit.sigma_min_km']:g} km) exceeds half of fit.window_km ({v['fit.window_km']:g} km): "
+                         "the too-wide rule would reject every fit")
+        return found
+
+    def check_consistent(self, source: str = "settings") -> "DetectionSettings":
+        """These settings, or ValueError naming every contradiction (:meth:`contradictions`)."""
+        found = self.contradictions()
+        if found:
+            raise ValueError(f"{source}: " + "; ".join(found))
+        return self
+
     def fit_stage_items(self) -> tuple:
         """The values the screen and the fits read (:func:`fit_stage_keys`), as a hashable cache key."""
         keys = fit_stage_keys()
@@ -423,7 +451,7 @@ class DetectionSettings:
             if key not in declared:
                 raise ValueError(f"{source}: unknown setting {key!r}")
             flat[key] = declared[key].check(value, source)
-        return cls(flat, preset=preset)
+        return cls(flat, preset=preset).check_consistent(source)
 
     @classmethod
     def load(cls, path) -> "DetectionSettings":

@@ -59,6 +59,14 @@ def test_months_of_an_empty_cache(tmp_path):
     assert run.stdout.strip() == f"the cache {tmp_path / 'cache'} holds no soundings" and not run.stderr
 
 
+def test_contradictory_rules_file_is_refused_naming_both_keys(detected, tmp_path):
+    rules = tmp_path / "mine.toml"
+    rules.write_text(DetectionSettings().replace({"fit.sigma_min_km": 20.0, "fit.sigma_max_km": 5.0}).to_toml())
+    run = _core("detect", "--month", MONTH, "--cache", detected / "cache", "--rules", rules, check_rc=2)
+    assert "mine.toml" in run.stderr and "fit.sigma_min_km (20 km) must be below fit.sigma_max_km (5 km)" in run.stderr
+    assert not run.stdout
+
+
 # -- grid --------------------------------------------------------------------------------------------------------
 
 def test_grid_writes_the_months_map_as_netcdf(detected, tmp_path):

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from core.settings import METHOD_MODULES, NOT_METHOD_MODULES, DetectionSettings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -47,3 +49,27 @@ def test_equal_values_hash_equally_and_a_value_changes_it():
     a, b = DetectionSettings(), DetectionSettings.preset("recommended")
     assert a.hash == b.hash and len(a.hash) == 12
     assert a.replace({"fit.window_km": 90.0}).hash != a.hash
+
+
+def test_contradictions_name_both_keys_and_a_toml_file_with_one_is_refused():
+    from core.settings import DetectionSettings
+
+    for name in DetectionSettings.preset_names():
+        assert DetectionSettings.preset(name).contradictions() == []
+    cases = [({"fit.sigma_min_km": 20.0, "fit.sigma_max_km": 5.0}, ("fit.sigma_min_km", "fit.sigma_max_km")),
+             ({"rules.too_narrow.min_sigma_km": 12.0, "fit.sigma_max_km": 10.0},
+              ("rules.too_narrow.min_sigma_km", "fit.sigma_max_km")),
+             ({"rules.too_wide.n_sigma": 10.0, "fit.sigma_min_km": 20.0, "fit.sigma_max_km": 50.0,
+               "fit.window_km": 300.0}, ("rules.too_wide.n_sigma", "fit.sigma_min_km", "fit.window_km"))]
+    for values, keys in cases:
+        settings = DetectionSettings().replace(values)
+        [message] = settings.contradictions()
+        assert all(k in message for k in keys), message
+        text = settings.to_toml()
+        with pytest.raises(ValueError) as refused:
+            DetectionSettings.from_toml(text, source="mine.toml")
+        assert str(refused.value).startswith("mine.toml: ") and all(k in str(refused.value) for k in keys)
+    # a rule that is off cannot contradict
+    off = DetectionSettings().replace({"rules.too_narrow.min_sigma_km": 12.0, "fit.sigma_max_km": 10.0,
+                                       "rules.too_narrow.enabled": False})
+    assert off.contradictions() == [] and DetectionSettings.from_toml(off.to_toml()) == off

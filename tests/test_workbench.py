@@ -423,7 +423,8 @@ def test_queries_over_the_small_cache(small_cache):
 
 
 def test_month_is_the_orbits_judged_then_attributed_once_and_kept(small_cache):
-    root, settings = str(small_cache), DetectionSettings()
+    # settings no other test uses: the process keeps months, and AppTest pages share this process
+    root, settings = str(small_cache), DetectionSettings({"rules.significance.min_snr": 2.45})
     stamp = queries.data_stamp(SoundingsCache(small_cache), SMALL_MONTH)
     orbits = sorted(int(o) for o in queries.orbits_table(SoundingsCache(small_cache), SMALL_MONTH)["orbit"])
     seen = []

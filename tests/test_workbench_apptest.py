@@ -274,3 +274,14 @@ def test_data_page_detects_a_month_and_ingests_uploads(small_cache, tmp_path, mo
     assert any(day.name in e.value and "ingested again" in e.value for e in at.error)
     status = next(d.value for d in at.dataframe if "up to date" in d.value.columns)
     assert status.loc[status["rules_hash"].eq(DetectionSettings().hash), "up to date"].str.startswith("no").all()
+
+
+def test_contradictory_settings_are_named_and_nothing_is_detected(cache):
+    at = _app({"fit.sigma_min_km": "20", "fit.sigma_max_km": "5"})
+    _no_exception(at)
+    errors = [e.value for e in at.error]
+    assert any("fit.sigma_min_km" in e and "fit.sigma_max_km" in e for e in errors), errors
+    assert not at.metric  # the page did not run: no month figures on contradictory settings
+    at = _app({"fit.sigma_min_km": "2", "fit.sigma_max_km": "5"})  # consistent again: the overview runs
+    _no_exception(at)
+    assert not at.error and at.metric

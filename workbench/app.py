@@ -34,9 +34,14 @@ pages = [
 page = st.navigation(pages)
 
 share = st.sidebar.empty()
-controls.render_sidebar()
+settings = controls.render_sidebar()
 view.sync_url(page.url_path)
 ui.share_box(share)
 for message in view.pop_warnings():
     st.warning(message, icon="⚠️")
+if contradictions := settings.contradictions():  # core names both keys; nothing is detected until they agree
+    for message in contradictions:
+        st.error(f"Settings contradict each other: {message}. Change one of the two in the sidebar.",
+                 icon=":material/error:")
+    st.stop()
 page.run()
