@@ -37,7 +37,7 @@ def need_data() -> str:
     if month is None:
         st.info("The cache holds no soundings yet: ingest Lite files on the Data page (or run "
                 "`python -m core demo` for the demo month).")
-        st.page_link(str(PAGE_FILES["data"]), label="Go to the Data page", icon="🗂️")
+        st.page_link(str(PAGE_FILES["data"]), label="Go to the Data page", icon=":material/folder_open:")
         st.stop()
     return month
 
@@ -158,7 +158,7 @@ def share_box(slot=None) -> None:
     if slot is None:
         return
     with slot.container():
-        st.caption("🔗 **Share this view** (page, month, orbit, peak and settings)")
+        st.caption(":material/link: **Share this view** (page, month, orbit, peak and settings)")
         st.code(view.share_link(), language=None, wrap_lines=True)
 
 
@@ -223,7 +223,7 @@ def threshold_note(month: str, settings: DetectionSettings, candidates: pd.DataF
     threshold = memo(("threshold", *month_key(month, settings)),
                      lambda: pipeline.month_threshold(candidates, settings))
     level, text = tables.threshold_note(threshold, settings)
-    (st.warning if level == "warning" else st.info)(text, icon="⚠️" if level == "warning" else "🎯")
+    (st.warning if level == "warning" else st.info)(text, icon=":material/warning:" if level == "warning" else ":material/target:")
 
 
 def _number(value: float, spec: str) -> str:

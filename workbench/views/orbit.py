@@ -71,7 +71,7 @@ with left:
         st.selectbox("Peak", list(labels), key="pick:peak", format_func=labels.get,
                      on_change=lambda: view.set_peak(st.session_state["pick:peak"]),
                      help="Nearest sounding id · position · verdict · peak height.")
-        if st.button("Open peak detail", icon="🔎", type="primary"):
+        if st.button("Open peak detail", icon=":material/search:", type="primary"):
             st.switch_page(ui.PAGE_FILES["peak"])
 with right:
     st.subheader("Orbit on the map")

@@ -19,18 +19,19 @@ row = ui.find_peak(candidates, view.peak())
 if row is None:
     if view.peak() is not None:
         st.warning(f"Peak {view.peak()} is not a candidate of orbit {orbit} with these settings: showing the first "
-                   "peak of the orbit instead.", icon="⚠️")
+                   "peak of the orbit instead.", icon=":material/warning:")
     row = ui.find_peak(candidates, int(rows.iloc[0]["sounding_id"]))
     view.set_peak(int(row["sounding_id"]))
     ui.view_changed()
 
-verdict = "✅ accepted" if row["status"] == "accepted" else f"❌ rejected by {row['rejected_by']}"
+verdict = (":material/check_circle: accepted" if row["status"] == "accepted"
+           else f":material/cancel: rejected by {row['rejected_by']}")
 if row["mirror"]:
-    verdict = f"🪞 mirror event, never a plume (rejected by {row['rejected_by']})"
+    verdict = f":material/flip: mirror event, never a plume (rejected by {row['rejected_by']})"
 st.markdown(f"**{month} · orbit {orbit} · sounding {int(row['sounding_id'])}** · "
             f"{row['time']:%Y-%m-%d %H:%M:%S} UTC "
             f"· {row['latitude']:.3f}°, {row['longitude']:.3f}° · {verdict}")
-st.page_link(ui.PAGE_FILES["orbit"], label="Back to the orbit", icon="🛰️")
+st.page_link(ui.PAGE_FILES["orbit"], label="Back to the orbit", icon=":material/arrow_back:")
 
 fitted = row["fixed_reason"] == ""
 left, right = st.columns([3, 2])

@@ -37,13 +37,13 @@ with left:
     manifest = state.manifest(state.root(), state.all_stamp())
     data = exports.vetted_csv(current, manifest, keep)
     st.download_button("Download vetted peaks (CSV)", data=data, file_name=f"vetted_peaks_{pick.replace(' ', '_')}.csv",
-                       mime="text/csv", icon="⬇️", disabled=current.empty)
+                       mime="text/csv", icon=":material/download:", disabled=current.empty)
     st.caption("One row per vetted peak: the peak as judged when vetted, the decision, and provenance columns "
                "(`rules_hash`, `settings_json`, `software_version`, `data_files`, `exported_at`).")
 with right:
     settings = view.settings()
     st.download_button("Download current settings (TOML)", data=exports.settings_toml(settings),
-                       file_name=f"oco2peak_settings_{settings.hash}.toml", mime="application/toml", icon="⬇️")
+                       file_name=f"oco2peak_settings_{settings.hash}.toml", mime="application/toml", icon=":material/download:")
 
     def _load_settings():
         upload = st.session_state.get("vetted:toml")
