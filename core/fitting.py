@@ -164,16 +164,6 @@ class _Window:
         return rows if all(vary) else rows[vary]
 
 
-def _residual(params, x, y, weight):
-    """The weighted residual (model - data) * weight of :func:`gaussian_line` (see :class:`_Window`)."""
-    return _Window(x, y, weight).residual(params)
-
-
-def _jacobian(params, x, y, weight):
-    """Analytic derivatives of :func:`_residual`, one row per varied parameter (see :meth:`_Window.jacobian`)."""
-    return _Window(x, y, weight).jacobian(params)
-
-
 def fit_window(x_km, xco2_ppm, uncertainty_ppm, start: dict, settings) -> FitResult:
     """Fit the model to one window's soundings; never raises (see the module docstring)."""
     x = np.asarray(x_km, float)

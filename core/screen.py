@@ -82,13 +82,6 @@ def _box_sum(prefix: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     return prefix[hi + 1] - prefix[lo]
 
 
-def screen_orbit(x_km, xco2_ppm, uncertainty_ppm, window_km: float = 200.0, sigma_min_km: float = 1.0,
-                 sigma_max_km: float = 50.0, n_sigma: int = 16, bin_km: float = 0.5) -> ScreenResult:
-    """Screen every window of one orbit (see the module docstring); parameters as :func:`screen_widths`."""
-    return best_width(*screen_widths(x_km, xco2_ppm, uncertainty_ppm, window_km, sigma_min_km, sigma_max_km,
-                                     n_sigma, bin_km))
-
-
 def screen_widths(x_km, xco2_ppm, uncertainty_ppm, window_km: float = 200.0, sigma_min_km: float = 1.0,
                   sigma_max_km: float = 50.0, n_sigma: int = 16, bin_km: float = 0.5
                   ) -> tuple[np.ndarray, np.ndarray, WidthScreen]:
@@ -177,8 +170,8 @@ def screen_widths(x_km, xco2_ppm, uncertainty_ppm, window_km: float = 200.0, sig
 def best_width(centres: np.ndarray, n_window: np.ndarray, widths: WidthScreen, spread=None) -> ScreenResult:
     """At every bin, the width with the largest |snr| (the first one on ties); no width where every snr is 0.
 
-    With ``spread`` (one value per width), each width's significance is divided by it first (as
-    :func:`rescaled` does)."""
+    With ``spread`` (one value per width: the orbit's noise calibration), each width's significance is divided by
+    it first."""
     if spread is not None and widths.snr.size:
         widths = dataclasses.replace(widths, snr=widths.snr / np.asarray(spread, float)[:, None])
     snr = widths.snr
@@ -191,15 +184,6 @@ def best_width(centres: np.ndarray, n_window: np.ndarray, widths: WidthScreen, s
     slope, intercept = widths.background(pick, cols)
     return ScreenResult(centres, snr[pick, cols], widths.amplitude_ppm_km[pick, cols],
                         np.where(found, widths.sigma_km[pick], 0.0), slope, intercept, n_window, widths)
-
-
-def rescaled(screen: ScreenResult, spread: np.ndarray) -> ScreenResult:
-    """The screen with each width's significance divided by its spread (:func:`core.noise.screen_spread`: the
-    noise calibrated per width from the orbit itself), and the best width picked again on the calibrated values."""
-    w = screen.widths
-    if w is None or w.snr.size == 0:
-        return screen
-    return best_width(screen.x_km, screen.n_window, w, spread)
 
 
 #: Kernel spectra by (FFT size, widths, bin, half support): orbits of similar length share them.
@@ -250,7 +234,7 @@ def window_snr(d_km, y_ppm, uncertainty_ppm, sigma_km: float) -> float:
         return 0.0
     g = unit_gaussian(d, sigma_km)
     basis = np.stack([np.ones_like(d), d, g])
-    y = y - np.average(y, weights=w)  # numerically kinder, as in screen_orbit
+    y = y - np.average(y, weights=w)  # numerically kinder, as in screen_widths
     try:
         inverse = np.linalg.inv((basis * w) @ basis.T)
     except np.linalg.LinAlgError:

@@ -274,12 +274,12 @@ def test_every_width_keeps_a_narrow_plume_beside_a_stronger_one():
 
 
 def test_width_extrema_include_the_best_width_extrema_and_respect_the_width_cap():
-    from core.screen import local_extrema, screen_orbit, width_extrema
+    from core.screen import best_width, local_extrema, screen_widths, width_extrema
 
     df = add_gaussian(add_gaussian(crafted_orbit(1000, seed=3), 500.0, 60.0, 6.0), 520.0, 10.0, 1.5)
     od = prepare_orbit(df)
     x, y, u = od.x_km, od.soundings["xco2"].to_numpy(float), od.soundings["xco2_uncertainty"].to_numpy(float)
-    scr = screen_orbit(x, y, u, sigma_min_km=0.6, sigma_max_km=38.0)
+    scr = best_width(*screen_widths(x, y, u, sigma_min_km=0.6, sigma_max_km=38.0))
     best = set(local_extrema(scr, 3.0, 2.0))
     bins, widths = width_extrema(scr, 3.0, 2.0, max_sigma_km=4.0)
     extra = [(b, k) for b, k in zip(bins, widths) if b not in best]
@@ -340,12 +340,12 @@ def test_a_candidate_below_the_screen_threshold_is_fitted_only_beside_a_modelled
 def test_window_snr_is_the_screen_statistic():
     """The one-window statistic used beside neighbours equals the vectorised screen's at the same centre and width
     (soundings on the bin grid, so that binning moves none of them)."""
-    from core.screen import screen_orbit, window_snr
+    from core.screen import best_width, screen_widths, window_snr
 
     df = add_gaussian(crafted_orbit(400, seed=5), 200.0, 6.0, 2.0)
     x = np.floor(df["x_true_km"].to_numpy() * 2) / 2  # on the 0.5 km grid the screen bins on
     y, u = df["xco2"].to_numpy(float), df["xco2_uncertainty"].to_numpy(float)
-    scr = screen_orbit(x, y, u, window_km=100.0, sigma_min_km=1.0, sigma_max_km=8.0, n_sigma=4)
+    scr = best_width(*screen_widths(x, y, u, window_km=100.0, sigma_min_km=1.0, sigma_max_km=8.0, n_sigma=4))
     k, b = 1, int(np.argmin(np.abs(scr.x_km - 200.25)))
     sigma = scr.widths.sigma_km[k]
     d = x - (scr.x_km[b] - 0.25)  # the screen places a bin's soundings at one point: distances are whole bins

@@ -103,7 +103,7 @@ def _stock(x, y, unc, start, settings, **fit_kws):
 
 def _same_jacobian(params, data, weights, x):
     """The fitter's analytic Jacobian for lmfit.Model's residual, (data - model) * weights: the opposite sign."""
-    return -fitting._jacobian(params, x, data, weights)
+    return -fitting._Window(x, data, weights).jacobian(params)
 
 
 def _at_bound(result) -> bool:
