@@ -15,6 +15,7 @@ two-plume alternative, :func:`best_pair_chi2`), ``surface-transition`` and ``sup
 from __future__ import annotations
 
 import functools
+import re
 
 import numpy as np
 import pandas as pd
@@ -161,13 +162,23 @@ def best_pair_chi2(d, y, w, sigma_km: float, n_centres: int = PAIR_CENTRES,
     """
     if d.size < 8:
         return np.inf
+    found = _pair_gains(d, y, w, sigma_km, n_centres, n_widths)
+    if found is None:
+        return np.inf
+    chi2_line, gain = found[0], found[-1]
+    return float(max(chi2_line - gain.max(), 0.0)) if gain.size else float(chi2_line)
+
+
+def _pair_gains(d, y, w, sigma_km: float, n_centres: int = PAIR_CENTRES, n_widths: int = PAIR_WIDTHS):
+    """``(chi2_line, centres, widths, j, k, gain)`` of :func:`best_pair_chi2`: the pairs (j, k) of the grid's
+    (centre, width) tried and how much each lowers the line's chi-square; None when the line is undetermined."""
     centres = np.linspace(-2.5 * sigma_km, 2.5 * sigma_km, n_centres)
     widths = np.geomspace(max(0.6, sigma_km / 4), max(sigma_km, 0.6), n_widths)
     c, s = np.repeat(centres, n_widths), np.tile(widths, n_centres)  # every (centre, width), centre-major
     g = unit_gaussian(d[None, :] - c[:, None], s[:, None])
     wd, _, (sw, swd, swdd, det), (b0, m0, chi2_line) = _weighted_line(d, y, w)
     if not det > 0:
-        return np.inf
+        return None
     u0, u1 = g @ w, g @ wd  # (K,)
     gw = g * w
     t = gw @ g.T - (swdd * np.outer(u0, u0) - swd * (np.outer(u0, u1) + np.outer(u1, u0))
@@ -180,8 +191,8 @@ def best_pair_chi2(d, y, w, sigma_km: float, n_centres: int = PAIR_CENTRES,
     with np.errstate(all="ignore"):
         det2 = tjj * tkk - tjk * tjk
         gain = (tkk * q[j] ** 2 - 2 * tjk * q[j] * q[k] + tjj * q[k] ** 2) / det2
-    gain = gain[np.isfinite(gain) & (det2 > 1e-9 * np.maximum(tjj * tkk, 1e-300))]
-    return float(max(chi2_line - gain.max(), 0.0)) if gain.size else float(chi2_line)
+    ok = np.isfinite(gain) & (det2 > 1e-9 * np.maximum(tjj * tkk, 1e-300))
+    return chi2_line, c, s, j[ok], k[ok], gain[ok]
 
 
 def geometry_stats(x_track_km, cross_km, footprint, y_ppm, weight, centre_km: float, sigma_km: float,
@@ -280,19 +291,28 @@ class _SortedTrack:
 
     def best_step_chi2(self, half_span_km: float) -> float:
         """:func:`best_step_chi2` of these soundings."""
-        d, n = self.d, self.d.size
-        if n < 6:
+        if self.d.size < 6:
             return np.inf
+        return _best_indicator_chi2(self, *self.step_indicators(half_span_km))
+
+    def step_indicators(self, half_span_km: float) -> tuple[np.ndarray, np.ndarray]:
+        """``(starts, stops)`` of the steps :meth:`best_step_chi2` tries (sorted positions)."""
+        d, n = self.d, self.d.size
         splits = np.flatnonzero((d[:-1] >= -half_span_km) & (d[1:] <= half_span_km)) + 1
         splits = splits[(splits >= 2) & (splits <= n - 2)]
-        return _best_indicator_chi2(self, splits, np.full(splits.size, n))
+        return splits, np.full(splits.size, n)
 
     def best_plateau_chi2(self, half_span_km: float, min_width_km: float = 0.0,
                           max_edges: int = MAX_PLATEAU_EDGES) -> float:
         """:func:`best_plateau_chi2` of these soundings."""
-        d, n = self.d, self.d.size
-        if n < 8:
+        if self.d.size < 8:
             return np.inf
+        return _best_indicator_chi2(self, *self.plateau_indicators(half_span_km, min_width_km, max_edges))
+
+    def plateau_indicators(self, half_span_km: float, min_width_km: float = 0.0,
+                           max_edges: int = MAX_PLATEAU_EDGES) -> tuple[np.ndarray, np.ndarray]:
+        """``(starts, stops)`` of the plateaus :meth:`best_plateau_chi2` tries (sorted positions)."""
+        d, n = self.d, self.d.size
         edges = np.flatnonzero((d[:-1] >= -half_span_km) & (d[1:] <= half_span_km) & (d[1:] > d[:-1])) + 1
         edges = edges[(edges >= 2) & (edges <= n - 2)]
         if edges.size > max_edges:
@@ -300,7 +320,7 @@ class _SortedTrack:
         first, second = _pairs(edges.size)
         starts, stops = edges[first], edges[second]
         wide = (d[stops - 1] - d[starts]) >= min_width_km
-        return _best_indicator_chi2(self, starts[wide], stops[wide])
+        return starts[wide], stops[wide]
 
 
 def _best_indicator_chi2(track: _SortedTrack, starts: np.ndarray, stops: np.ndarray) -> float:
@@ -313,14 +333,18 @@ def _best_indicator_chi2(track: _SortedTrack, starts: np.ndarray, stops: np.ndar
     """
     if starts.size == 0:
         return np.inf
+    return float(max(_indicator_chi2s(track, starts, stops).min(), 0.0))
+
+
+def _indicator_chi2s(track: _SortedTrack, starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
+    """The chi-square of each indicator of :func:`_best_indicator_chi2` (inf where undetermined)."""
     (sw, swd, swdd, det), (b0, m0, chi2_line), cum = track.prepared()
     hw, hwd, hwy = cum[:, stops] - cum[:, starts]
     with np.errstate(all="ignore"):
         t = hw - (swdd * hw * hw - 2 * swd * hw * hwd + sw * hwd * hwd) / det
         q = hwy - (b0 * hw + m0 * hwd)
         chi2 = np.where(t > 1e-12 * np.maximum(hw, 1e-300), chi2_line - q * q / t, chi2_line)
-    chi2 = np.where(np.isfinite(chi2), chi2, np.inf)
-    return float(max(chi2.min(), 0.0))
+    return np.where(np.isfinite(chi2), chi2, np.inf)
 
 
 def best_step_chi2(d_km, y_ppm, weight, half_span_km: float) -> float:
@@ -412,3 +436,128 @@ def rule_verdicts(candidates: pd.DataFrame, settings: DetectionSettings, signifi
         reasons[fitted] = joined
     reasons[~fitted] = candidates["fixed_reason"].to_numpy()[~fitted]
     return reasons, np.where(reasons == "", "accepted", "rejected").astype(object)
+
+
+# ------------------------------------------------------------------------------------------ explaining a verdict
+
+#: How each rule is explained: the statistic (its column), what it is, and the condition it must meet (the setting
+#: in braces; ``{threshold}`` is the month's significance threshold).
+_EXPLAIN = {
+    "min-soundings": ("n_window", "soundings in the window", ">= {rules.min_soundings.threshold:g}"),
+    "min-orbit-soundings": ("n_orbit", "good soundings in the orbit", ">= {rules.min_orbit_soundings.threshold:g}"),
+    "too-narrow": ("sigma_km", "fitted width sigma [km]", ">= {rules.too_narrow.min_sigma_km:g} km"),
+    "too-wide": ("sigma_km", "fitted width sigma [km]",
+                 "{rules.too_wide.n_sigma:g} sigma <= half the window ({fit.window_km:g} km / 2)"),
+    "depletion": ("amplitude_ppm_km", "Gaussian area A [ppm km]", "> 0 (an enhancement)"),
+    "near-sides": (("near_left", "near_right"), "soundings in [-sigma, 0] and [0, sigma]",
+                   ">= {rules.near_sides.per_sigma_km:g} per km of sigma, each side"),
+    "flanks": (("flank_left", "flank_right"), "soundings in [-3, -2] and [2, 3] sigma",
+               ">= {rules.flanks.per_sigma_km:g} per km of sigma, each side"),
+    "fit-quality": ("r2", "r^2 of the fit within +-4 sigma", ">= {rules.fit_quality.min_r2:g} (and r > 0)"),
+    "significance": ("significance", "A / stderr(A) over the orbit's own noise", ">= {threshold:.2f}"),
+    "step-like": ("delta_chi2_step", "chi2(best step) - chi2(Gaussian)", "> {rules.step_like.min_delta_chi2:g}"),
+    "box-like": (("delta_chi2_box", "delta_chi2_pair"), "chi2(best plateau) - chi2(Gaussian); "
+                 "chi2(plateau) - chi2(two plumes)", "> {rules.box_like.min_delta_chi2:g}; or, blends spared "
+                 "({rules.box_like.spare_blends}), two plumes better by > {rules.box_like.min_pair_advantage:g}"),
+    "surface-transition": ("surface_transition", "land/water change within 2 sigma + "
+                           "{rules.surface_transition.margin_km:g} km", "none"),
+    "frame-aligned": (("footprint_chi2", "delta_chi2_frame", "geometry_tells"),
+                      "footprint disagreement; chi2(wind-aligned) - chi2(frame-aligned); geometry can tell",
+                      "<= {rules.frame_aligned.max_footprint_chi2:g}; <= {rules.frame_aligned.max_frame_advantage:g}"
+                      " where geometry can tell"),
+    "support": (("support_frames", "support_footprints", "top_share"),
+                "frames and footprints above the background within 2 sigma; share of the excess in the top 10 %",
+                ">= {rules.support.min_frames:g}; >= {rules.support.min_footprints:g}; "
+                "<= {rules.support.max_top_share:g}"),
+}
+
+
+def _shown(value) -> str:
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return "-" if not np.isfinite(number) else f"{number:.3g}" if abs(number) < 1000 else f"{number:,.0f}"
+
+
+def _filled(text: str, values: dict) -> str:
+    """``text`` with each ``{key:spec}`` replaced by the formatted value (keys hold dots, so no ``str.format``)."""
+    return re.sub(r"\{([^}:]+)(?::([^}]*))?\}", lambda m: format(values[m.group(1)], m.group(2) or ""), text)
+
+
+def explain_rules(row, settings: DetectionSettings, significance_threshold: float | None = None) -> pd.DataFrame:
+    """Every rule on one fitted candidate: ``rule``, ``statistic`` (what is measured), ``value`` (text), ``needs``
+    (the condition to pass, with the settings' thresholds), ``verdict`` ("pass", "FAIL" or "off": disabled).
+
+    The verdicts come from :func:`rule_failures` itself, so the table says exactly why the row was judged so."""
+    threshold = settings["rules.significance.min_snr"] if significance_threshold is None else significance_threshold
+    columns = [c for c in (*STAT_COLUMNS, "significance", "sigma_km", "amplitude_ppm_km") if c in row]
+    stats = {c: np.asarray([row[c]]) for c in columns}
+    if "significance" not in stats:
+        stats["significance"] = np.asarray([row.get("snr", np.nan)])
+    failures = rule_failures(stats, settings, threshold)
+    names = {**settings.as_dict(), "threshold": threshold}
+    rows = []
+    for rule in RULES:
+        column, what, needs = _EXPLAIN[rule.name]
+        picked = column if isinstance(column, tuple) else (column,)
+        value = "; ".join(_shown(row.get(c, np.nan) if c != "significance" else stats["significance"][0])
+                          for c in picked)
+        if rule.name == "too-wide":
+            value = f"{_shown(row.get('sigma_km'))} ({settings['rules.too_wide.n_sigma']:g} sigma = " \
+                    f"{_shown(settings['rules.too_wide.n_sigma'] * float(row.get('sigma_km', np.nan)))} km)"
+        verdict = "off" if rule.name not in failures else "FAIL" if failures[rule.name][0] else "pass"
+        rows.append({"rule": rule.name, "statistic": _filled(what, names), "value": value,
+                     "needs": _filled(needs, names), "verdict": verdict})
+    return pd.DataFrame(rows)
+
+
+def alternative_models(x_km, x_track_km, y_ppm, unc_ppm, centre_km: float, sigma_km: float,
+                       settings: DetectionSettings) -> dict[str, pd.DataFrame]:
+    """The step, plateau and two-plume models that the rules compared with the Gaussian (for drawing them).
+
+    The same searches as :func:`window_stats` (the soundings within ``max(LOCAL_SPAN_SIGMA sigma,
+    LOCAL_SPAN_MIN_KM)`` of the centre; step and plateau along the track, the pair in the fit's coordinate), keeping
+    the best model instead of its chi-square only. Each value: ``x_km`` (the fit's coordinate, sorted) and
+    ``model_ppm``, the model with its own line at each sounding; ``chi2`` in ``attrs``. A kind the window cannot
+    take (too few soundings) is left out.
+    """
+    x, xt, y = (np.asarray(a, float) for a in (x_km, x_track_km, y_ppm))
+    w = 1.0 / np.asarray(unc_ppm, float) ** 2
+    d, dt = x - centre_km, xt - centre_km
+    local = np.abs(dt) <= max(LOCAL_SPAN_SIGMA * sigma_km, LOCAL_SPAN_MIN_KM)
+    d, dt, y, w, x = d[local], dt[local], y[local], w[local], x[local]
+    out: dict[str, pd.DataFrame] = {}
+
+    def solved(kind: str, basis: np.ndarray) -> None:
+        a = (basis * w) @ basis.T
+        p = np.linalg.lstsq(a + np.eye(a.shape[0]) * 1e-12 * np.trace(a), (basis * w) @ y, rcond=None)[0]
+        model = p @ basis
+        order = np.argsort(x, kind="stable")
+        frame = pd.DataFrame({"x_km": x[order], "model_ppm": model[order]})
+        frame.attrs["chi2"] = float((w * (y - model) ** 2).sum())
+        out[kind] = frame
+
+    track = _SortedTrack(dt, y, w)
+    rank = np.empty(dt.size, np.int64)
+    rank[np.argsort(dt, kind="stable")] = np.arange(dt.size)  # each sounding's place on the sorted track
+    for kind, (starts, stops) in (
+            ("step", track.step_indicators(STEP_SPAN_SIGMA * sigma_km) if dt.size >= 6 else (np.empty(0),) * 2),
+            ("plateau", track.plateau_indicators(PLATEAU_SPAN_SIGMA * sigma_km,
+                                                 settings["rules.box_like.min_width_km"])
+             if dt.size >= 8 else (np.empty(0),) * 2)):
+        if np.size(starts):
+            best = int(np.argmin(_indicator_chi2s(track, starts, stops)))
+            inside = (rank >= starts[best]) & (rank < stops[best])
+            solved(kind, np.vstack([np.ones_like(d), dt, inside.astype(float)]))
+    found = _pair_gains(d, y, w, sigma_km) if d.size >= 8 else None
+    if found is not None and found[-1].size:
+        _, c, s, j, k, gain = found
+        best = int(np.argmax(gain))
+        solved("two plumes", np.vstack([np.ones_like(d), d, unit_gaussian(d - c[j[best]], s[j[best]]),
+                                        unit_gaussian(d - c[k[best]], s[k[best]])]))
+    return out

@@ -1,9 +1,11 @@
 """Analysts' decisions on peaks: a durable, append-only store that many analysts can write at once.
 
 A decision says *accept*, *reject* or *unsure* about one peak, with a note, the analyst's name and the UTC time.
-The peak is keyed by ``(month, orbit, sounding_id, rules_hash)``: the sounding nearest the plume centre, and the
-hash of the settings that produced the peak (:attr:`core.settings.DetectionSettings.hash`), so a decision never
-silently carries over to a peak that other settings made.
+A decision is recorded under ``(month, orbit, sounding_id, rules_hash)``: the sounding nearest the plume centre,
+and the hash of the settings that produced the peak (:attr:`core.settings.DetectionSettings.hash`). It is about the
+plume, though: :func:`plume_decisions` finds it again on the peak that any other settings make of the same plume
+(same orbit, within the fits' width), and says which settings it was made under and whether the verdict changed
+since.
 
 Storage: SQLite at ``<cache>/vetting/decisions.sqlite`` in WAL mode (readers never block the writer), with a busy
 timeout (writers queue instead of failing), ``synchronous=FULL`` (a committed decision survives a power cut). One
@@ -27,9 +29,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .paths import cache_root
+from .track import haversine_km
 
 DECISIONS = ("accept", "reject", "unsure")
 #: Seconds a writer waits for the lock before giving up (SQLite busy timeout).
@@ -260,3 +264,148 @@ def _json_value(v):
     if v is pd.NA or v is pd.NaT:
         return None
     return str(v)
+
+
+# ------------------------------------------------------------------------------------------ decisions on plumes
+#
+# A decision is recorded on the peak that some settings made (its key names the settings' hash), but it is about
+# the plume: other settings fit the same plume a little elsewhere, with another nearest sounding. So a decision is
+# found again on any peak of the same month and orbit that lies within the width of either fit (its ``sigma_km``,
+# at least PLUME_MATCH_MIN_KM) of the judged peak, or that has the same nearest sounding. Each decision goes to the
+# nearest such peak only, so two plumes side by side never share one decision.
+
+#: Least distance [km] within which a decision carries over to a peak (about a frame and a half at 2.25 km).
+PLUME_MATCH_MIN_KM = 3.0
+#: What :func:`plume_decisions` gives each peak.
+PLUME_COLUMNS = ["decision", "note", "analyst", "decided_at", "decision_id", "decided_rules_hash",
+                 "decided_status", "decided_preset", "n_decisions", "verdict_changed"]
+
+
+def _snapshot(history: pd.DataFrame) -> pd.DataFrame:
+    """Position, width, verdict and preset of each decision's peak as it was judged (NaN/'' where not recorded)."""
+    def field(text, name):
+        try:
+            return json.loads(text).get(name) if isinstance(text, str) and text else None
+        except ValueError:
+            return None
+
+    peaks = history["peak_json"].tolist()
+    settings = history["settings_json"].tolist()
+    return pd.DataFrame({
+        "latitude": pd.to_numeric([field(p, "latitude") for p in peaks], errors="coerce"),
+        "longitude": pd.to_numeric([field(p, "longitude") for p in peaks], errors="coerce"),
+        "sigma_km": pd.to_numeric([field(p, "sigma_km") for p in peaks], errors="coerce"),
+        "status": [field(p, "status") or "" for p in peaks],
+        "preset": [field(s, "preset") or "" for s in settings],
+    }, index=history.index)
+
+
+
+def assign_decisions(history: pd.DataFrame, peaks: pd.DataFrame) -> np.ndarray:
+    """For each decision (rows of :meth:`VettingStore.history`), the position in ``peaks`` of the peak it is about,
+    or -1.
+
+    ``peaks`` needs ``orbit``, ``sounding_id``, ``latitude``, ``longitude``, ``sigma_km`` (and ``month`` when the
+    history spans several months). A decision goes to the nearest peak of its month and orbit that has its sounding
+    (distance 0) or lies within ``max(sigma of either fit, PLUME_MATCH_MIN_KM)`` of the peak it judged.
+    """
+    out = np.full(len(history), -1, dtype=np.int64)
+    if history.empty or peaks is None or len(peaks) == 0:
+        return out
+    snap = _snapshot(history)
+    p_orbit = peaks["orbit"].to_numpy(np.int64)
+    p_sid = peaks["sounding_id"].to_numpy(np.int64)
+    p_lat, p_lon = peaks["latitude"].to_numpy(float), peaks["longitude"].to_numpy(float)
+    p_sigma = np.nan_to_num(peaks["sigma_km"].to_numpy(float), nan=0.0)
+    p_month = peaks["month"].to_numpy(object) if "month" in peaks else None
+    for i, (month, orbit, sid) in enumerate(zip(history["month"], history["orbit"], history["sounding_id"])):
+        same = p_orbit == int(orbit)
+        if p_month is not None:
+            same &= p_month == month
+        if not same.any():
+            continue
+        dist = haversine_km(snap["latitude"].iat[i], snap["longitude"].iat[i], p_lat, p_lon)
+        reach = np.maximum(np.maximum(p_sigma, np.nan_to_num(snap["sigma_km"].iat[i], nan=0.0)), PLUME_MATCH_MIN_KM)
+        dist = np.where(p_sid == int(sid), 0.0, np.where(np.isfinite(dist) & (dist <= reach), dist, np.inf))
+        dist = np.where(same, dist, np.inf)
+        best = int(np.argmin(dist))
+        if np.isfinite(dist[best]):
+            out[i] = best
+    return out
+
+
+def plume_decisions(history: pd.DataFrame, peaks: pd.DataFrame) -> pd.DataFrame:
+    """The current decision on each peak's plume, whatever settings it was made under (index: ``peaks``' index).
+
+    Columns :data:`PLUME_COLUMNS`: the latest decision on the plume (``decision`` is '' where none), the hash,
+    verdict and preset of the settings it was made under, how many decisions the plume has, and
+    ``verdict_changed``: the verdict then (accepted/rejected) differs from the peak's ``status`` now.
+    """
+    out = pd.DataFrame({"decision": "", "note": "", "analyst": "", "decided_at": "", "decision_id": -1,
+                        "decided_rules_hash": "", "decided_status": "", "decided_preset": "", "n_decisions": 0,
+                        "verdict_changed": False}, index=peaks.index if peaks is not None else None)
+    if history.empty or out.empty:
+        return out
+    owner = assign_decisions(history, peaks)
+    snap = _snapshot(history)
+    for i in np.argsort(history["decision_id"].to_numpy(), kind="stable"):  # oldest first: the latest wins
+        j = owner[i]
+        if j < 0:
+            continue
+        d = history.iloc[i]
+        out.iloc[j, out.columns.get_indexer(["decision", "note", "analyst", "decided_at", "decision_id",
+                                             "decided_rules_hash", "decided_status", "decided_preset"])] = [
+            d["decision"], d["note"], d["analyst"], d["decided_at"], int(d["decision_id"]), d["rules_hash"],
+            snap["status"].iat[i], snap["preset"].iat[i]]
+        out.iat[j, out.columns.get_loc("n_decisions")] += 1
+    if "status" in peaks:
+        out["verdict_changed"] = out["decided_status"].ne("") & out["decided_status"].ne(peaks["status"].astype(str))
+    return out
+
+
+def plume_history(history: pd.DataFrame, peaks: pd.DataFrame, position: int) -> pd.DataFrame:
+    """Every decision on the plume of ``peaks``' row ``position`` (oldest first), with the verdict and preset of
+    the settings each was made under (``decided_status``, ``decided_preset``)."""
+    owner = assign_decisions(history, peaks)
+    snap = _snapshot(history)
+    mine = owner == position
+    return history[mine].assign(decided_status=snap["status"][mine], decided_preset=snap["preset"][mine])
+
+
+def plumes_of(history: pd.DataFrame) -> np.ndarray:
+    """A plume number for each decision: decisions of one month and orbit join the plume of an earlier decision
+    whose peak lies within reach (as :func:`assign_decisions`), oldest first; the others start a new plume."""
+    plume = np.full(len(history), -1, dtype=np.int64)
+    if history.empty:
+        return plume
+    snap = _snapshot(history)
+    order = np.argsort(history["decision_id"].to_numpy(), kind="stable")
+    heads: list[int] = []  # per plume: the row of its latest decision
+    for i in order:
+        if heads:
+            known = history.iloc[heads][["month", "orbit", "sounding_id"]].assign(
+                latitude=snap["latitude"].iloc[heads].to_numpy(), longitude=snap["longitude"].iloc[heads].to_numpy(),
+                sigma_km=snap["sigma_km"].iloc[heads].to_numpy())
+            found = assign_decisions(history.iloc[[i]], known.reset_index(drop=True))[0]
+        else:
+            found = -1
+        if found >= 0:
+            plume[i] = found
+            heads[found] = i
+        else:
+            plume[i] = len(heads)
+            heads.append(i)
+    return plume
+
+
+def current_plume_decisions(history: pd.DataFrame) -> pd.DataFrame:
+    """The latest decision on each plume (:func:`plumes_of`), with ``n_decisions`` (the plume's history length,
+    under any settings) and ``plume``; the columns of :meth:`VettingStore.current_decisions`."""
+    if history.empty:
+        return history.assign(n_decisions=pd.Series(dtype="int64"), plume=pd.Series(dtype="int64"))
+    plume = plumes_of(history)
+    frame = history.assign(plume=plume)
+    counts = frame.groupby("plume").size()
+    latest = frame.sort_values("decision_id").groupby("plume").tail(1)
+    latest = latest.assign(n_decisions=latest["plume"].map(counts).astype("int64"))
+    return latest.sort_values(["month", "orbit", "sounding_id", "decision_id"]).reset_index(drop=True)

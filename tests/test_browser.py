@@ -178,7 +178,8 @@ def test_analyst_journey_share_link_offline_and_screenshots(page: Page, base_url
     page.get_by_label("Analyst").fill("browser-analyst")
     page.get_by_role("button", name="Record decision").click()
     _settled(page)
-    expect(page.get_by_text("Recorded: accept by browser-analyst")).to_be_visible()
+    expect(page.get_by_text(f"Recorded on peak {core_view['peak']}: accept by browser-analyst")).to_be_visible()
+    expect(page.get_by_text(re.compile(r"^1 of \d+ accepted peaks vetted"))).to_be_visible()  # the month's queue
     _shoot(page, "peak")
     share = page.get_by_test_id("stSidebar").get_by_test_id("stCode").inner_text().strip()
     assert f"orbit={core_view['orbit']}" in share and f"peak={core_view['peak']}" in share

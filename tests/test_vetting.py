@@ -8,9 +8,11 @@ import sys
 import threading
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
-from core.vetting import PeakKey, VettingStore, store_path
+from core.vetting import (PeakKey, VettingStore, current_plume_decisions, plume_decisions, plume_history,
+                          store_path)
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = PeakKey("2019-08", 27054, 2019080205181564, "63ac103768fa")
@@ -168,3 +170,56 @@ def test_processes_creating_the_store_at_once_all_write(tmp_path):
             _, err = p.communicate(timeout=120)
             assert p.returncode == 0, err
         assert sorted(VettingStore(root).history()["analyst"]) == ["a", "b", "c"]
+
+
+# --------------------------------------------------------------------------------- decisions belong to the plume
+
+def _peak(sid, lat, lon, sigma, status="accepted", orbit=27054):
+    return {"orbit": orbit, "sounding_id": sid, "latitude": lat, "longitude": lon, "sigma_km": sigma,
+            "status": status}
+
+
+def test_a_decision_follows_its_plume_under_other_settings(tmp_path):
+    """Rejected under settings A; settings B fit the same plume 2 km further (another nearest sounding) and reject
+    it: the decision is found, with A's hash and preset, and the verdict change is flagged; a plume 40 km away and
+    the same place on another orbit get nothing."""
+    store = VettingStore(tmp_path)
+    judged = _peak(2019080205181564, 30.000, 110.000, 3.0)
+    store.record(PeakKey("2019-08", 27054, judged["sounding_id"], "hashA"), "reject", "burst", "ana",
+                 peak=judged, settings={"preset": "recommended"})
+    now = pd.DataFrame([_peak(2019080205181601, 30.018, 110.000, 2.5, status="rejected"),  # 2.0 km north
+                        _peak(2019080205190000, 30.360, 110.000, 2.5),  # 40 km north
+                        _peak(2019080205181564, 30.000, 110.000, 2.5, orbit=27055)])
+    found = plume_decisions(store.history(month="2019-08"), now)
+    assert found["decision"].tolist() == ["reject", "", ""]
+    first = found.iloc[0]
+    assert (first["decided_rules_hash"], first["decided_preset"], first["note"]) == ("hashA", "recommended", "burst")
+    assert first["decided_status"] == "accepted" and bool(first["verdict_changed"])  # accepted then, rejected now
+    assert first["n_decisions"] == 1
+
+
+def test_a_decision_goes_to_the_nearest_of_two_plumes_and_the_latest_wins(tmp_path):
+    store = VettingStore(tmp_path)
+    a = _peak(1, 30.000, 110.0, 4.0)
+    store.record(PeakKey("2019-08", 27054, 1, "h1"), "unsure", "", "ana", peak=a)
+    store.record(PeakKey("2019-08", 27054, 1, "h2"), "accept", "seen twice", "ben", peak=a)
+    # two peaks within reach of the judged one (4 km): the nearer takes the decisions, the other stays unvetted
+    now = pd.DataFrame([_peak(7, 30.027, 110.0, 4.0), _peak(8, 30.009, 110.0, 4.0)])  # 3.0 km and 1.0 km away
+    found = plume_decisions(store.history(), now)
+    assert found["decision"].tolist() == ["", "accept"]
+    assert found["n_decisions"].tolist() == [0, 2] and not found["verdict_changed"].any()
+    assert plume_history(store.history(), now, 1)["note"].tolist() == ["", "seen twice"]
+    assert plume_history(store.history(), now, 0).empty
+
+
+def test_one_current_decision_per_plume_whatever_the_settings(tmp_path):
+    """Two decisions on one plume under two settings count once (no double vetting); a second plume counts apart."""
+    store = VettingStore(tmp_path)
+    store.record(PeakKey("2019-08", 27054, 1, "h1"), "unsure", "", "ana", peak=_peak(1, 30.0, 110.0, 3.0))
+    store.record(PeakKey("2019-08", 27054, 2, "h2"), "accept", "", "ana", peak=_peak(2, 30.01, 110.0, 3.0))
+    store.record(PeakKey("2019-08", 27054, 3, "h2"), "reject", "", "ana", peak=_peak(3, 31.0, 110.0, 3.0))
+    store.record(PeakKey("2019-08", 27054, 4, "h2"), "reject", "", "ana")  # no snapshot: its own sounding only
+    current = current_plume_decisions(store.history())
+    assert current["decision"].tolist() == ["accept", "reject", "reject"]
+    assert current["n_decisions"].tolist() == [2, 1, 1]
+    assert current_plume_decisions(VettingStore(tmp_path / "empty").history()).empty

@@ -339,29 +339,37 @@ def test_view_frames_a_cluster_across_the_antimeridian_but_not_the_globe():
 
 # ------------------------------------------------------------------------------------------------ exports
 
-def test_vetted_csv_has_the_peaks_decisions_and_provenance(tmp_path, orbit_candidates):
+def test_vetted_csv_has_one_row_per_plume_with_its_decision_and_provenance(tmp_path, orbit_candidates):
+    """Two decisions on one plume under two settings are one row (the latest); the row says under which preset
+    and settings, how many soundings the fit had, which Lite files hold the peak's day, and links to the peak."""
     import core
 
     _, cands = orbit_candidates
     peak = cands[cands["status"] == "accepted"].iloc[0]
-    settings = DetectionSettings({"rules.significance.min_snr": 5.0})
+    first, settings = DetectionSettings(), DetectionSettings({"rules.significance.min_snr": 5.0})
     store = VettingStore(tmp_path)
-    key = PeakKey("2019-08", int(peak["orbit"]), int(peak["sounding_id"]), settings.hash)
-    store.record(key, "unsure", "first look", "ana", peak=exports.peak_snapshot(peak), settings=settings.as_dict(),
+    sid = int(peak["sounding_id"])
+    store.record(PeakKey("2019-08", int(peak["orbit"]), sid, first.hash), "unsure", "first look", "ana",
+                 peak=exports.peak_snapshot(peak), settings={**first.as_dict(), "preset": "recommended"},
                  software_version="0.0.9")
-    store.record(key, "accept", "wind checked", "ben", peak=exports.peak_snapshot(peak), settings=settings.as_dict(),
+    store.record(PeakKey("2019-08", int(peak["orbit"]), sid, settings.hash), "accept", "wind checked", "ben",
+                 peak=exports.peak_snapshot(peak), settings={**settings.as_dict(), "preset": "recommended"},
                  software_version=core.__version__)
     store.record(PeakKey("2019-08", 1, 2, "h"), "reject", "burst", "ana")
-    manifest = pd.DataFrame({"month": ["2019-08", "2019-08", "2019-09"], "file_name": ["b.nc4", "a.nc4", "c.nc4"]})
-    table = pd.read_csv(pd.io.common.BytesIO(exports.vetted_csv(store.current_decisions(), manifest)))
+    day = pd.Timestamp(peak["time"]).strftime("%Y-%m-%d")
+    manifest = pd.DataFrame({"month": ["2019-08", "2019-08", "2019-09"], "day": [day, "2019-08-31", "2019-09-01"],
+                             "file_name": ["b.nc4", "a.nc4", "c.nc4"]})
+    table = pd.read_csv(pd.io.common.BytesIO(exports.vetted_csv(store.history(), manifest)))
     assert list(table.columns[:len(PEAK_COLUMNS)]) == PEAK_COLUMNS
     assert len(table) == 2
-    row = table[table["sounding_id"] == int(peak["sounding_id"])].iloc[0]
+    row = table[table["sounding_id"] == sid].iloc[0]
     assert (row["decision"], row["analyst"], row["note"], row["n_decisions"]) == ("accept", "ben", "wind checked", 2)
-    assert row["rules_hash"] == settings.hash
+    assert row["rules_hash"] == settings.hash and row["preset"] == "recommended"
     assert json.loads(row["settings_json"])["rules.significance.min_snr"] == 5.0
-    assert DetectionSettings(json.loads(row["settings_json"])).hash == settings.hash
-    assert row["software_version"] == core.__version__ and row["data_files"] == "a.nc4;b.nc4"
+    assert row["software_version"] == core.__version__ and row["data_files"] == "b.nc4"  # the peak's day only
+    assert row["n_soundings"] == peak["n_window"] > 0
+    assert row["peak_link"] == (f"/peak?month=2019-08&orbit={int(peak['orbit'])}&peak={sid}&preset=recommended"
+                                "&rules.significance.min_snr=5.0")
     assert np.isclose(row["delta_ppm"], peak["delta_ppm"]) and row["status"] == "accepted"
     # after the contract: the significance, the month's threshold and false rate, the orbit's noise
     after = list(table.columns[len(PEAK_COLUMNS):len(PEAK_COLUMNS) + len(exports.SIGNIFICANCE_COLUMNS)])
@@ -372,8 +380,8 @@ def test_vetted_csv_has_the_peaks_decisions_and_provenance(tmp_path, orbit_candi
     assert row["threshold_method"] == peak["threshold_method"] and row["noise_fallback"] == peak["noise_fallback"]
     # the CLI's peaks table carries them too (after its contract columns)
     assert set(exports.SIGNIFICANCE_COLUMNS) <= set(peaks_table(cands).columns)
-    only = pd.read_csv(pd.io.common.BytesIO(exports.vetted_csv(store.current_decisions(), manifest, ["reject"])))
-    assert only["decision"].tolist() == ["reject"]
+    only = pd.read_csv(pd.io.common.BytesIO(exports.vetted_csv(store.history(), manifest, ["reject"])))
+    assert only["decision"].tolist() == ["reject"] and only["data_files"].isna().all()  # no snapshot: no time
 
 
 def test_settings_toml_round_trip_and_bad_files():

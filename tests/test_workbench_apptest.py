@@ -199,23 +199,50 @@ def test_orbit_explorer_shows_the_orbits_noise_and_its_mirror_events(cache, chan
     assert "mirror" in set(at.dataframe(key="orbit:candidates").value["kind"])
 
 
-def test_a_vetting_decision_is_stored_and_listed(cache, core_view):
-    at = _page(_app({"month": SMALL_MONTH, "orbit": str(core_view["orbit"]), "peak": str(core_view["peak"])}),
-               "peak")
+def _progress_text(at: AppTest) -> str:
+    return next(p.proto.text for p in at.get("progress"))
+
+
+def test_a_vetting_decision_is_stored_found_again_under_other_settings_and_the_queue_moves_on(cache, core_view):
+    """Record a decision on a peak (the form keyed on the peak), see the month's vetted count go up, change a
+    setting that does not concern the peak and find the decision again (made under the other settings), then go to
+    the next unvetted peak: another peak, with an empty form."""
+    orbit, peak = core_view["orbit"], core_view["peak"]
+    at = _page(_app({"month": SMALL_MONTH, "orbit": str(orbit), "peak": str(peak)}), "peak")
     _no_exception(at)
     assert not at.warning
+    before = _progress_text(at)
+    n_accepted = int(before.split(" of ")[1].split()[0])
+    assert before.startswith("**0 of") and n_accepted >= 2
+    assert any("No decision on this plume yet" in c.value for c in at.caption)
     note = "apptest: plume clear, wind across the track"
-    at.radio(key="vet:decision").set_value("reject")
-    at.text_area(key="vet:note").input(note)
-    at.text_input(key="vet:analyst").input("apptest-analyst")
+    form = f"vet:{orbit}:{peak}"
+    at.radio(key=f"{form}:decision").set_value("reject")
+    at.text_area(key=f"{form}:note").input(note)
+    at.text_input(key=f"{form}:analyst").input("apptest-analyst")
     next(b for b in at.button if b.label == "Record decision").click().run()
     _no_exception(at)
     assert any("Recorded" in s.value for s in at.success)
+    assert _progress_text(at).startswith(f"**1 of {n_accepted}")
     history = VettingStore(cache).history()
     row = history[history["note"] == note].iloc[-1]
     assert (row["decision"], row["analyst"], row["orbit"], row["sounding_id"]) == \
-        ("reject", "apptest-analyst", core_view["orbit"], core_view["peak"])
-    assert row["rules_hash"] == DetectionSettings().hash
+        ("reject", "apptest-analyst", orbit, peak)
+    assert row["rules_hash"] == DetectionSettings().hash and '"preset": "recommended"' in row["settings_json"]
+
+    next(b for b in at.button if b.label == "Next unvetted").click().run()
+    _no_exception(at)
+    moved = int(at.query_params["peak"])
+    assert moved != peak
+    assert at.radio(key=f"vet:{at.query_params['orbit']}:{moved}:decision").value is None
+
+    # other settings (a link naming them), the same plume: the decision is found, made under the default settings
+    at = _page(_app({"month": SMALL_MONTH, "orbit": str(orbit), "peak": str(peak), SNR: str(core_view["value"])}),
+               "peak")
+    _no_exception(at)
+    shown = " ".join(m.value for m in at.markdown)
+    assert "**reject** by apptest-analyst" in shown and DetectionSettings().hash in shown
+    assert at.radio(key=f"{form}:decision").value == "reject"  # the form starts from the plume's decision
     _page(at, "vetted")
     _no_exception(at)
     listed = pd.concat([d.value for d in at.dataframe], ignore_index=True)

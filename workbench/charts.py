@@ -68,18 +68,37 @@ def daily_mean_chart(daily: pd.DataFrame) -> alt.Chart:
     ).properties(height=180)
 
 
-def peak_charts(window: pd.DataFrame) -> tuple[alt.LayerChart, alt.LayerChart]:
-    """The window's soundings with the fitted model and its background line; and the residuals."""
-    x = alt.X("d_km:Q", title="distance from the fitted centre [km]")
+def peak_charts(window: pd.DataFrame, fitted: bool = True, alternative: pd.DataFrame | None = None,
+                alternative_name: str = "") -> tuple[alt.LayerChart, alt.LayerChart]:
+    """The window's soundings with the fitted model and its background line; and the residuals.
+
+    ``fitted`` False: the curve is the screen's estimate (dashed, no residuals: nothing was fitted).
+    ``alternative`` (``d_km``, ``model_ppm``): a model a rule compared with the Gaussian, drawn in purple."""
+    x = alt.X("d_km:Q", title="distance from the centre [km]")
     pts = alt.Chart(window).mark_circle(size=14, opacity=0.5, color=POINT_COLOUR).encode(
         x=x, y=alt.Y("xco2:Q", title="XCO2 [ppm]", scale=alt.Scale(zero=False)),
-        tooltip=[alt.Tooltip("d_km:Q", format=".1f"), alt.Tooltip("xco2:Q", format=".2f"), "footprint:Q"])
-    ordered = window.sort_values("d_km")
-    model = alt.Chart(ordered).mark_line(color="#d62728", strokeWidth=2.5).encode(x=x, y="model_ppm:Q")
-    background = alt.Chart(ordered).mark_line(color="#333", strokeDash=[6, 4]).encode(x=x, y="background_ppm:Q")
-    top = (pts + model + background).properties(height=300)
+        tooltip=[alt.Tooltip("d_km:Q", title="distance [km]", format=".1f"),
+                 alt.Tooltip("xco2:Q", title="XCO2 [ppm]", format=".2f"), alt.Tooltip("footprint:Q")])
+    ordered = window.sort_values("d_km").assign(curve="Gaussian + line (fit)" if fitted else "screen's estimate")
+    colours = {"Gaussian + line (fit)": "#d62728", "screen's estimate": "#d62728", "background line": "#333333"}
+    curves = [ordered[["d_km", "model_ppm", "curve"]],
+              ordered[["d_km", "background_ppm"]].rename(columns={"background_ppm": "model_ppm"}).assign(
+                  curve="background line")]
+    if alternative is not None and len(alternative):
+        colours[alternative_name] = "#9467bd"
+        curves.append(alternative[["d_km", "model_ppm"]].assign(curve=alternative_name))
+    lines = pd.concat(curves, ignore_index=True)
+    dashed = [name for name in colours if name in ("background line", "screen's estimate")]
+    model = alt.Chart(lines).mark_line(strokeWidth=2.2).encode(
+        x=x, y="model_ppm:Q",
+        color=alt.Color("curve:N", scale=alt.Scale(domain=list(colours), range=list(colours.values())),
+                        legend=alt.Legend(title=None, orient="top")),
+        strokeDash=alt.condition(alt.FieldOneOfPredicate("curve", dashed), alt.value([6, 4]), alt.value([1, 0])),
+        tooltip=[alt.Tooltip("curve:N"), alt.Tooltip("model_ppm:Q", title="model [ppm]", format=".2f")])
+    top = (pts + model).properties(height=300)
     resid = alt.Chart(window).mark_circle(size=10, opacity=0.5, color=POINT_COLOUR).encode(
-        x=x, y=alt.Y("residual_ppm:Q", title="residual [ppm]"))
+        x=x, y=alt.Y("residual_ppm:Q", title="residual [ppm]"),
+        tooltip=[alt.Tooltip("residual_ppm:Q", title="residual [ppm]", format=".2f")])
     zero = alt.Chart(pd.DataFrame({"y": [0.0]})).mark_rule(color="#d62728").encode(y="y:Q")
     return top, (resid + zero).properties(height=170)
 

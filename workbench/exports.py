@@ -1,8 +1,9 @@
 """The bytes the workbench offers for download, and the parsing of what it accepts (pure: unit-tested).
 
-* :func:`vetted_csv` - the vetted peaks, one row per peak with its current decision, its significance, the month's
-  threshold and false-event rate and its orbit's noise, and provenance columns: the settings hash and values that
-  produced the peak, the software version, the month's data files, the export time.
+* :func:`vetted_csv` - the vetted plumes, one row per plume with its current decision (under any settings), its
+  significance, the month's threshold and false-event rate and its orbit's noise, and provenance columns: the
+  settings hash, preset and values that produced the peak, the software version, the peak's own data files, a link
+  to the peak, the export time.
 * :func:`settings_toml` / :func:`parse_settings_upload` - the settings as TOML, and a TOML file read back
   (validated; an error names the problem and the current settings stay).
 """
@@ -17,6 +18,7 @@ import pandas as pd
 import core
 from core.batch import PEAK_COLUMNS
 from core.settings import DetectionSettings
+from core.vetting import current_plume_decisions
 
 #: Columns after the contract ones: how significant the peak is in units of its orbit's own noise, the month's
 #: threshold and false-event rate it was judged at, its own expected false rate and q-value, and its orbit's noise
@@ -26,13 +28,48 @@ SIGNIFICANCE_COLUMNS = ["significance", "q_value", "false_alarm_per_1000km", "si
                         "month_false_per_1000km_high", "noise_scale", "correlated_ppm", "correlation_km",
                         "noise_fallback", "noise_spread"]
 DECISION_COLUMNS = ["month", "decision", "note", "analyst", "decided_at", "n_decisions", "decision_id"]
-PROVENANCE_COLUMNS = ["rules_hash", "settings_json", "software_version", "vetted_with_version", "data_files",
-                      "exported_at"]
+PROVENANCE_COLUMNS = ["rules_hash", "preset", "settings_json", "software_version", "vetted_with_version",
+                      "data_files", "peak_link", "exported_at"]
 
 
 def peak_snapshot(row: pd.Series) -> dict:
-    """The contract and significance columns of one peak (what a decision records of it)."""
+    """The contract and significance columns of one peak (what a decision records of it); a candidate row's
+    ``n_window`` is the contract's ``n_soundings``."""
+    if "n_soundings" not in row.index and "n_window" in row.index:
+        row = row.rename({"n_window": "n_soundings"})
     return {c: _plain(row.get(c)) for c in PEAK_COLUMNS + SIGNIFICANCE_COLUMNS if c in row.index}
+
+
+#: A peak's data files are those of the days its window's soundings may fall on: its time +- this many seconds
+#: (a 200 km window is crossed in ~30 s at 6.8 km/s).
+WINDOW_HALF_S = 30.0
+
+
+def peak_files(time, manifest: pd.DataFrame) -> str:
+    """The Lite files (';'-separated) of the day(s) the peak's window lies on, from the cache manifest."""
+    if manifest is None or len(manifest) == 0 or time is None or pd.isna(time):
+        return ""
+    t = pd.Timestamp(time)
+    t = t.tz_convert("UTC") if t.tzinfo else t.tz_localize("UTC")
+    half = pd.Timedelta(seconds=WINDOW_HALF_S)
+    days = {(t - half).strftime("%Y-%m-%d"), (t + half).strftime("%Y-%m-%d")}
+    named = manifest[manifest["day"].isin(days) & manifest["file_name"].fillna("").ne("")]
+    return ";".join(sorted(named["file_name"]))
+
+
+def peak_link(month: str, orbit: int, sounding_id: int, settings_values: dict, base: str = "/peak") -> str:
+    """A link to the peak on Peak detail with the settings it was judged under (preset and changed values; today's
+    defaults when the recorded values no longer fit the declared settings)."""
+    from .view import link, to_params
+
+    values = dict(settings_values)
+    preset = values.pop("preset", "recommended")
+    declared = DetectionSettings().as_dict()
+    try:
+        settings = DetectionSettings({k: v for k, v in values.items() if k in declared}, preset=preset)
+    except ValueError:
+        settings = DetectionSettings()
+    return link(base, to_params(month, int(orbit), int(sounding_id), settings))
 
 
 def _plain(value):
@@ -47,13 +84,12 @@ def _plain(value):
     return value
 
 
-def vetted_table(decisions: pd.DataFrame, manifest: pd.DataFrame, decisions_to_keep=None) -> pd.DataFrame:
-    """The vetted peaks as a table (see :func:`vetted_csv`)."""
+def vetted_table(history: pd.DataFrame, manifest: pd.DataFrame, decisions_to_keep=None) -> pd.DataFrame:
+    """The vetted plumes as a table (see :func:`vetted_csv`): one row per plume, its latest decision under any
+    settings (:func:`core.vetting.current_plume_decisions`)."""
+    decisions = current_plume_decisions(history)
     if decisions_to_keep:
         decisions = decisions[decisions["decision"].isin(decisions_to_keep)]
-    manifest = manifest[manifest["file_name"].fillna("").ne("")] if len(manifest) else manifest  # unreadable: no name
-    files = (manifest.groupby("month")["file_name"].apply(lambda s: ";".join(sorted(s))).to_dict()
-             if len(manifest) else {})
     rows = []
     for d in decisions.itertuples(index=False):
         peak = json.loads(d.peak_json) if isinstance(d.peak_json, str) and d.peak_json else {}
@@ -61,9 +97,10 @@ def vetted_table(decisions: pd.DataFrame, manifest: pd.DataFrame, decisions_to_k
         row = {c: peak.get(c) for c in PEAK_COLUMNS + SIGNIFICANCE_COLUMNS}
         row.update(orbit=d.orbit, sounding_id=d.sounding_id)
         row.update({c: getattr(d, c) for c in DECISION_COLUMNS if hasattr(d, c)})
-        row.update(rules_hash=d.rules_hash, settings_json=json.dumps(settings, sort_keys=True),
-                   software_version=core.__version__, vetted_with_version=d.software_version,
-                   data_files=files.get(d.month, ""))
+        row.update(rules_hash=d.rules_hash, preset=settings.get("preset", ""),
+                   settings_json=json.dumps(settings, sort_keys=True), software_version=core.__version__,
+                   vetted_with_version=d.software_version, data_files=peak_files(peak.get("time"), manifest),
+                   peak_link=peak_link(d.month, d.orbit, d.sounding_id, settings))
         rows.append(row)
     columns = PEAK_COLUMNS + SIGNIFICANCE_COLUMNS + [c for c in DECISION_COLUMNS if c not in PEAK_COLUMNS] + \
         [c for c in PROVENANCE_COLUMNS if c not in PEAK_COLUMNS]
@@ -72,22 +109,24 @@ def vetted_table(decisions: pd.DataFrame, manifest: pd.DataFrame, decisions_to_k
     return table
 
 
-def vetted_csv(decisions: pd.DataFrame, manifest: pd.DataFrame, decisions_to_keep=None) -> bytes:
-    """CSV (UTF-8) of the vetted peaks: the peak contract columns (``core.batch.PEAK_COLUMNS``) and
-    :data:`SIGNIFICANCE_COLUMNS` as judged when vetted, the current decision with who, when and why, and
-    provenance (``rules_hash``, ``settings_json``, ``software_version``, ``data_files``: the month's ingested files,
-    ';'-separated; ``exported_at``).
+def vetted_csv(history: pd.DataFrame, manifest: pd.DataFrame, decisions_to_keep=None) -> bytes:
+    """CSV (UTF-8) of the vetted plumes, one row each (two decisions on one plume under two settings are one row):
+    the peak contract columns (``core.batch.PEAK_COLUMNS``) and :data:`SIGNIFICANCE_COLUMNS` as judged when vetted,
+    the plume's current decision with who, when and why (``n_decisions``: its history under any settings), and
+    provenance (``rules_hash`` and ``preset`` of the settings it was judged under, ``settings_json``,
+    ``software_version``, ``data_files``: the Lite files of the day(s) of the peak's window, ';'-separated;
+    ``peak_link``: the peak on Peak detail under those settings; ``exported_at``).
 
     Parameters
     ----------
-    decisions : DataFrame
-        :meth:`core.vetting.VettingStore.current_decisions`.
+    history : DataFrame
+        :meth:`core.vetting.VettingStore.history` (every decision; the latest on each plume is exported).
     manifest : DataFrame
         :meth:`core.cache.SoundingsCache.manifest` (for the data files of each month).
     decisions_to_keep : sequence of str, optional
         Keep only these decisions (e.g. ``["accept"]``).
     """
-    return vetted_table(decisions, manifest, decisions_to_keep).to_csv(index=False).encode("utf-8")
+    return vetted_table(history, manifest, decisions_to_keep).to_csv(index=False).encode("utf-8")
 
 
 def settings_toml(settings: DetectionSettings) -> bytes:

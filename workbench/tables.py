@@ -10,8 +10,10 @@ import pandas as pd
 from core.detect import neighbour_model
 from core.false_alarms import MonthThreshold
 from core.fitting import gaussian_line
+from core.rules import alternative_models
 from core.settings import FIXED_REASONS, RULES, DetectionSettings
 from core.track import KM_PER_DEG
+from core.vetting import PLUME_COLUMNS, plume_decisions
 
 #: Columns of the candidate tables, in order (those a candidate lacks are left out).
 CANDIDATE_COLUMNS = ["cand", "status", "rejected_by", "center_km", "delta_ppm", "amplitude_ppm_km",
@@ -247,3 +249,66 @@ def orbit_noise_figures(noise, candidates: pd.DataFrame) -> dict:
     return {"noise_scale": float(v.noise_scale), "correlated_ppm": float(v.correlated_ppm),
             "correlation_km": float(v.correlation_km), "fallback": bool(noise.fallback), "track_km": km,
             "mirror_above": above, "mirror_per_1000km": above * 1000.0 / km if km > 0 else float("nan")}
+
+
+# ------------------------------------------------------------------------------------------------ vetting queue
+
+QUEUE_COLUMNS = ["orbit", "sounding_id", "time", "delta_ppm", "emission_MtCO2_yr"]
+
+
+def vetting_queue(accepted: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
+    """The month's accepted peaks in flight order (sounding ids grow with time), each with the current decision on
+    its plume under any settings (:func:`core.vetting.plume_decisions`) and ``vetted`` (a decision exists)."""
+    if accepted is None or accepted.empty:
+        return pd.DataFrame(columns=[*QUEUE_COLUMNS, *PLUME_COLUMNS, "vetted"])
+    queue = accepted.sort_values("sounding_id").reset_index(drop=True)
+    decided = plume_decisions(history, queue)
+    return queue[QUEUE_COLUMNS].join(decided).assign(vetted=decided["decision"].ne("").to_numpy())
+
+
+def queue_step(queue: pd.DataFrame, sounding_id: int | None, step: int, unvetted_only: bool = False) -> int | None:
+    """The sounding id of the peak ``step`` places after (``-1``: before) ``sounding_id`` in the queue, wrapping
+    around; with ``unvetted_only`` the next unvetted one after it (None when all are vetted). A peak not in the
+    queue (rejected now) counts from where it would sit."""
+    if queue.empty:
+        return None
+    ids = queue["sounding_id"].to_numpy(np.int64)
+    n = ids.size
+    here = int(np.searchsorted(ids, sounding_id if sounding_id is not None else ids[0]))
+    inside = here < n and ids[here] == sounding_id
+    if unvetted_only:
+        open_ = np.flatnonzero(~queue["vetted"].to_numpy(bool))
+        if open_.size == 0:
+            return None
+        after = open_[open_ > here] if inside else open_[open_ >= here]
+        return int(ids[after[0] if after.size else open_[0]])
+    if not inside and step > 0:
+        here -= 1  # the first peak after a peak outside the queue sits at `here`
+    return int(ids[(here + step) % n])
+
+
+#: The alternative model a rejection names (drawn first on Peak detail).
+ALTERNATIVE_OF_RULE = {"step-like": "step", "box-like": "plateau", "surface-transition": "step"}
+
+
+def alternative_curves(soundings: pd.DataFrame, row: pd.Series, window_km: float,
+                       settings: DetectionSettings) -> dict[str, pd.DataFrame]:
+    """The step, plateau and two-plume models the rules compared with the peak's Gaussian
+    (:func:`core.rules.alternative_models`), as ``d_km`` / ``model_ppm`` in the data's frame (a mirror fit's turned
+    back)."""
+    x0, sign = float(row["center_km"]), float(row.get("sign", 1))
+    sel = soundings[(soundings["x_km"] - x0).abs() <= window_km / 2]
+    track = sel["x_track_km"] if "x_track_km" in sel else sel["x_km"]
+    models = alternative_models(sel["x_km"].to_numpy(float), track.to_numpy(float),
+                                sign * sel["xco2"].to_numpy(float), sel["xco2_uncertainty"].to_numpy(float), x0,
+                                float(row["sigma_km"]), settings)
+    return {name: pd.DataFrame({"d_km": m["x_km"] - x0, "model_ppm": sign * m["model_ppm"]})
+            for name, m in models.items()}
+
+
+def default_alternative(row: pd.Series) -> str:
+    """The alternative to draw first: the one whose rule rejected the peak, else none."""
+    for rule in str(row.get("rejected_by", "")).split("+"):
+        if rule in ALTERNATIVE_OF_RULE:
+            return ALTERNATIVE_OF_RULE[rule]
+    return "none"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -307,3 +308,44 @@ def month_map(month: str, settings: DetectionSettings, show_rejected: bool, show
 
     return memo(("month-map", *month_key(month, settings), show_rejected, show_sources, show_wind,
                  float(min_source_MtCO2_yr)), build)
+
+
+# ------------------------------------------------------------------------------------------------ vetting queue
+
+def vetting_queue(month: str, settings: DetectionSettings) -> pd.DataFrame:
+    """The month's accepted peaks in flight order with the decision on each one's plume (any settings)."""
+    candidates = month_candidates(month, settings)
+    accepted = month_events(month, settings, candidates)
+    return tables.vetting_queue(accepted, vetting_store().history(month=month))
+
+
+def open_peak(orbit: int, sounding_id: int) -> None:
+    """Show this peak (a callback: the view changes before the page runs)."""
+    view.set_orbit(int(orbit))
+    view.set_peak(int(sounding_id))
+
+
+def _open_queued(queue: pd.DataFrame, sounding_id: int | None) -> None:
+    if sounding_id is not None:
+        open_peak(int(queue.loc[queue["sounding_id"] == sounding_id, "orbit"].iloc[0]), sounding_id)
+
+
+def queue_bar(month: str, settings: DetectionSettings, sounding_id: int) -> pd.DataFrame:
+    """Where this peak sits among the month's accepted peaks, how many are vetted, and previous / next / next
+    unvetted (keyboard: Alt+P, Alt+N, Alt+U). Returns the queue."""
+    queue = vetting_queue(month, settings)
+    n, vetted = len(queue), int(queue["vetted"].sum()) if len(queue) else 0
+    where = np.flatnonzero(queue["sounding_id"].to_numpy() == sounding_id) if n else np.zeros(0, int)
+    cols = st.columns([3, 1, 1, 1.4], vertical_alignment="center")
+    place = f"peak {where[0] + 1} of {n} accepted" if where.size else f"not among the month's {n} accepted peaks"
+    cols[0].progress(vetted / n if n else 0.0,
+                     text=f"**{vetted} of {n} accepted peaks vetted** in {month} (any settings) · {place}")
+    for col, label, icon, step, unvetted, shortcut in (
+            (cols[1], "Previous", ":material/arrow_back:", -1, False, "Alt+P"),
+            (cols[2], "Next", ":material/arrow_forward:", 1, False, "Alt+N"),
+            (cols[3], "Next unvetted", ":material/skip_next:", 1, True, "Alt+U")):
+        target = tables.queue_step(queue, sounding_id, step, unvetted)
+        col.button(label, icon=icon, key=f"queue:{label}", disabled=target is None or target == sounding_id,
+                   on_click=_open_queued, args=(queue, target), shortcut=shortcut, width="stretch",
+                   help=f"{label} accepted peak of the month in flight order ({shortcut})")
+    return queue

@@ -28,11 +28,17 @@ cols[2].metric("Accepted", int(kinds.get("accepted", 0)), help="Plume events eve
 cols[3].metric("Rejected events", int(kinds.get("rejected", 0)))
 cols[4].metric("Not fitted", int(kinds.get("not fitted", 0)), help="Screen too weak or fit failed.")
 ui.orbit_noise_row(month, orbit, settings, candidates)
-show_mirrors = st.toggle("Mirror events", value=False, key="orbit:mirrors",
-                         help="Depletions fitted with the data turned upside down (`detection.mirror`): they "
-                              "sample the noise and set the month's threshold, and are never plumes. Shown "
-                              "dash-dotted purple, listed last.")
+toggles = st.columns(2)
+show_mirrors = toggles[0].toggle("Mirror events", value=False, key="orbit:mirrors",
+                                help="Depletions fitted with the data turned upside down (`detection.mirror`): they "
+                                     "sample the noise and set the month's threshold, and are never plumes. Shown "
+                                     "dash-dotted purple, listed last.")
+show_unfitted = toggles[1].toggle("Not-fitted candidates", value=False, key="orbit:unfitted",
+                                  help="Screen maxima too weak to fit (or duplicates of a stronger fit): listed with "
+                                       "their screen statistic when on.")
 rows = tables.event_rows(candidates, mirrors=show_mirrors)
+if not show_unfitted:
+    rows = rows[rows["kind"] != "not fitted"].reset_index(drop=True)
 
 peak = ui.find_peak(candidates, view.peak())
 orbit_key = (*ui.month_key(month, settings), orbit)
@@ -55,7 +61,8 @@ left, right = st.columns([3, 2])
 with left:
     st.subheader("Candidates")
     if rows.empty:
-        st.info("No candidate on this orbit.")
+        st.info("No plume event on this orbit" + ("." if show_unfitted else
+                                                  " (turn on *Not-fitted candidates* to see the screen's maxima)."))
     else:
         shown = ["kind"] + [c for c in tables.CANDIDATE_COLUMNS if c in rows and c != "status"]
         picked = st.dataframe(rows[shown], hide_index=True, height=300, width="stretch", key="orbit:candidates",
@@ -67,9 +74,12 @@ with left:
         if view.peak() not in labels:
             view.set_peak(next(iter(labels)))
             ui.view_changed()
-        controls.seed("pick:peak", view.peak())
-        st.selectbox("Peak", list(labels), key="pick:peak", format_func=labels.get,
-                     on_change=lambda: view.set_peak(st.session_state["pick:peak"]),
+        # keyed on the settings: the labels carry the verdict, and a widget whose options keep their values but
+        # change their labels would go on showing the old label of the selected value
+        pick_key = f"pick:peak:{settings.hash}"
+        controls.seed(pick_key, view.peak())
+        st.selectbox("Peak", list(labels), key=pick_key, format_func=labels.get,
+                     on_change=lambda: view.set_peak(st.session_state[pick_key]),
                      help="Nearest sounding id · position · verdict · peak height.")
         if st.button("Open peak detail", icon=":material/search:", type="primary"):
             st.switch_page(ui.PAGE_FILES["peak"])

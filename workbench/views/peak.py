@@ -1,10 +1,11 @@
-"""Peak detail: the window's fit and residuals, the emission, the upwind sources, and the analyst's decision."""
+"""Peak detail: the window's fit and residuals with the models the rules compared, every rule's statistic and
+threshold, the emission, the upwind sources, and the analyst's decision on the plume (with the month's queue)."""
 import numpy as np
 import streamlit as st
 
-import core
-from core.vetting import DECISIONS, PeakKey
-from workbench import charts, exports, maps, pipeline, state, tables, ui, view
+from core.rules import explain_rules
+from core.vetting import plume_decisions, plume_history
+from workbench import charts, maps, pipeline, state, tables, ui, vetting, view
 
 st.title("Peak detail")
 month = ui.need_data()
@@ -23,59 +24,104 @@ if row is None:
     row = ui.find_peak(candidates, int(rows.iloc[0]["sounding_id"]))
     view.set_peak(int(row["sounding_id"]))
     ui.view_changed()
+sounding = int(row["sounding_id"])
 
-verdict = (":material/check_circle: accepted" if row["status"] == "accepted"
-           else f":material/cancel: rejected by {row['rejected_by']}")
+ui.queue_bar(month, settings, sounding)
+fitted = row["fixed_reason"] == ""
 if row["mirror"]:
     verdict = f":material/flip: mirror event, never a plume (rejected by {row['rejected_by']})"
-st.markdown(f"**{month} · orbit {orbit} · sounding {int(row['sounding_id'])}** · "
-            f"{row['time']:%Y-%m-%d %H:%M:%S} UTC "
+elif row["status"] == "accepted":
+    verdict = ":material/check_circle: accepted"
+elif not fitted:
+    verdict = f":material/block: not fitted ({row['fixed_reason']})"
+else:
+    verdict = f":material/cancel: rejected by {row['rejected_by'].replace('+', ', ')}"
+st.markdown(f"**{month} · orbit {orbit} · sounding {sounding}** · {row['time']:%Y-%m-%d %H:%M:%S} UTC "
             f"· {row['latitude']:.3f}°, {row['longitude']:.3f}° · {verdict}")
 st.page_link(ui.PAGE_FILES["orbit"], label="Back to the orbit", icon=":material/arrow_back:")
 
-fitted = row["fixed_reason"] == ""
+peak_key = (*ui.month_key(month, settings), orbit, sounding)
 left, right = st.columns([3, 2])
 with left:
-    peak_key = (*ui.month_key(month, settings), orbit, int(row["sounding_id"]))
+    alternative = "none"
+    if fitted:
+        options = ["none", "step", "plateau", "two plumes"]
+        alternative = st.segmented_control(
+            "Draw the alternative the rules compared", options, default=tables.default_alternative(row),
+            key=f"peak:alternative:{sounding}",
+            help="The best step, plateau (a burst of bad frames) and pair of plumes on the soundings within "
+                 "max(10 sigma, 15 km) of the centre, each with its own line: the step-like and box-like rules "
+                 "compare their chi-square with the Gaussian's.") or "none"
 
     def peak_charts():
-        window = tables.peak_window(ui.orbit_data(month, orbit, settings).soundings, row, settings["fit.window_km"],
-                                    candidates)
-        return [ui.vega_spec(chart) for chart in charts.peak_charts(window)]
+        soundings = ui.orbit_data(month, orbit, settings).soundings
+        window = tables.peak_window(soundings, row, settings["fit.window_km"], candidates)
+        curves = (tables.alternative_curves(soundings, row, settings["fit.window_km"], settings)
+                  if alternative != "none" else {})
+        return [ui.vega_spec(chart) for chart in charts.peak_charts(window, fitted, curves.get(alternative),
+                                                                    alternative)]
 
-    fit_chart, residual_chart = ui.memo(("peak-charts", *peak_key), peak_charts)
+    fit_chart, residual_chart = ui.memo(("peak-charts", *peak_key, alternative), peak_charts)
     neighbours = int(np.nan_to_num(row.get("n_neighbours", 0)))
-    st.caption("The window's soundings, the fitted Gaussian + line (red) and its background line (dashed)"
-               + (f"; the model includes the {neighbours} stronger neighbouring fit(s) it was fitted with"
-                  if neighbours else ""))
-    st.vega_lite_chart(fit_chart, width="stretch")
-    st.caption("Residuals (data - fit)")
-    st.vega_lite_chart(residual_chart, width="stretch")
-with right:
-    st.subheader("Fit")
-    if not fitted:
-        st.warning(f"Not fitted ({row['fixed_reason']}: {row['fit_message']}); the values are the screen's.")
-    if row["mirror"]:
-        st.info("A depletion fitted with the data turned upside down (`detection.mirror`): A, slope and intercept "
-                "are in that frame; the chart shows the fit the right way up.")
-    ui.significance_caption(row)
-    params = tables.parameters_table(row)
-    params["value"] = params["value"].map(lambda v: f"{v:.4g}")
-    params["stderr"] = params["stderr"].map(lambda v: f"{v:.2g}" if np.isfinite(v) else "")
-    st.dataframe(params, hide_index=True, width="stretch", height=35 * len(params) + 38)
-    st.subheader("Emission")
-    c = st.columns([3, 2])
-    if np.isfinite(row["emission_MtCO2_yr"]):
-        c[0].metric("Estimate [MtCO2/yr]", f"{row['emission_MtCO2_yr']:.1f} ± {row['emission_MtCO2_yr_stderr']:.1f}",
-                    help="Cross-sectional flux; 1-sigma from the fit's standard error and the wind uncertainty.")
-        c[1].metric("[ktCO2/h]", f"{row['emission_ktCO2_h']:.2f}")
+    if fitted:
+        st.caption("The window's soundings, the fitted Gaussian + line and its background line"
+                   + (f"; the model includes the {neighbours} stronger neighbouring fit(s) it was fitted with"
+                      if neighbours else "")
+                   + ("" if alternative == "none" else f"; purple: the best {alternative} model"))
     else:
-        st.info(f"No estimate: the wind across the track is below `emission.min_wind_perp_ms` "
-                f"({settings['emission.min_wind_perp_ms']} m/s).")
-    st.markdown(f"Wind **{np.hypot(row['wind_u_ms'], row['wind_v_ms']):.1f} m/s** (u {row['wind_u_ms']:.1f}, "
-                f"v {row['wind_v_ms']:.1f}); track bearing **{row['track_bearing_deg']:.0f}°**; across the track "
-                f"**{row['wind_perp_ms']:.1f} m/s**. Surface pressure {row['surface_pressure_hpa']:.0f} hPa, "
-                f"water vapour {row['tcwv_kg_m2']:.1f} kg/m².")
+        st.caption("The window's soundings and the screen's estimate (dashed): this candidate was not fitted.")
+    st.vega_lite_chart(fit_chart, width="stretch")
+    if fitted:
+        st.caption("Residuals (data - fit)")
+        st.vega_lite_chart(residual_chart, width="stretch")
+with right:
+    if fitted:
+        st.subheader("Fit")
+        if row["mirror"]:
+            st.info("A depletion fitted with the data turned upside down (`detection.mirror`): A, slope and "
+                    "intercept are in that frame; the chart shows the fit the right way up.")
+        ui.significance_caption(row)
+        params = tables.parameters_table(row)
+        params["value"] = params["value"].map(lambda v: f"{v:.4g}")
+        params["stderr"] = params["stderr"].map(lambda v: f"{v:.2g}" if np.isfinite(v) else "")
+        st.dataframe(params, hide_index=True, width="stretch", height=35 * len(params) + 38)
+    else:
+        st.subheader("Not fitted")
+        st.warning(f"**{row['fixed_reason']}**: {row['fit_message']}.", icon=":material/block:")
+        st.markdown(f"Screen statistic **{row['screen_snr']:.2f}** (in units of the orbit's own noise; candidates "
+                    f"are fitted from `screen.min_significance` = {settings['screen.min_significance']:g}); the "
+                    f"screen's width {row['sigma_km']:.1f} km, area {row['amplitude_ppm_km']:.3g} ppm km. No fit, "
+                    "so no standard error, no rule and no emission.")
+
+st.subheader("Rules" + ("" if fitted else " (not judged: not fitted)"))
+if fitted:
+    threshold = row.get("significance_threshold", np.nan)
+    explained = explain_rules(row, settings, None if not np.isfinite(threshold) else float(threshold))
+    st.dataframe(explained, hide_index=True, width="stretch", height=35 * len(explained) + 38,
+                 column_config={"verdict": st.column_config.TextColumn("verdict", width="small"),
+                                "statistic": st.column_config.TextColumn("statistic", width="large"),
+                                "needs": st.column_config.TextColumn("passes when", width="large")})
+    if not row["mirror"] and row["status"] != "accepted" and "geometry_tells" in row and \
+            "frame-aligned" in str(row["rejected_by"]) and not bool(row["geometry_tells"]):
+        st.caption("The wind is near perpendicular to the track (or too uncertain): geometry cannot tell a burst of "
+                   "bad frames from a plume here; only the footprints' disagreement was judged.")
+
+st.subheader("Emission")
+if fitted and np.isfinite(row["emission_MtCO2_yr"]):
+    c = st.columns([3, 2, 2])
+    c[0].metric("Estimate [MtCO2/yr]", f"{row['emission_MtCO2_yr']:.1f} ± {row['emission_MtCO2_yr_stderr']:.1f}",
+                help="Cross-sectional flux; 1-sigma from the fit's standard error and the wind uncertainty.")
+    c[1].metric("[ktCO2/h]", f"{row['emission_ktCO2_h']:.2f}")
+    c[2].metric("Wind across the track [m/s]", f"{row['wind_perp_ms']:.1f}")
+elif fitted:
+    st.info(f"No estimate: the wind across the track ({abs(row['wind_perp_ms']):.2f} m/s) is below "
+            f"`emission.min_wind_perp_ms` ({settings['emission.min_wind_perp_ms']:g} m/s): the flux through the "
+            "track cannot be told from the wind.", icon=":material/air:")
+else:
+    st.info("No estimate: the candidate was not fitted.", icon=":material/block:")
+st.caption(f"Wind {np.hypot(row['wind_u_ms'], row['wind_v_ms']):.1f} m/s (u {row['wind_u_ms']:.1f}, "
+           f"v {row['wind_v_ms']:.1f}); track bearing {row['track_bearing_deg']:.0f}°; surface pressure "
+           f"{row['surface_pressure_hpa']:.0f} hPa, water vapour {row['tcwv_kg_m2']:.1f} kg/m².")
 
 st.subheader("Upwind sources")
 ranked, length_km = pipeline.ranked_sources(state.root(), float(row["latitude"]), float(row["longitude"]),
@@ -95,7 +141,7 @@ with mc[0]:
         if len(ranked):
             layers.append(maps.sources_layer(ranked, km_per_sqrt_mt=0.8, ranked=True))
         layers.append(maps.wind_layer(tables.wind_arrows(row.to_frame().T, km_per_ms=4.0)))
-        layers.append(maps.marker_layer(row["latitude"], row["longitude"], f"peak {int(row['sounding_id'])}"))
+        layers.append(maps.marker_layer(row["latitude"], row["longitude"], f"peak {sounding}"))
         lats = [row["latitude"]] + [p[1] for p in ring]
         lons = [row["longitude"]] + [p[0] for p in ring]
         return maps.deck(layers, lats, lons, height=420, max_zoom=10)
@@ -109,31 +155,23 @@ with mc[1]:
         st.dataframe(show.assign(emission_MtCO2_yr=show.pop("emission_tCO2_yr") / 1e6), hide_index=True,
                      width="stretch", column_config={c: st.column_config.NumberColumn(format="%.2f") for c in
                                                      ("emission_MtCO2_yr", "upwind_km", "angle_deg", "score")})
-        if np.isfinite(row["emission_MtCO2_yr"]):
+        if fitted and np.isfinite(row["emission_MtCO2_yr"]):
             st.vega_lite_chart(ui.vega(("peak-sources", *peak_key), lambda: charts.peak_vs_sources_chart(
                 row["emission_MtCO2_yr"], row["emission_MtCO2_yr_stderr"], ranked)), width="stretch")
             if np.isfinite(row.get("emission_ratio", np.nan)):  # the ratio the event carries (core.attribution)
                 st.caption(f"Estimate / best-ranked source's inventory = {row['emission_ratio']:.2f} "
                            f"± {row['emission_ratio_stderr']:.2f}")
 
-st.subheader("Vet this peak")
+st.subheader("Vet this plume")
 store = ui.vetting_store()
-key = PeakKey(month, int(orbit), int(row["sounding_id"]), settings.hash)
-st.session_state.setdefault("vet:analyst", st.session_state.get("wb_analyst", ""))
-with st.form("vet", clear_on_submit=False):
-    decision = st.radio("Decision", DECISIONS, horizontal=True, key="vet:decision")
-    note = st.text_area("Note (why)", key="vet:note", height=80)
-    analyst = st.text_input("Analyst", key="vet:analyst")
-    if st.form_submit_button("Record decision", type="primary"):
-        if not analyst.strip():
-            st.error("Give the analyst's name.")
-        else:
-            store.record(key, decision, note, analyst, peak=exports.peak_snapshot(row),
-                         settings=settings.as_dict(), software_version=core.__version__)
-            st.session_state["wb_analyst"] = analyst
-            st.success(f"Recorded: {decision} by {analyst}.")
-history = store.history(key)
-if history.empty:
-    st.caption("No decision on this peak yet (with these settings).")
-else:
-    st.dataframe(history[["decided_at", "analyst", "decision", "note"]], hide_index=True, width="stretch")
+history = store.history(month=month)
+one = row.to_frame().T.reset_index(drop=True)
+plume = plume_decisions(history, one).iloc[0]
+vetting.decision_note(plume, row)
+vetting.decision_form(store, month, orbit, row, settings, plume)
+past = plume_history(history, one, 0)
+if len(past):
+    st.dataframe(past[["decided_at", "analyst", "decision", "note", "decided_status", "decided_preset",
+                       "rules_hash"]], hide_index=True, width="stretch",
+                 column_config={"decided_status": "verdict then", "decided_preset": "preset",
+                                "rules_hash": "settings hash"})
