@@ -36,6 +36,7 @@ import pyarrow.parquet as pq
 from core.inventory import conform
 from core.inventory_cities import read_cities
 from core.inventory_dedupe import COAL_RULE, ETS_RULE, DedupRule, fold_gem_into_wri, fold_plants_into_ets
+from core.inventory_names import name_is_lost, readable_names
 from core.inventory_readers import read_ets, read_gem, read_wri
 from core.paths import EMBEDDED_INVENTORY, REPO_ROOT
 
@@ -99,6 +100,10 @@ def build_sources(raw_dir: Path, coal_rule: DedupRule = COAL_RULE, ets_rule: Ded
     sources = sources.sort_values("source_id", kind="stable").reset_index(drop=True)
     if sources["source_id"].duplicated().any():
         raise ValueError("duplicate source_id after the build")
+    lost = sources["name"].map(name_is_lost)
+    report["names_lost_upstream"] = int(lost.sum())  # replaced by activity, id and country
+    sources["name"] = readable_names(sources)
+    check_names(sources)
     report["rows"] = len(sources)
     report["rows_per_sector"] = {k: int(v) for k, v in sources["sector"].value_counts().sort_index().items()}
     report["rows_per_dataset"] = {k: int(v) for k, v in sources["dataset"].value_counts().sort_index().items()}
@@ -106,6 +111,15 @@ def build_sources(raw_dir: Path, coal_rule: DedupRule = COAL_RULE, ets_rule: Ded
     report["ets_rule"] = _json_safe(asdict(ets_rule))
     sources.attrs["build_report"] = report
     return sources
+
+
+def check_names(sources: pd.DataFrame) -> None:
+    """Refuse a table where a source has no readable name (:func:`core.inventory_names.name_is_lost`), naming
+    them: an analyst must be able to tell the sources apart."""
+    lost = sources[sources["name"].map(name_is_lost)]
+    if len(lost):
+        raise ValueError(f"{len(lost)} sources without a readable name, e.g. "
+                         + ", ".join(f"{r.source_id} {r.name!r}" for r in lost.head(5).itertuples()))
 
 
 def _json_safe(values: dict) -> dict:

@@ -198,3 +198,33 @@ def city_keys_agree(cdp_key: str, world_key: str) -> float:
     if "?" in world_key and re.fullmatch(re.escape(world_key).replace("\\?", ".{1,2}"), cdp_key):
         return 1.0
     return difflib.SequenceMatcher(None, cdp_key, world_key).ratio()
+
+
+# ------------------------------------------------------------------------------------------ names lost upstream
+
+#: A name is lost when at least this share of its non-blank characters are '?' (the source CSVs replaced
+#: characters their encoding could not hold: Greek EU-ETS installations, Arabic and Nepali city names). Such a
+#: name says nothing; a few '?' in a long name ("Tôlan?aro") still read.
+LOST_NAME_SHARE = 0.5
+
+
+def name_is_lost(name) -> bool:
+    """True for a missing or blank name, or one that is mostly '?' (:data:`LOST_NAME_SHARE`)."""
+    if not isinstance(name, str) or not name.strip():
+        return True
+    text = name.replace(" ", "").replace(".", "")
+    return not text or text.count("?") >= LOST_NAME_SHARE * len(text)
+
+
+def readable_names(frame: pd.DataFrame) -> pd.Series:
+    """Each source's name, or for a lost one (:func:`name_is_lost`) what identifies it: its activity (subsector,
+    else sector), its country and its id, e.g. ``"Ceramics, Greece (ets:GR-116)"``."""
+    names = frame["name"].astype(object)
+    lost = names.map(name_is_lost)
+    if not lost.any():
+        return frame["name"]
+    activity = frame["subsector"].where(frame["subsector"].notna() & frame["subsector"].astype(str).ne(""),
+                                        frame["sector"]) if "subsector" in frame else frame["sector"]
+    fallback = (activity.astype(str).str.capitalize() + ", " + frame["country"].fillna("unknown country").astype(str)
+                + " (" + frame["source_id"].astype(str) + ")")
+    return names.where(~lost, fallback).astype(frame["name"].dtype)

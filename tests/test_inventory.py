@@ -12,7 +12,7 @@ import pytest
 from core import inventory as inv
 from core import inventory_build as build
 from core.inventory_dedupe import pairs_within_km
-from core.inventory_names import name_similarity, repair_text
+from core.inventory_names import name_is_lost, name_similarity, readable_names, repair_text
 from core.paths import EMBEDDED_INVENTORY
 from core.track import EARTH_RADIUS_KM, haversine_km
 
@@ -178,6 +178,21 @@ def test_mojibake_names_are_repaired():
     assert repair_text("Côte D\x92Ivoire") == "Côte D’Ivoire"
     assert repair_text("Río Turbio") == "Río Turbio"  # already right: untouched
     assert repair_text("?saka") == "?saka"  # lost upstream: left alone
+
+
+def test_names_lost_upstream_get_a_readable_fallback_and_the_build_checks_it():
+    frame = pd.DataFrame({"source_id": ["ets:GR-116", "city:4955", "city:10328", "wri:1"],
+                          "name": ["???????????? ??????????? ?.?.", "?ad?b?", "Tôlan?aro", "Kendal"],
+                          "sector": ["industry", "city", "city", "power-coal"],
+                          "subsector": ["Ceramics", None, None, None],
+                          "country": ["Greece", "Yemen", "Madagascar", "South Africa"]})
+    assert [name_is_lost(n) for n in frame["name"]] == [True, True, False, False]
+    assert name_is_lost("") and name_is_lost(None) and name_is_lost("? ?")
+    assert readable_names(frame).tolist() == ["Ceramics, Greece (ets:GR-116)", "City, Yemen (city:4955)",
+                                              "Tôlan?aro", "Kendal"]
+    with pytest.raises(ValueError, match="ets:GR-116"):
+        build.check_names(frame)
+    build.check_names(frame.assign(name=readable_names(frame)))
 
 
 def test_gem_mojibake_name_in_build(built):
@@ -350,6 +365,8 @@ def test_committed_inventory_contract(committed):
     assert set(committed["sector"]) == set(inv.SECTORS)
     plants = committed[committed["sector"] != "city"]
     assert (plants["emission_tCO2_yr"] > 0).all() and plants["year"].notna().all()
+    assert not committed["name"].map(name_is_lost).any()  # every source can be told apart by its name
+    assert committed.set_index("source_id").loc["ets:GR-116", "name"] == "Ceramics, Greece (ets:GR-116)"
     assert COMMITTED.stat().st_size < 5e6
     assert pq.ParquetFile(COMMITTED).metadata.num_row_groups > 1
 

@@ -282,11 +282,28 @@ def test_compact_deck_is_pydecks_json_without_whitespace():
                            "xco2": [410.0, 411.5], "anomaly_ppm": [-0.5, 1.0]})
     spec = maps.deck([maps.track_layer(points)], points["latitude"], points["longitude"], height=300)
     reference = pdk.Deck(layers=[maps.track_layer(points)], initial_view_state=maps.view_for(points["latitude"], points["longitude"]),
-                         views=[pdk.View(type="MapView", controller=True, repeat=True)], map_provider="carto",
+                         views=[pdk.View(type="MapView", controller=maps.CONTROLLER, repeat=False)], map_provider="carto",
                          map_style=basemap.STYLE_URL, tooltip=maps.TOOLTIP, height=300).to_json()
     assert json.loads(spec.to_json()) == json.loads(reference)
     assert "\n" not in spec.to_json() and len(spec.to_json()) < 0.7 * len(reference)
     assert spec._tooltip == maps.TOOLTIP and len(spec.layers) == 0
+    view = json.loads(spec.to_json())["views"][0]
+    assert view["controller"]["scrollZoom"] is False and view["repeat"] is False  # the wheel scrolls the page
+
+
+def test_a_clicked_map_point_names_its_peak_and_the_world_is_drawn_once():
+    events = pd.DataFrame({"orbit": [27054], "sounding_id": [2019080104383807], "latitude": [36.0],
+                           "longitude": [126.0], "status": ["accepted"], "rejected_by": [""], "delta_ppm": [2.0],
+                           "emission_MtCO2_yr": [30.0]})
+    layer = maps.peaks_layer(events)
+    point = dict(layer.data[0])
+    assert point["peak"] == "2019080104383807"  # text: a JSON number would lose the id's last digits
+    selection = {"indices": {"accepted": [0]}, "objects": {"accepted": [point]}}
+    assert maps.picked_peak(selection) == (27054, 2019080104383807)
+    assert maps.picked_peak({"indices": {}, "objects": {"sources": [{"label": "x"}]}}) is None
+    assert maps.picked_peak(None) is None
+    world = maps.view_for([-60, 70], [-170, 170])
+    assert world.zoom >= maps.MIN_ZOOM  # 512 px x 2^zoom >= the map's width: one world, no copies
 
 
 def test_vega_spec_carries_its_datasets_as_arrow_bytes():

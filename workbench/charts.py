@@ -22,13 +22,14 @@ def orbit_chart(soundings: pd.DataFrame, curves: pd.DataFrame, selected_km: floa
     """XCO2 against along-track distance, with every candidate's fitted curve (accepted solid red, rejected dashed
     orange, duplicate windows dotted grey, mirror events dash-dotted purple, dipping where the depletion is); hover
     a curve for its verdict and reasons."""
-    x = alt.X("x_km:Q", title="along-track distance [km]")
+    extent = [float(soundings["x_km"].min()), float(soundings["x_km"].max())] if len(soundings) else [0.0, 1.0]
+    x = alt.X("x_km:Q", title="along-track distance [km]", scale=alt.Scale(domain=extent, nice=False))
     points = alt.Chart(soundings[["x_km", "xco2"]]).mark_circle(size=7, opacity=0.35, color=POINT_COLOUR).encode(
         x=x, y=alt.Y("xco2:Q", title="XCO2 [ppm]", scale=alt.Scale(zero=False)))
     kind = alt.Scale(domain=KIND_DOMAIN, range=KIND_COLOURS)
     lines = alt.Chart(curves).mark_line().encode(
         x=alt.X("x_km:Q"), y=alt.Y("xco2_fit:Q"), detail="cand:N",
-        color=alt.Color("kind:N", scale=kind, title="candidate"),
+        color=alt.Color("kind:N", scale=kind, title="fitted candidate", legend=alt.Legend(orient="top")),
         strokeDash=alt.StrokeDash("kind:N", scale=alt.Scale(domain=KIND_DOMAIN, range=KIND_DASHES), legend=None),
         strokeWidth=alt.StrokeWidth("kind:O", sort=KIND_DOMAIN, scale=alt.Scale(domain=KIND_DOMAIN, range=KIND_WIDTHS),
                                     legend=None),
@@ -80,7 +81,7 @@ def peak_charts(window: pd.DataFrame, fitted: bool = True, alternative: pd.DataF
         tooltip=[alt.Tooltip("d_km:Q", title="distance [km]", format=".1f"),
                  alt.Tooltip("xco2:Q", title="XCO2 [ppm]", format=".2f"), alt.Tooltip("footprint:Q")])
     ordered = window.sort_values("d_km").assign(curve="Gaussian + line (fit)" if fitted else "screen's estimate")
-    colours = {"Gaussian + line (fit)": "#d62728", "screen's estimate": "#d62728", "background line": "#333333"}
+    colours = {ordered["curve"].iat[0] if len(ordered) else "": "#d62728", "background line": "#333333"}
     curves = [ordered[["d_km", "model_ppm", "curve"]],
               ordered[["d_km", "background_ppm"]].rename(columns={"background_ppm": "model_ppm"}).assign(
                   curve="background line")]

@@ -49,25 +49,35 @@ def compact(deck_obj: pdk.Deck) -> DeckSpec:
     return DeckSpec(json.dumps(deck_obj, default=default_serialize, separators=(",", ":")), TOOLTIP)
 
 
+#: Zoom below which a wide page shows the world more than once (deck.gl: 512 px per 360 deg at zoom 0; the map is
+#: ~1,100 px wide at 1440 px): a month's map starts at this zoom at least, so the world is drawn once.
+MIN_ZOOM = 1.15
+#: The map's controls: drag to pan, buttons / double-click / pinch to zoom; the scroll wheel scrolls the page.
+CONTROLLER = {"scrollZoom": False, "dragPan": True, "dragRotate": False, "doubleClickZoom": True,
+              "touchZoom": True, "keyboard": True}
+
+
 def deck(layers: list, points_lat, points_lon, height: int = 520, max_zoom: float = 9.0) -> DeckSpec:
-    """A map of ``layers`` on the offline basemap, framed on the given points (compact JSON, see :class:`DeckSpec`)."""
+    """A map of ``layers`` on the offline basemap, framed on the given points (compact JSON, see :class:`DeckSpec`).
+
+    Layers are drawn on one world (no copies), the scroll wheel is left to the page (:data:`CONTROLLER`)."""
     return compact(pdk.Deck(layers=layers, initial_view_state=view_for(points_lat, points_lon, max_zoom),
-                            views=[pdk.View(type="MapView", controller=True, repeat=True)],  # on every world copy
+                            views=[pdk.View(type="MapView", controller=CONTROLLER, repeat=False)],
                             map_provider="carto", map_style=STYLE_URL, tooltip=TOOLTIP, height=height))
 
 
-def view_for(lat, lon, max_zoom: float = 9.0) -> pdk.ViewState:
+def view_for(lat, lon, max_zoom: float = 9.0, min_zoom: float = MIN_ZOOM) -> pdk.ViewState:
     """A view framing the points (Web Mercator zoom from their extent)."""
     lat, lon = np.asarray(lat, float), np.asarray(lon, float)
     ok = np.isfinite(lat) & np.isfinite(lon)
     if not ok.any():
-        return pdk.ViewState(latitude=20.0, longitude=0.0, zoom=1)
+        return pdk.ViewState(latitude=20.0, longitude=0.0, zoom=min_zoom)
     lat, lon = lat[ok], lon[ok]
     shifted = np.where(lon < 0, lon + 360, lon)
     if np.ptp(lon) > 180 and np.ptp(shifted) < 180:  # a cluster across the antimeridian
         lon = shifted
     span = max(np.ptp(lat) * 1.3, np.ptp(lon) * 0.6, 0.05)
-    zoom = float(np.clip(np.log2(180.0 / span), 0.0, max_zoom))  # deck.gl: 512 px per 360 deg at zoom 0
+    zoom = float(np.clip(np.log2(180.0 / span), min_zoom, max(max_zoom, min_zoom)))
     centre_lon = (float(np.mean([lon.min(), lon.max()])) + 180) % 360 - 180
     return pdk.ViewState(latitude=float(np.mean([lat.min(), lat.max()])), longitude=centre_lon, zoom=zoom)
 
@@ -98,18 +108,38 @@ def track_layer(points: pd.DataFrame, radius_m: float = 2500) -> pdk.Layer:
                      radius_min_pixels=1.5, radius_max_pixels=6, pickable=True, opacity=0.8)
 
 
+#: Layers whose points are peaks (a click on one opens it: ``orbit`` and ``peak`` in each point).
+PEAK_LAYERS = ("accepted", "rejected")
+
+
 def peaks_layer(events: pd.DataFrame, accepted: bool = True, layer_id: str | None = None) -> pdk.Layer:
-    """Events as circles sized by emission (area ~ MtCO2/yr); accepted red, rejected grey."""
+    """Events as circles sized by emission (area ~ MtCO2/yr); accepted red and outlined, rejected light grey and
+    small. Each point carries ``orbit`` and ``peak`` (its sounding id, as text: JSON numbers lose digits)."""
     emission = events["emission_MtCO2_yr"].astype(float).abs().fillna(0.0).to_numpy() if len(events) else []
-    radius = 4000 + 6000 * np.sqrt(np.asarray(emission, float))
+    radius = (4000 + 6000 * np.sqrt(np.asarray(emission, float))) if accepted else np.full(len(events), 3000.0)
     labels = [_peak_label(r) for r in events.itertuples(index=False)]
     data = pd.DataFrame({"longitude": events["longitude"].to_numpy(float),
                          "latitude": events["latitude"].to_numpy(float),
-                         "radius": radius, "label": labels})
+                         "radius": radius, "label": labels,
+                         "orbit": events["orbit"].astype("int64").to_numpy() if len(events) else [],
+                         "peak": events["sounding_id"].astype("int64").astype(str).to_numpy() if len(events) else []})
     return pdk.Layer("ScatterplotLayer", data, id=layer_id or ("accepted" if accepted else "rejected"),
-                     get_position=["longitude", "latitude"], get_radius="radius", radius_min_pixels=4,
-                     get_fill_color=ACCEPTED_RGB + [200] if accepted else REJECTED_RGB + [140],
-                     get_line_color=[0, 0, 0], stroked=True, line_width_min_pixels=1, pickable=True)
+                     get_position=["longitude", "latitude"], get_radius="radius",
+                     radius_min_pixels=4 if accepted else 2.5,
+                     get_fill_color=ACCEPTED_RGB + [210] if accepted else REJECTED_RGB + [70],
+                     get_line_color=[0, 0, 0], stroked=accepted, line_width_min_pixels=1, pickable=True)
+
+
+def picked_peak(selection) -> tuple[int, int] | None:
+    """``(orbit, sounding id)`` of the peak clicked on a map (a ``st.pydeck_chart`` selection), or None."""
+    objects = (selection or {}).get("objects", {}) if isinstance(selection, dict) else {}
+    for layer in PEAK_LAYERS:
+        for point in objects.get(layer, []) or []:
+            try:
+                return int(point["orbit"]), int(point["peak"])
+            except (KeyError, TypeError, ValueError):
+                continue
+    return None
 
 
 def _peak_label(r) -> str:
@@ -125,18 +155,21 @@ def _peak_label(r) -> str:
 
 
 def sources_layer(sources: pd.DataFrame, layer_id: str = "sources", km_per_sqrt_mt: float = 4.0,
-                  ranked: bool = False) -> pdk.Layer:
-    """Inventory sources coloured by sector, sized by emission (radius ``km_per_sqrt_mt`` km x sqrt(MtCO2/yr))."""
+                  ranked: bool = False, px_per_sqrt_mt: float | None = None) -> pdk.Layer:
+    """Inventory sources coloured by sector, sized by emission: radius ``km_per_sqrt_mt`` km x (0.5 +
+    sqrt(MtCO2/yr)), or, with ``px_per_sqrt_mt``, that many pixels (the same size at every zoom: a month's map)."""
     emission = sources["emission_tCO2_yr"].astype(float).fillna(0).to_numpy() / 1e6
     prefixes = [f"#{i} " for i in range(1, len(sources) + 1)] if ranked else [""] * len(sources)
+    scale = 1000 * km_per_sqrt_mt if px_per_sqrt_mt is None else px_per_sqrt_mt
     data = pd.DataFrame({
         "longitude": sources["longitude"].to_numpy(float), "latitude": sources["latitude"].to_numpy(float),
-        "radius": 1000 * km_per_sqrt_mt * (0.5 + np.sqrt(emission)),
+        "radius": scale * (0.5 + np.sqrt(emission)),
         "color": [SECTOR_RGB.get(s, [100, 100, 100]) + [170] for s in sources["sector"]],
         "label": [f"{prefix}{n} ({s}, {c}) · {e:.2f} MtCO2/yr" for prefix, n, s, c, e in
                   zip(prefixes, sources["name"], sources["sector"], sources["country"], emission)]})
     return pdk.Layer("ScatterplotLayer", data, id=layer_id, get_position=["longitude", "latitude"],
-                     get_radius="radius", radius_min_pixels=2, get_fill_color="color", stroked=True,
+                     get_radius="radius", radius_units="meters" if px_per_sqrt_mt is None else "pixels",
+                     radius_min_pixels=2, get_fill_color="color", stroked=True,
                      get_line_color=[255, 255, 255], line_width_min_pixels=0.5, pickable=True)
 
 
@@ -160,3 +193,27 @@ def marker_layer(lat: float, lon: float, label: str, layer_id: str = "marker") -
     return pdk.Layer("ScatterplotLayer", data, id=layer_id, get_position=["longitude", "latitude"],
                      get_radius=1500, radius_min_pixels=7, get_fill_color=[255, 215, 0], stroked=True,
                      get_line_color=PEAK_RGB, line_width_min_pixels=2, pickable=True)
+
+
+def legend_html(sectors=(), rejected: bool = False, wind: bool = False, limit_ppm: float = 2.0) -> str:
+    """A legend for the maps (deck.gl draws none): the tracks' colour bar, the peaks' symbols, the sources' sectors
+    present on the map, the wind arrows."""
+    stops = ", ".join(f"rgb({r},{g},{b}) {100 * i / 8:.0f}%" for i, (r, g, b) in
+                      enumerate(anomaly_rgb(np.linspace(-limit_ppm, limit_ppm, 9), limit_ppm)))
+    dot = ('<span style="display:inline-block;width:{s}px;height:{s}px;border-radius:50%;background:{c};'
+           'border:{b};vertical-align:middle;margin:0 4px 0 10px"></span>')
+    rgb = lambda c, a=1.0: f"rgba({c[0]},{c[1]},{c[2]},{a})"  # noqa: E731
+    parts = [f'<span style="vertical-align:middle">XCO2 anomaly: -{limit_ppm:g}</span>'
+             f'<span style="display:inline-block;width:140px;height:10px;margin:0 4px;vertical-align:middle;'
+             f'background:linear-gradient(to right, {stops});border:1px solid #ccc"></span>'
+             f'<span style="vertical-align:middle">+{limit_ppm:g} ppm</span>',
+             dot.format(s=12, c=rgb(ACCEPTED_RGB, 0.85), b="1px solid #000") + "accepted peak (area ~ emission)"]
+    if rejected:
+        parts.append(dot.format(s=8, c=rgb(REJECTED_RGB, 0.35), b="none") + "rejected event")
+    for sector in sectors:
+        parts.append(dot.format(s=10, c=rgb(SECTOR_RGB.get(sector, [100, 100, 100]), 0.7), b="1px solid #fff")
+                     + f"{sector} source")
+    if wind:
+        parts.append(f'<span style="display:inline-block;width:18px;height:2px;background:{rgb(WIND_RGB)};'
+                     'vertical-align:middle;margin:0 4px 0 10px"></span>wind')
+    return ('<div style="font-size:0.8rem;color:#444;line-height:1.9">' + "".join(parts) + "</div>")

@@ -295,7 +295,7 @@ def month_map(month: str, settings: DetectionSettings, show_rejected: bool, show
         layers = [maps.track_layer(points)]
         if show_sources:
             sources = state.sources_near_tracks(state.root(), month, state.stamp(month), min_source_MtCO2_yr * 1e6)
-            layers.append(maps.sources_layer(sources))
+            layers.append(maps.sources_layer(sources, px_per_sqrt_mt=3.0))
         if show_rejected:
             events = pipeline.events(candidates, accepted_only=False)
             if len(events):
@@ -336,7 +336,7 @@ def queue_bar(month: str, settings: DetectionSettings, sounding_id: int) -> pd.D
     queue = vetting_queue(month, settings)
     n, vetted = len(queue), int(queue["vetted"].sum()) if len(queue) else 0
     where = np.flatnonzero(queue["sounding_id"].to_numpy() == sounding_id) if n else np.zeros(0, int)
-    cols = st.columns([3, 1, 1, 1.4], vertical_alignment="center")
+    cols = st.columns([2.6, 1.2, 1.1, 1.5], vertical_alignment="center")
     place = f"peak {where[0] + 1} of {n} accepted" if where.size else f"not among the month's {n} accepted peaks"
     cols[0].progress(vetted / n if n else 0.0,
                      text=f"**{vetted} of {n} accepted peaks vetted** in {month} (any settings) · {place}")
@@ -349,3 +349,46 @@ def queue_bar(month: str, settings: DetectionSettings, sounding_id: int) -> pd.D
                    on_click=_open_queued, args=(queue, target), shortcut=shortcut, width="stretch",
                    help=f"{label} accepted peak of the month in flight order ({shortcut})")
     return queue
+
+
+# ------------------------------------------------------------------------------------------------ point -> peak
+
+_GOTO = "wb_goto_peak"
+
+
+def _open_picked(key: str) -> None:
+    """``on_select`` of a map: a click on a peak opens it on Peak detail (see :func:`follow_to_peak`)."""
+    picked = maps.picked_peak(st.session_state[key].get("selection"))
+    if picked is not None:
+        open_peak(*picked)
+        st.session_state[_GOTO] = True
+
+
+def _open_selected_point(key: str, selection: str) -> None:
+    """``on_select`` of an Altair chart with a point selection named ``selection`` on ``orbit`` and ``peak``."""
+    points = (st.session_state[key].get("selection") or {}).get(selection) or []
+    for point in points:
+        try:
+            open_peak(int(point["orbit"]), int(point["peak"]))
+        except (KeyError, TypeError, ValueError):
+            continue
+        st.session_state[_GOTO] = True
+        return
+
+
+def peak_map(spec, key: str, height: int) -> None:
+    """A map whose peaks open on click (their layers: :data:`maps.PEAK_LAYERS`)."""
+    st.pydeck_chart(spec, height=height, key=key, on_select=lambda: _open_picked(key),
+                    selection_mode="single-object")
+
+
+def peak_chart(spec: dict, key: str, selection: str = "pick") -> None:
+    """A Vega-Lite chart whose points open their peak on click (a point selection ``selection``)."""
+    st.vega_lite_chart(spec, width="stretch", key=key, on_select=lambda: _open_selected_point(key, selection),
+                       selection_mode=selection)
+
+
+def follow_to_peak() -> None:
+    """Go to Peak detail when a map or chart point was clicked in this run (call at the end of the page)."""
+    if st.session_state.pop(_GOTO, False):
+        st.switch_page(PAGE_FILES["peak"])

@@ -96,4 +96,7 @@ with right:
             layers.append(maps.peaks_layer(ev[ev["status"] == "accepted"]))
         return maps.deck(layers, track["latitude"], track["longitude"], height=360)
 
-    st.pydeck_chart(ui.memo(("orbit-map", *orbit_key), orbit_map), height=360)
+    ui.peak_map(ui.memo(("orbit-map", *orbit_key), orbit_map), "orbit:map", 360)
+    st.caption("Click a peak to open it.")
+    st.html(maps.legend_html(rejected=True))
+ui.follow_to_peak()

@@ -2,7 +2,7 @@
 import numpy as np
 import streamlit as st
 
-from workbench import charts, state, tables, ui
+from workbench import charts, maps, state, tables, ui
 
 month, settings = ui.month_header("Month overview")
 
@@ -26,16 +26,21 @@ cols[6].metric("Mean XCO2 [ppm]", f"{mean_xco2:.1f}", help="Mean of the month's 
 ui.threshold_note(month, settings, candidates)
 
 opts = st.columns(4)
-show_rejected = opts[0].toggle("Rejected events", value=False, help="Grey circles: events a rule rejected.")
+show_rejected = opts[0].toggle("Rejected events", value=False, help="Light grey dots: events a rule rejected.")
 show_sources = opts[1].toggle("Inventory sources", value=True, help="Coloured by sector, sized by emission.")
 show_wind = opts[2].toggle("Wind arrows", value=True, help="Wind at each accepted peak (10 km per m/s).")
 min_source = opts[3].select_slider("Sources from [MtCO2/yr]", [0.1, 0.5, 1, 2, 5, 10], value=1,
                                    disabled=not show_sources)
 
-st.pydeck_chart(ui.month_map(month, settings, show_rejected, show_sources, show_wind, min_source), height=520)
-st.caption("Tracks: XCO2 anomaly to the orbit median [ppm] (blue below, red above, saturating at +-2 ppm), "
-           "averaged over a few seconds of flight for speed. "
-           "Red circles: accepted peaks, area ~ estimated emission. Basemap: Natural Earth 1:110m (offline).")
+ui.peak_map(ui.month_map(month, settings, show_rejected, show_sources, show_wind, min_source), "overview:map", 520)
+sectors = []
+if show_sources:
+    sources = state.sources_near_tracks(state.root(), month, state.stamp(month), min_source * 1e6)
+    sectors = [s for s in charts.SECTOR_DOMAIN if s in set(sources["sector"])]
+st.html(maps.legend_html(sectors, rejected=show_rejected, wind=show_wind and len(accepted) > 0))
+st.caption("Click a peak to open it. Tracks: XCO2 anomaly to the orbit median, averaged over a few seconds of flight. "
+           "Drag to pan; zoom with the buttons or a double click (the wheel scrolls the page). Basemap: Natural "
+           "Earth 1:110m (offline).")
 
 left, right = st.columns([3, 2])
 with left:
@@ -48,9 +53,11 @@ with left:
     else:
         st.info("No candidates this month.")
 with right:
-    st.subheader("Monthly mean XCO2")
+    st.subheader("Daily mean XCO2")
     st.vega_lite_chart(ui.vega(("daily-mean", state.root(), month, state.stamp(month)),
                                lambda: charts.daily_mean_chart(state.daily_mean(month))), width="stretch")
     if len(accepted):
         st.caption(f"Median accepted peak: {np.nanmedian(accepted['delta_ppm']):.2f} ppm, "
                    f"{np.nanmedian(accepted['emission_MtCO2_yr']):.1f} MtCO2/yr.")
+
+ui.follow_to_peak()

@@ -28,12 +28,13 @@ sounding = int(row["sounding_id"])
 
 ui.queue_bar(month, settings, sounding)
 fitted = row["fixed_reason"] == ""
-if row["mirror"]:
-    verdict = f":material/flip: mirror event, never a plume (rejected by {row['rejected_by']})"
+if not fitted:
+    verdict = (f":material/block: not fitted ({row['fixed_reason']})"
+               + (", a depletion" if row["mirror"] or row["screen_snr"] < 0 else ""))
+elif row["mirror"]:
+    verdict = f":material/swap_vert: mirror event, never a plume (rejected by {row['rejected_by']})"
 elif row["status"] == "accepted":
     verdict = ":material/check_circle: accepted"
-elif not fitted:
-    verdict = f":material/block: not fitted ({row['fixed_reason']})"
 else:
     verdict = f":material/cancel: rejected by {row['rejected_by'].replace('+', ', ')}"
 st.markdown(f"**{month} · orbit {orbit} · sounding {sounding}** · {row['time']:%Y-%m-%d %H:%M:%S} UTC "
@@ -93,14 +94,16 @@ with right:
                     f"screen's width {row['sigma_km']:.1f} km, area {row['amplitude_ppm_km']:.3g} ppm km. No fit, "
                     "so no standard error, no rule and no emission.")
 
-st.subheader("Rules" + ("" if fitted else " (not judged: not fitted)"))
 if fitted:
+    st.subheader("Rules")
     threshold = row.get("significance_threshold", np.nan)
     explained = explain_rules(row, settings, None if not np.isfinite(threshold) else float(threshold))
-    st.dataframe(explained, hide_index=True, width="stretch", height=35 * len(explained) + 38,
+    st.dataframe(explained[["rule", "verdict", "value", "needs", "statistic"]], hide_index=True, width="stretch",
+                 height=35 * len(explained) + 38,
                  column_config={"verdict": st.column_config.TextColumn("verdict", width="small"),
-                                "statistic": st.column_config.TextColumn("statistic", width="large"),
-                                "needs": st.column_config.TextColumn("passes when", width="large")})
+                                "value": st.column_config.TextColumn("value", width="small"),
+                                "needs": st.column_config.TextColumn("passes when", width="medium"),
+                                "statistic": st.column_config.TextColumn("statistic", width="large")})
     if not row["mirror"] and row["status"] != "accepted" and "geometry_tells" in row and \
             "frame-aligned" in str(row["rejected_by"]) and not bool(row["geometry_tells"]):
         st.caption("The wind is near perpendicular to the track (or too uncertain): geometry cannot tell a burst of "
