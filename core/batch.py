@@ -62,6 +62,7 @@ PEAK_COLUMNS = ["sounding_id", "orbit", "time", "latitude", "longitude", "status
                 "emission_MtCO2_yr", "emission_MtCO2_yr_stderr", "source_id", "source_name", "source_sector",
                 "source_country", "source_distance_km", "source_upwind_km", "source_angle_deg",
                 "source_emission_tCO2_yr", "n_sources_upwind", "emission_ratio", "emission_ratio_stderr",
+                "carried_tCO2_yr", "n_sources_carried", "emission_ratio_carried", "emission_ratio_carried_stderr",
                 "rules_hash"]
 
 SOUNDING_COLUMNS = ["sounding_id", "time", "orbit", "footprint", "latitude", "longitude", "xco2",

@@ -443,32 +443,32 @@ def rule_verdicts(candidates: pd.DataFrame, settings: DetectionSettings, signifi
 #: How each rule is explained: the statistic (its column), what it is, and the condition it must meet (the setting
 #: in braces; ``{threshold}`` is the month's significance threshold).
 _EXPLAIN = {
-    "min-soundings": ("n_window", "soundings in the window", ">= {rules.min_soundings.threshold:g}"),
-    "min-orbit-soundings": ("n_orbit", "good soundings in the orbit", ">= {rules.min_orbit_soundings.threshold:g}"),
-    "too-narrow": ("sigma_km", "fitted width sigma [km]", ">= {rules.too_narrow.min_sigma_km:g} km"),
+    "min-soundings": ("n_window", "soundings in the window", "≥ {rules.min_soundings.threshold:g}"),
+    "min-orbit-soundings": ("n_orbit", "good soundings in the orbit", "≥ {rules.min_orbit_soundings.threshold:g}"),
+    "too-narrow": ("sigma_km", "fitted width sigma [km]", "≥ {rules.too_narrow.min_sigma_km:g} km"),
     "too-wide": ("sigma_km", "fitted width sigma [km]",
-                 "{rules.too_wide.n_sigma:g} sigma <= half the window ({fit.window_km:g} km / 2)"),
-    "depletion": ("amplitude_ppm_km", "Gaussian area A [ppm km]", "> 0 (an enhancement)"),
+                 "{rules.too_wide.n_sigma:g} sigma ≤ half the window ({fit.window_km:g} km / 2)"),
+    "depletion": ("amplitude_ppm_km", "Gaussian area A [ppm km]", "above 0 (an enhancement)"),
     "near-sides": (("near_left", "near_right"), "soundings in [-sigma, 0] and [0, sigma]",
-                   ">= {rules.near_sides.per_sigma_km:g} per km of sigma, each side"),
+                   "≥ {rules.near_sides.per_sigma_km:g} per km of sigma, each side"),
     "flanks": (("flank_left", "flank_right"), "soundings in [-3, -2] and [2, 3] sigma",
-               ">= {rules.flanks.per_sigma_km:g} per km of sigma, each side"),
-    "fit-quality": ("r2", "r^2 of the fit within +-4 sigma", ">= {rules.fit_quality.min_r2:g} (and r > 0)"),
-    "significance": ("significance", "A / stderr(A) over the orbit's own noise", ">= {threshold:.2f}"),
-    "step-like": ("delta_chi2_step", "chi2(best step) - chi2(Gaussian)", "> {rules.step_like.min_delta_chi2:g}"),
+               "≥ {rules.flanks.per_sigma_km:g} per km of sigma, each side"),
+    "fit-quality": ("r2", "r^2 of the fit within +-4 sigma", "≥ {rules.fit_quality.min_r2:g} (and r positive)"),
+    "significance": ("significance", "A / stderr(A) over the orbit's own noise", "≥ {threshold:.2f}"),
+    "step-like": ("delta_chi2_step", "chi2(best step) - chi2(Gaussian)", "above {rules.step_like.min_delta_chi2:g}"),
     "box-like": (("delta_chi2_box", "delta_chi2_pair"), "chi2(best plateau) - chi2(Gaussian); "
-                 "chi2(plateau) - chi2(two plumes)", "> {rules.box_like.min_delta_chi2:g}; or, blends spared "
-                 "({rules.box_like.spare_blends}), two plumes better by > {rules.box_like.min_pair_advantage:g}"),
+                 "chi2(plateau) - chi2(two plumes)", "above {rules.box_like.min_delta_chi2:g}; or, blends spared "
+                 "({rules.box_like.spare_blends}), two plumes better by more than {rules.box_like.min_pair_advantage:g}"),
     "surface-transition": ("surface_transition", "land/water change within 2 sigma + "
                            "{rules.surface_transition.margin_km:g} km", "none"),
     "frame-aligned": (("footprint_chi2", "delta_chi2_frame", "geometry_tells"),
                       "footprint disagreement; chi2(wind-aligned) - chi2(frame-aligned); geometry can tell",
-                      "<= {rules.frame_aligned.max_footprint_chi2:g}; <= {rules.frame_aligned.max_frame_advantage:g}"
+                      "≤ {rules.frame_aligned.max_footprint_chi2:g}; ≤ {rules.frame_aligned.max_frame_advantage:g}"
                       " where geometry can tell"),
     "support": (("support_frames", "support_footprints", "top_share"),
                 "frames and footprints above the background within 2 sigma; share of the excess in the top 10 %",
-                ">= {rules.support.min_frames:g}; >= {rules.support.min_footprints:g}; "
-                "<= {rules.support.max_top_share:g}"),
+                "≥ {rules.support.min_frames:g}; ≥ {rules.support.min_footprints:g}; "
+                "≤ {rules.support.max_top_share:g}"),
 }
 
 
@@ -505,8 +505,9 @@ def explain_rules(row, settings: DetectionSettings, significance_threshold: floa
     for rule in RULES:
         column, what, needs = _EXPLAIN[rule.name]
         picked = column if isinstance(column, tuple) else (column,)
-        value = "; ".join(_shown(row.get(c, np.nan) if c != "significance" else stats["significance"][0])
-                          for c in picked)
+        value = "; ".join(_shown(stats["significance"][0]) if c == "significance" else
+                          _shown(bool(row.get(c))) if c in ("surface_transition", "geometry_tells") else
+                          _shown(row.get(c, np.nan)) for c in picked)
         if rule.name == "too-wide":
             value = f"{_shown(row.get('sigma_km'))} ({settings['rules.too_wide.n_sigma']:g} sigma = " \
                     f"{_shown(settings['rules.too_wide.n_sigma'] * float(row.get('sigma_km', np.nan)))} km)"

@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from core.attribution import attribute, rank_upwind_sources, upwind_geometry
+from core.attribution import attribute, carried_sources, carried_weight, rank_upwind_sources, upwind_geometry
 from core.emission import SECONDS_PER_YEAR
 from core.inventory import radius_box_deg
 from core.settings import DetectionSettings
@@ -109,7 +109,8 @@ def test_attribute_picks_each_events_best_ranked_source():
         "longitude": np.concatenate([rng.uniform(-1, 1, n_ev - 20), [0.0, 120, 179.9, -179.95, 5, 5, 5],
                                      rng.uniform(-180, 180, 13)]),
         "wind_u_ms": rng.normal(0, 6, n_ev), "wind_v_ms": rng.normal(0, 6, n_ev),
-        "emission_gCO2_s": rng.uniform(1e4, 1e6, n_ev), "emission_gCO2_s_stderr": rng.uniform(1e3, 1e5, n_ev)})
+        "emission_gCO2_s": rng.uniform(1e4, 1e6, n_ev), "emission_gCO2_s_stderr": rng.uniform(1e3, 1e5, n_ev),
+        "sigma_km": rng.uniform(1, 10, n_ev)})
     events.loc[n_ev - 15, ["wind_u_ms", "wind_v_ms"]] = 0.0  # calm: no sector
     out = attribute(events, SETTINGS, sources=sources)
     n_found = 0
@@ -127,4 +128,31 @@ def test_attribute_picks_each_events_best_ranked_source():
         assert out.at[i, "source_distance_km"] == best["distance_km"]
         ratio = event["emission_gCO2_s"] / (best["emission_tCO2_yr"] * 1e6 / SECONDS_PER_YEAR)  # g/s over g/s
         assert out.at[i, "emission_ratio"] == pytest.approx(ratio, rel=1e-12, nan_ok=True)
+        carried = carried_sources(ranked, event["sigma_km"], event["wind_u_ms"], event["wind_v_ms"], SETTINGS)
+        assert out.at[i, "carried_tCO2_yr"] == pytest.approx(carried["carried_tCO2_yr"].sum(), rel=1e-9)
+        assert out.at[i, "n_sources_carried"] == int((carried["weight"] >= 0.5).sum())
     assert 50 < n_found < n_ev
+
+
+def test_a_plume_over_a_cluster_is_compared_with_the_sources_it_carries():
+    """Two plants on the wind axis (20 and 40 km upwind) and one 30 km off it: the crossing carries the first two
+    (weight 1), not the third; the headline ratio is the estimate over their sum, not over the best one alone."""
+    lat0, lon0 = -26.0, 29.0  # wind from the west (u=5): upwind is west
+    sources = _sources([("k", "Kendal", "power-coal", "ZA", *_at(lat0, lon0, -20, 0), 20e6, 2019, "t"),
+                        ("m", "Matla", "power-coal", "ZA", *_at(lat0, lon0, -40, 0.5), 15e6, 2019, "t"),
+                        ("o", "Off axis", "power-coal", "ZA", *_at(lat0, lon0, -40, 30), 10e6, 2019, "t")])
+    estimate_g_s = 35e6 * 1e6 / SECONDS_PER_YEAR
+    events = pd.DataFrame({"latitude": [lat0], "longitude": [lon0], "wind_u_ms": [5.0], "wind_v_ms": [0.0],
+                           "sigma_km": [3.0], "emission_gCO2_s": [estimate_g_s], "emission_gCO2_s_stderr": [0.0]})
+    out = attribute(events, SETTINGS, sources=sources).iloc[0]
+    assert out["n_sources_upwind"] == 3 and out["n_sources_carried"] == 2
+    # the off-axis plant: 30 km off at 40 km upwind, where the wind direction's error (atan 1.5/5 = 17 deg) spreads
+    # the axis by 12 km: weight exp(-0.5 x 30^2 / (3^2 + 12^2)) = 0.053
+    assert out["carried_tCO2_yr"] == pytest.approx(35e6 + 10e6 * 0.053, rel=0.002)
+    assert out["emission_ratio_carried"] == pytest.approx(35 / 35.53, rel=0.002)
+    assert out["emission_ratio"] > 1.7  # against one plant alone
+    # the rule: a Gaussian in the cross-wind offset, wider with distance upwind by the wind direction's error
+    assert carried_weight(10.0, 0.0, 3.0, 5.0, 1.5) == pytest.approx(1.0)
+    assert carried_weight(0.0, 3.0, 3.0, 5.0, 1.5) == pytest.approx(np.exp(-0.5))
+    assert carried_weight(0.0, 1.0, 0.5, 5.0, 1.5) == pytest.approx(np.exp(-0.5 / 4))  # at least 2 km wide
+    assert carried_weight(50.0, 10.0, 3.0, 5.0, 1.5) > carried_weight(10.0, 10.0, 3.0, 5.0, 1.5)

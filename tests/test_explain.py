@@ -30,7 +30,7 @@ def test_the_explanation_fails_exactly_the_rules_that_rejected_each_candidate(pr
         assert not table["needs"].str.contains(r"\{").any()  # every threshold filled in
     plume = fitted.iloc[(fitted["center_km"] - 300).abs().argmin()]
     sig = explain_rules(plume, settings, 5.0).set_index("rule").loc["significance"]
-    assert sig["needs"] == ">= 5.00" and sig["value"] == f"{plume.get('significance', plume['snr']):.3g}"
+    assert sig["needs"] == "≥ 5.00" and sig["value"] == f"{plume.get('significance', plume['snr']):.3g}"
 
 
 def test_alternative_models_are_the_ones_the_rules_compared():

@@ -291,6 +291,16 @@ def test_compact_deck_is_pydecks_json_without_whitespace():
     assert view["controller"]["scrollZoom"] is False and view["repeat"] is False  # the wheel scrolls the page
 
 
+def test_layer_units_are_literals_not_expressions():
+    """pydeck reads a string property as a JavaScript expression: radiusUnits "pixels" must reach deck.gl as the
+    string, or every source becomes a disc over the whole map."""
+    sources = pd.DataFrame({"latitude": [36.9], "longitude": [126.4], "emission_tCO2_yr": [2.4e5],
+                            "sector": ["power-gas"], "name": ["D"], "country": ["KR"]})
+    for layer in (maps.sources_layer(sources, px_per_sqrt_mt=1.3), maps.sources_layer(sources, ranked=True)):
+        spec = json.loads(maps.deck([layer], [36.9], [126.4]).to_json())["layers"][0]
+        assert spec.get("radiusUnits", "meters") in ("meters", "pixels")
+
+
 def test_a_clicked_map_point_names_its_peak_and_the_world_is_drawn_once():
     events = pd.DataFrame({"orbit": [27054], "sounding_id": [2019080104383807], "latitude": [36.0],
                            "longitude": [126.0], "status": ["accepted"], "rejected_by": [""], "delta_ppm": [2.0],

@@ -112,48 +112,106 @@ def _positive_error_bars(frame: pd.DataFrame, value: str, stderr: str, floor: fl
     return out
 
 
-def inventory_chart(joined: pd.DataFrame, floor: float = 1e-2) -> alt.LayerChart:
-    """Estimated against inventory emission [MtCO2/yr], log-log, with 1-sigma error bars and the 1:1 line."""
-    data = _positive_error_bars(joined[joined["emission_MtCO2_yr"] > 0], "emission_MtCO2_yr",
+def _log_domain(values, floor: float) -> list[float]:
+    """A log axis holding every value with a little room (a factor 1.5 either side), at least 0.1-10."""
+    v = np.asarray(values, float)
+    v = v[np.isfinite(v) & (v > 0)]
+    lo = min(float(v.min()) / 1.5, 0.1) if v.size else 0.1
+    hi = max(float(v.max()) * 1.5, 10.0) if v.size else 10.0
+    return [max(lo, floor), hi]
+
+
+def inventory_chart(compared: pd.DataFrame, floor: float = 1e-2) -> alt.LayerChart:
+    """Estimated against inventory emission [MtCO2/yr] (``compared_MtCO2_yr``: what each peak is compared with),
+    log-log, with 1-sigma error bars, the 1:1 line and the factor-2 band; a click selects a point (selection
+    ``pick`` on ``orbit`` and ``peak``)."""
+    data = _positive_error_bars(compared[compared["emission_MtCO2_yr"] > 0], "emission_MtCO2_yr",
                                 "emission_MtCO2_yr_stderr", floor)
-    data = data[data["inventory_MtCO2_yr"] > 0]
-    lo = float(min(data[["lo", "inventory_MtCO2_yr"]].min().min(), 0.1)) if len(data) else 0.1
-    hi = float(max(data[["hi", "inventory_MtCO2_yr"]].max().max(), 10.0)) if len(data) else 10.0
-    scale = alt.Scale(type="log", domain=[lo, hi])
-    x = alt.X("inventory_MtCO2_yr:Q", title="inventory emission [MtCO2/yr]", scale=scale)
-    bars = alt.Chart(data).mark_rule(opacity=0.6).encode(x=x, y=alt.Y("lo:Q", scale=scale), y2="hi:Q",
-                                                         color=alt.Color("sector:N", scale=_sectors()))
+    data = data[data["compared_MtCO2_yr"] > 0]
+    domain = _log_domain(np.concatenate([data[["lo", "hi", "compared_MtCO2_yr"]].to_numpy().ravel(), [0.1, 10]]),
+                         floor)
+    scale = alt.Scale(type="log", domain=domain, clamp=True)
+    decades = alt.Axis(values=[10.0 ** k for k in range(-3, 5)], format="~g", grid=True)
+    x = alt.X("compared_MtCO2_yr:Q", title="inventory compared [MtCO2/yr]", scale=scale, axis=decades)
+    present = [s for s in SECTOR_DOMAIN if s in set(data["sector"])]
+    colour = alt.Color("sector:N", scale=alt.Scale(domain=present, range=[SECTOR_COLOURS[SECTOR_DOMAIN.index(s)]
+                                                                          for s in present]),
+                       legend=alt.Legend(title="best source's sector", orient="top"))
+    pick = alt.selection_point(name="pick", fields=["orbit", "peak"], on="click")
+    bars = alt.Chart(data).mark_rule(opacity=0.6).encode(x=x, y=alt.Y("lo:Q", scale=scale), y2="hi:Q", color=colour)
     points = alt.Chart(data).mark_circle(size=70).encode(
-        x=x, y=alt.Y("emission_MtCO2_yr:Q", title="estimated emission [MtCO2/yr]", scale=scale),
-        color=alt.Color("sector:N", scale=_sectors()),
-        tooltip=["source_name:N", "sector:N", "country:N", alt.Tooltip("orbit:Q"),
+        x=x, y=alt.Y("emission_MtCO2_yr:Q", title="estimated emission [MtCO2/yr]", scale=scale, axis=decades),
+        color=colour,
+        opacity=alt.condition(pick, alt.value(0.9), alt.value(0.35)),
+        tooltip=[alt.Tooltip("source_name:N", title="best source"), "sector:N", "country:N", alt.Tooltip("orbit:Q"),
                  alt.Tooltip("emission_MtCO2_yr:Q", title="estimate [Mt/yr]", format=".2f"),
                  alt.Tooltip("emission_MtCO2_yr_stderr:Q", title="1-sigma [Mt/yr]", format=".2f"),
-                 alt.Tooltip("inventory_MtCO2_yr:Q", title="inventory [Mt/yr]", format=".2f"),
-                 alt.Tooltip("emission_ratio:Q", title="ratio", format=".2f")])
-    one = alt.Chart(pd.DataFrame({"v": [lo, hi]})).mark_line(color="#333", strokeDash=[4, 4]).encode(
+                 alt.Tooltip("compared_MtCO2_yr:Q", title="compared with [Mt/yr]", format=".2f"),
+                 alt.Tooltip("n_sources_carried:Q", title="sources carried"),
+                 alt.Tooltip("ratio:Q", title="estimate / compared", format=".2f")]).add_params(pick)
+    line = pd.DataFrame({"v": domain, "lo": [d / 2 for d in domain], "hi": [d * 2 for d in domain]})
+    band = alt.Chart(line).mark_area(color="#888", opacity=0.12).encode(
+        x=alt.X("v:Q", scale=scale), y=alt.Y("lo:Q", scale=scale), y2="hi:Q")
+    one = alt.Chart(line).mark_line(color="#333", strokeDash=[4, 4]).encode(
         x=alt.X("v:Q", scale=scale), y=alt.Y("v:Q", scale=scale))
-    return (one + bars + points).properties(height=420)
+    return (band + one + bars + points).properties(height=440)
 
 
-def peak_vs_sources_chart(estimate: float, stderr: float, ranked: pd.DataFrame, n: int = 5) -> alt.LayerChart:
-    """The peak's estimate (with its 1-sigma) beside the inventory emission of the best-ranked upwind sources."""
+def source_crossings_chart(crossings: pd.DataFrame) -> alt.LayerChart:
+    """Every crossing of one source: the estimate +- 1 sigma by time, the source's inventory (line) with its
+    factor-2 band, and the inventory of all the sources each crossing carries (open circles)."""
+    data = crossings.assign(lo=(crossings["emission_MtCO2_yr"] - crossings["emission_MtCO2_yr_stderr"]).clip(lower=0),
+                            hi=crossings["emission_MtCO2_yr"] + crossings["emission_MtCO2_yr_stderr"])
+    inventory = float(data["inventory_MtCO2_yr"].iloc[0]) if len(data) else np.nan
+    x = alt.X("time:T", title="crossing (UTC)")
+    y_title = "emission [MtCO2/yr]"
+    band = alt.Chart(pd.DataFrame({"lo": [inventory / 2], "hi": [inventory * 2]})).mark_rect(
+        color="#888", opacity=0.12).encode(y=alt.Y("lo:Q", title=y_title), y2="hi:Q")
+    level = alt.Chart(pd.DataFrame({"v": [inventory], "what": ["inventory of this source"]})).mark_rule(
+        color="#333", strokeDash=[4, 4]).encode(y="v:Q", tooltip=["what:N", alt.Tooltip("v:Q", format=".2f")])
+    bars = alt.Chart(data).mark_rule(color="#d62728").encode(x=x, y=alt.Y("lo:Q", title=y_title), y2="hi:Q")
+    tooltip = [alt.Tooltip("time:T", format="%Y-%m-%d %H:%M"), alt.Tooltip("orbit:Q"),
+               alt.Tooltip("emission_MtCO2_yr:Q", title="estimate", format=".2f"),
+               alt.Tooltip("emission_MtCO2_yr_stderr:Q", title="1-sigma", format=".2f"),
+               alt.Tooltip("carried_MtCO2_yr:Q", title="all sources carried", format=".2f")]
+    points = alt.Chart(data).mark_circle(color="#d62728", size=80).encode(x=x, y="emission_MtCO2_yr:Q",
+                                                                          tooltip=tooltip)
+    carried = alt.Chart(data).mark_point(color="#555", size=60, shape="circle").encode(
+        x=x, y="carried_MtCO2_yr:Q", tooltip=tooltip)
+    return (band + level + bars + carried + points).properties(height=260)
+
+
+def peak_vs_sources_chart(estimate: float, stderr: float, carried: pd.DataFrame, n: int = 5) -> alt.LayerChart:
+    """The peak's estimate (1-sigma bar, factor-2 band) beside the summed inventory of the sources the crossing
+    carries and the heaviest of them (:func:`core.attribution.carried_sources`)."""
     rows = [{"what": "this peak (estimate)", "MtCO2_yr": estimate, "lo": estimate - stderr, "hi": estimate + stderr,
-             "kind": "estimate"}]
-    for i, r in enumerate(ranked.head(n).itertuples(index=False), 1):
+             "kind": "estimate"},
+            {"what": "sources carried (sum)", "MtCO2_yr": carried["carried_tCO2_yr"].sum() / 1e6, "lo": np.nan,
+             "hi": np.nan, "kind": "sum"}]
+    for r in carried.head(n).itertuples(index=False):
         value = (r.emission_tCO2_yr or np.nan) / 1e6
-        rows.append({"what": f"#{i} {r.name}", "MtCO2_yr": value, "lo": value, "hi": value, "kind": r.sector})
+        rows.append({"what": f"{r.name} (seen {r.weight:.0%})", "MtCO2_yr": value, "lo": np.nan, "hi": np.nan,
+                     "kind": r.sector})
     data = pd.DataFrame(rows)
     data = data[data["MtCO2_yr"] > 0]
     data["lo"] = data["lo"].clip(lower=1e-3)
     order = data["what"].tolist()
-    y = alt.Y("what:N", sort=order, title=None)
-    x = alt.X("MtCO2_yr:Q", title="emission [MtCO2/yr]", scale=alt.Scale(type="log"))
+    y = alt.Y("what:N", sort=order, title=None, axis=alt.Axis(labelLimit=260))
+    log = alt.Scale(type="log")
+    x = alt.X("MtCO2_yr:Q", title="emission [MtCO2/yr]", scale=log,
+              axis=alt.Axis(values=[10.0 ** k for k in range(-3, 5)], format="~g"))
+    band = alt.Chart(pd.DataFrame({"lo": [estimate / 2], "hi": [estimate * 2]})).mark_rect(
+        color="#d62728", opacity=0.08).encode(x=alt.X("lo:Q", scale=log), x2="hi:Q")
+    colour = alt.Color("kind:N", title=None, legend=None,
+                       scale=alt.Scale(domain=["estimate", "sum", *SECTOR_DOMAIN],
+                                       range=["#d62728", "#111111", *SECTOR_COLOURS]))
     points = alt.Chart(data).mark_point(filled=True, size=90).encode(
-        x=x, y=y, color=alt.Color("kind:N", title=None), tooltip=["what:N", alt.Tooltip("MtCO2_yr:Q", format=".2f")])
-    bars = alt.Chart(data).mark_rule(strokeWidth=2).encode(x=alt.X("lo:Q", scale=alt.Scale(type="log")), x2="hi:Q",
-                                                          y=y, color=alt.Color("kind:N"))
-    return (bars + points).properties(height=max(90, 32 * len(data)))
+        x=x, y=y, color=colour, tooltip=["what:N", alt.Tooltip("MtCO2_yr:Q", title="MtCO2/yr", format=".2f")])
+    bars = alt.Chart(data.dropna(subset=["hi"])).mark_rule(strokeWidth=2).encode(
+        x=alt.X("lo:Q", scale=log), x2="hi:Q", y=y, color=colour)
+    return (band + bars + points).properties(height=34 * len(data),
+                                             title=alt.Title("shaded: within a factor 2 of the estimate",
+                                                             fontSize=11, fontWeight="normal", anchor="start"))
 
 
 def tradeoff_chart(sweep: pd.DataFrame, key: str, current: float) -> alt.HConcatChart:

@@ -168,9 +168,14 @@ def sources_layer(sources: pd.DataFrame, layer_id: str = "sources", km_per_sqrt_
         "label": [f"{prefix}{n} ({s}, {c}) · {e:.2f} MtCO2/yr" for prefix, n, s, c, e in
                   zip(prefixes, sources["name"], sources["sector"], sources["country"], emission)]})
     return pdk.Layer("ScatterplotLayer", data, id=layer_id, get_position=["longitude", "latitude"],
-                     get_radius="radius", radius_units="meters" if px_per_sqrt_mt is None else "pixels",
+                     get_radius="radius", **({} if px_per_sqrt_mt is None else _PIXEL_UNITS),
                      radius_min_pixels=2, get_fill_color="color", stroked=True,
                      get_line_color=[255, 255, 255], line_width_min_pixels=0.5, pickable=True)
+
+
+#: Radii in pixels. pydeck reads a string property as a JavaScript expression ("pixels" would be an undefined
+#: variable, and deck.gl then drew each source as a disc over the whole map): the string literal is quoted.
+_PIXEL_UNITS = {"radius_units": '"pixels"'}
 
 
 def wind_layer(segments: pd.DataFrame, layer_id: str = "wind") -> pdk.Layer:

@@ -122,13 +122,15 @@ def inventory_join(peaks: pd.DataFrame, sectors: list[str] | None, countries: li
                    cache=None) -> pd.DataFrame:
     """Attributed peaks joined with their inventory source (DuckDB over the inventory Parquet).
 
-    Returns one row per attributed peak: the peak's estimate and its source's sector, country, dataset,
-    capacity and inventory emission [MtCO2/yr], filtered by sector and country when given.
+    Returns one row per attributed peak: the peak's estimate, its best-ranked source's sector, country, dataset,
+    capacity and inventory emission [MtCO2/yr], and the summed inventory of the sources the crossing carries
+    (``carried_MtCO2_yr``, :func:`core.attribution.carried_weight`), filtered by sector and country when given.
     """
     columns = ["orbit", "sounding_id", "time", "latitude", "longitude", "emission_MtCO2_yr",
                "emission_MtCO2_yr_stderr", "emission_ratio", "emission_ratio_stderr", "source_id",
-               "source_distance_km", "source_upwind_km", "delta_ppm", "snr"]
-    frame = peaks[[c for c in columns if c in peaks]].copy()
+               "source_distance_km", "source_upwind_km", "delta_ppm", "snr", "carried_tCO2_yr", "n_sources_carried",
+               "emission_ratio_carried", "emission_ratio_carried_stderr"]
+    frame = peaks.reindex(columns=columns)  # a column the table lacks is empty (NaN)
     frame = frame[frame["source_id"].notna()]
     frame["source_id"] = frame["source_id"].astype(str)
     where, params = ["TRUE"], [str(sources_path(cache))]
@@ -139,7 +141,7 @@ def inventory_join(peaks: pd.DataFrame, sectors: list[str] | None, countries: li
         where.append("list_contains(?::VARCHAR[], s.country)")
         params.append(list(countries))
     sql = f"""SELECT p.*, s.name AS source_name, s.sector, s.country, s.dataset, s.capacity_mw,
-                     s.emission_tCO2_yr / 1e6 AS inventory_MtCO2_yr
+                     s.emission_tCO2_yr / 1e6 AS inventory_MtCO2_yr, p.carried_tCO2_yr / 1e6 AS carried_MtCO2_yr
               FROM peaks p JOIN read_parquet(?) s ON p.source_id = s.source_id
               WHERE {' AND '.join(where)} ORDER BY p.emission_MtCO2_yr DESC"""
     with duckdb.connect() as con:

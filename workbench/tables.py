@@ -312,3 +312,16 @@ def default_alternative(row: pd.Series) -> str:
         if rule in ALTERNATIVE_OF_RULE:
             return ALTERNATIVE_OF_RULE[rule]
     return "none"
+
+
+def inventory_comparison(joined: pd.DataFrame, summed: bool = True) -> pd.DataFrame:
+    """The attributed peaks with what each is compared with: ``compared_MtCO2_yr`` (the inventory of the sources
+    its crossing carries, summed, or of its best-ranked source) and ``ratio`` (estimate / that), and ``peak`` (the
+    sounding id as text, for chart selections)."""
+    out = joined.copy()
+    out["compared_MtCO2_yr"] = out["carried_MtCO2_yr"] if summed else out["inventory_MtCO2_yr"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["ratio"] = np.where(out["compared_MtCO2_yr"] > 0,
+                                out["emission_MtCO2_yr"] / out["compared_MtCO2_yr"], np.nan)
+    out["peak"] = out["sounding_id"].astype("int64").astype(str)
+    return out

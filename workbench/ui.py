@@ -295,7 +295,7 @@ def month_map(month: str, settings: DetectionSettings, show_rejected: bool, show
         layers = [maps.track_layer(points)]
         if show_sources:
             sources = state.sources_near_tracks(state.root(), month, state.stamp(month), min_source_MtCO2_yr * 1e6)
-            layers.append(maps.sources_layer(sources, px_per_sqrt_mt=3.0))
+            layers.append(maps.sources_layer(sources, px_per_sqrt_mt=1.3))
         if show_rejected:
             events = pipeline.events(candidates, accepted_only=False)
             if len(events):

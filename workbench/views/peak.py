@@ -3,6 +3,7 @@ threshold, the emission, the upwind sources, and the analyst's decision on the p
 import numpy as np
 import streamlit as st
 
+from core.attribution import carried_sources
 from core.rules import explain_rules
 from core.vetting import plume_decisions, plume_history
 from workbench import charts, maps, pipeline, state, tables, ui, vetting, view
@@ -98,12 +99,8 @@ if fitted:
     st.subheader("Rules")
     threshold = row.get("significance_threshold", np.nan)
     explained = explain_rules(row, settings, None if not np.isfinite(threshold) else float(threshold))
-    st.dataframe(explained[["rule", "verdict", "value", "needs", "statistic"]], hide_index=True, width="stretch",
-                 height=35 * len(explained) + 38,
-                 column_config={"verdict": st.column_config.TextColumn("verdict", width="small"),
-                                "value": st.column_config.TextColumn("value", width="small"),
-                                "needs": st.column_config.TextColumn("passes when", width="medium"),
-                                "statistic": st.column_config.TextColumn("statistic", width="large")})
+    st.table(explained[["rule", "verdict", "value", "needs", "statistic"]].rename(
+        columns={"needs": "passes when"}).set_index("rule"))
     if not row["mirror"] and row["status"] != "accepted" and "geometry_tells" in row and \
             "frame-aligned" in str(row["rejected_by"]) and not bool(row["geometry_tells"]):
         st.caption("The wind is near perpendicular to the track (or too uncertain): geometry cannot tell a burst of "
@@ -154,16 +151,36 @@ with mc[1]:
     if ranked.empty:
         st.info("No inventory source in the upwind sector.")
     else:
-        show = ranked.head(10)[["name", "sector", "country", "emission_tCO2_yr", "upwind_km", "angle_deg", "score"]]
-        st.dataframe(show.assign(emission_MtCO2_yr=show.pop("emission_tCO2_yr") / 1e6), hide_index=True,
-                     width="stretch", column_config={c: st.column_config.NumberColumn(format="%.2f") for c in
-                                                     ("emission_MtCO2_yr", "upwind_km", "angle_deg", "score")})
-        if fitted and np.isfinite(row["emission_MtCO2_yr"]):
+        carried = carried_sources(ranked, float(row["sigma_km"]), float(row["wind_u_ms"]), float(row["wind_v_ms"]),
+                                  settings)
+        total_mt = carried["carried_tCO2_yr"].sum() / 1e6
+        estimate, stderr = float(row["emission_MtCO2_yr"]), float(row["emission_MtCO2_yr_stderr"])
+        if fitted and np.isfinite(estimate) and total_mt > 0:
+            best_mt = float(ranked["emission_tCO2_yr"].iloc[0]) / 1e6
+            c = st.columns(2)
+            c[0].metric("Estimate / sources carried", f"{estimate / total_mt:.2f} ± {stderr / total_mt:.2f}",
+                        help="The estimate over the summed inventory of the upwind sources, each weighted by how "
+                             "much of its plume the crossing sees (core.attribution.carried_weight: a Gaussian "
+                             "in the source's offset from the peak's upwind axis, wider with distance by the "
+                             "wind direction's error).")
+            c[1].metric("… / best-ranked source", f"{estimate / best_mt:.2f}" if best_mt > 0 else "-",
+                        help=f"{ranked['name'].iloc[0]} alone ({best_mt:.2f} MtCO2/yr).")
             st.vega_lite_chart(ui.vega(("peak-sources", *peak_key), lambda: charts.peak_vs_sources_chart(
-                row["emission_MtCO2_yr"], row["emission_MtCO2_yr_stderr"], ranked)), width="stretch")
-            if np.isfinite(row.get("emission_ratio", np.nan)):  # the ratio the event carries (core.attribution)
-                st.caption(f"Estimate / best-ranked source's inventory = {row['emission_ratio']:.2f} "
-                           f"± {row['emission_ratio_stderr']:.2f}")
+                estimate, stderr, carried)), width="stretch", height=34 * (2 + min(5, len(carried))) + 70)
+        show = carried.head(10)[["name", "sector", "country", "emission_tCO2_yr", "weight", "carried_tCO2_yr",
+                                 "upwind_km", "crosswind_km", "score"]]
+        number = st.column_config.NumberColumn
+        st.dataframe(show.assign(emission_tCO2_yr=show["emission_tCO2_yr"] / 1e6,
+                                 carried_tCO2_yr=show["carried_tCO2_yr"] / 1e6),
+                     hide_index=True, width="stretch", column_config={
+                         "emission_tCO2_yr": number("inventory [Mt/yr]", format="%.2f"),
+                         "weight": number("seen", format="%.2f", help="Share of its plume the crossing sees."),
+                         "carried_tCO2_yr": number("carried [Mt/yr]", format="%.2f"),
+                         "upwind_km": number("upwind [km]", format="%.0f"),
+                         "crosswind_km": number("off axis [km]", format="%.1f"),
+                         "score": number("rank score", format="%.2f")})
+        st.caption(f"{len(ranked)} sources in the upwind sector; those the crossing sees most first. Carried in "
+                   f"all: {total_mt:.2f} MtCO2/yr.")
 
 st.subheader("Vet this plume")
 store = ui.vetting_store()
