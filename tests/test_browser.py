@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import SNR
+from conftest import SMALL_MONTH, SNR
 from playwright.sync_api import Page, expect
 
 from core.settings import DetectionSettings
@@ -222,3 +222,88 @@ def test_analyst_journey_share_link_offline_and_screenshots(page: Page, base_url
     finally:
         other.close()
     assert not outside, f"requests left the machine: {outside[:5]}"
+
+
+def _orbit_map(small_cache, orbit: int) -> dict:
+    """The orbit page's map as the server draws it (AppTest over the same cache): view state and layers."""
+    from streamlit.testing.v1 import AppTest
+
+    os.environ["OCO2_CACHE"] = str(small_cache)
+    at = AppTest.from_file("../workbench/app.py", default_timeout=120)
+    at.query_params["month"], at.query_params["orbit"] = SMALL_MONTH, str(orbit)
+    at.run()
+    at.switch_page("views/orbit.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return json.loads(at.get("deck_gl_json_chart")[0].proto.json)
+
+
+def _pixel(view: dict, lon: float, lat: float, width: float, height: float) -> tuple[float, float]:
+    """Where Web Mercator puts (lon, lat) on a map of ``width`` x ``height`` px in ``view`` (deck.gl: 512 px per
+    world at zoom 0)."""
+    import math
+
+    size = 512 * 2 ** view["zoom"]
+
+    def xy(lo, la):
+        return (lo + 180) / 360 * size, (0.5 - math.log(math.tan(math.pi / 4 + math.radians(la) / 2)) / (2 * math.pi)) * size
+
+    (x, y), (x0, y0) = xy(lon, lat), xy(view["longitude"], view["latitude"])
+    return width / 2 + x - x0, height / 2 + y - y0
+
+
+def test_map_point_to_peak_vet_change_a_rule_next_and_export(page: Page, base_url, small_cache, core_view):
+    """Click an accepted peak on the orbit's map: its Peak detail opens. Vet it, move to the next peak and back
+    with the keyboard, change a rule: the decision is still shown, made under the other settings. The export holds
+    it."""
+    orbit = core_view["orbit"]
+    spec = _orbit_map(small_cache, orbit)
+    accepted = next(layer for layer in spec["layers"] if layer["id"] == "accepted")["data"]
+    assert accepted, "the orbit has an accepted peak on its map"
+    point = accepted[-1]  # drawn last: on top where two peaks overlap, so a click there picks it
+    page.goto(f"{base_url}/orbit?month={SMALL_MONTH}&orbit={orbit}&preset=recommended")
+    _settled(page, PAGES["orbit"][1])
+    chart = page.get_by_test_id("stDeckGlJsonChart").first
+    chart.scroll_into_view_if_needed()
+    canvas = chart.locator("canvas").last
+    expect(canvas).to_be_attached(timeout=20_000)
+    page.wait_for_timeout(3000)  # the layers draw
+    box = canvas.bounding_box()
+    x, y = _pixel(spec["initialViewState"], point["longitude"], point["latitude"], box["width"], box["height"])
+    page.mouse.click(box["x"] + x, box["y"] + y)
+    _settled(page, PAGES["peak"][1])
+    expect(page.get_by_text(f"orbit {orbit} · sounding {point['peak']}")).to_be_visible()
+
+    note = f"browser map click at {time.time():.0f}"
+    page.get_by_test_id("stRadio").get_by_text("reject", exact=True).click()
+    page.get_by_label("Note (why)").fill(note)
+    page.get_by_label("Analyst").fill("browser-map")
+    page.get_by_role("button", name="Record decision").click()
+    _settled(page)
+    expect(page.get_by_text(f"Recorded on peak {point['peak']}: reject by browser-map")).to_be_visible()
+
+    page.evaluate("document.activeElement && document.activeElement.blur()")  # the shortcuts are the page's
+    page.keyboard.press("Alt+N")  # the next accepted peak of the month
+    _settled(page)
+    expect(page.get_by_text(f"sounding {point['peak']}")).to_have_count(0)
+    page.evaluate("document.activeElement && document.activeElement.blur()")
+    page.keyboard.press("Alt+P")  # and back
+    _settled(page)
+    expect(page.get_by_text(f"orbit {orbit} · sounding {point['peak']}")).to_be_visible()
+
+    slider = page.get_by_role("slider", name="significance: min snr")  # a rule that does not concern this peak
+    slider.focus()
+    page.keyboard.press("ArrowRight")
+    _settled(page)
+    changed = DetectionSettings({SNR: round(DetectionSettings()[SNR] + controls.controls()[SNR].step, 6)})
+    expect(page).to_have_url(re.compile(rf"{re.escape(SNR)}="))
+    expect(page.get_by_text(re.compile(r"reject by browser-map .* settings hash " + DetectionSettings().hash))) \
+        .to_be_visible()
+    assert changed.hash != DetectionSettings().hash
+
+    _go(page, "vetted")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download vetted peaks (CSV)").click()
+    table = pd.read_csv(io.BytesIO(Path(download.value.path()).read_bytes()))
+    mine = table[table["note"] == note]
+    assert len(mine) == 1 and mine.iloc[0]["decision"] == "reject"
+    assert mine.iloc[0]["sounding_id"] == int(point["peak"]) and mine.iloc[0]["preset"] == "recommended"
