@@ -507,3 +507,29 @@ def test_an_orbit_shows_the_verdicts_of_its_month_before_the_month_is_computed(s
         assert by_orbit["q_value"].notna().any()
     else:
         assert t.method == "fallback" and t.threshold == settings["detection.fallback_significance"]
+
+
+def test_the_validation_osse_is_simulated_and_fitted_once_per_cache_and_scored_as_detect_does(tmp_path):
+    """The OSSE and its fits are stored in the cache: a new server process (caches cleared) reads them and scores
+    the same; the score is the CLI's month judging (its own threshold) of the same fits."""
+    from core.batch import assemble_month
+    from core.validation import score
+
+    key = (str(tmp_path), 3, 2, 2, 1500.0)
+    settings = DetectionSettings()
+    progress = []
+    first = pipeline.osse_score(key, settings, on_orbit=lambda i, n, orbit: progress.append(i))
+    folder = pipeline.osse_folder(*key)
+    assert (folder / "soundings.parquet").is_file() and len(list(folder.glob("fits-*.parquet"))) == 1
+    assert progress and progress[-1] == len(pipeline.osse(*key)[2])
+    pipeline.osse.clear()
+    pipeline._osse_score.clear()
+    pipeline._held("osse-fits")[0].clear()
+    again = pipeline.osse_score(key, settings, on_orbit=lambda i, n, orbit: pytest.fail("fitted again"))
+    assert json.dumps(again, sort_keys=True) == json.dumps(first, sort_keys=True)  # NaN == NaN here
+    data, plumes, orbits, _ = pipeline.osse(*key)
+    parts = [judge(od, fit_candidates(od, find_candidates(od, settings), settings), settings)
+             for od in orbits.values()]
+    direct = score(assemble_month(parts, settings, attribute_events=False), data, plumes)
+    assert (first["n_matched"], first["n_false"], first["n_detectable"]) == \
+        (direct.n_matched, direct.n_false, direct.n_detectable)

@@ -215,31 +215,40 @@ def peak_vs_sources_chart(estimate: float, stderr: float, carried: pd.DataFrame,
 
 
 def tradeoff_chart(sweep: pd.DataFrame, key: str, current: float) -> alt.HConcatChart:
-    """Recall against false events per 1000 km for each swept value; and both against the value."""
+    """Recall against false events per 1000 km for each swept value (90 % intervals as bars); and, each on its own
+    axis, recall, false events and median emission error against the value (intervals as bands)."""
     data = sweep.assign(current=np.isclose(sweep["value"].astype(float), float(current)))
     tooltip = [alt.Tooltip("value:Q", title=key), alt.Tooltip("recall:Q", format=".2f"),
                alt.Tooltip("false_per_1000_km:Q", title="false / 1000 km (all track)", format=".2f"),
                alt.Tooltip("precision:Q", format=".2f"),
                alt.Tooltip("median_emission_error:Q", title="median |emission error|", format=".0%")]
-    base = alt.Chart(data).encode(x=alt.X("false_per_1000_km:Q", title="false events per 1000 km (all track)"),
-                                  y=alt.Y("recall:Q", title="recall (detectable plumes)",
-                                          scale=alt.Scale(domain=[0, 1])))
+    x_false = alt.X("false_per_1000_km:Q", title="false events per 1000 km (all track)")
+    y_recall = alt.Y("recall:Q", title="recall (detectable plumes)", scale=alt.Scale(domain=[0, 1]))
+    base = alt.Chart(data).encode(x=x_false, y=y_recall)
     curve = base.mark_line(color="#1f77b4", point=True).encode(order="value:Q", tooltip=tooltip)
+    parts = [curve]
+    if {"recall_lo", "recall_hi", "false_per_1000_km_lo", "false_per_1000_km_hi"} <= set(data.columns):
+        parts += [base.mark_rule(color="#1f77b4", opacity=0.35).encode(y="recall_lo:Q", y2="recall_hi:Q"),
+                  base.mark_rule(color="#1f77b4", opacity=0.35).encode(x="false_per_1000_km_lo:Q",
+                                                                       x2="false_per_1000_km_hi:Q")]
     labels = base.mark_text(dx=6, dy=-6, align="left", fontSize=10).encode(text=alt.Text("value:Q", format=".3g"))
     now = base.transform_filter("datum.current").mark_point(color="#d62728", size=220, shape="diamond", filled=True)
-    left = (curve + labels + now).properties(height=320, width=360, title="trade-off")
-    right = alt.Chart(_long(data)).mark_line(point=True).encode(
-        x=alt.X("threshold:Q", title=key), y=alt.Y("y:Q", title="value"), color=alt.Color("metric:N", title=None),
-        tooltip=["metric:N", alt.Tooltip("threshold:Q"), alt.Tooltip("y:Q", format=".3f")])
-    rule = alt.Chart(pd.DataFrame({"threshold": [float(current)]})).mark_rule(color="#d62728", strokeDash=[4, 3]) \
-        .encode(x="threshold:Q")
-    return alt.hconcat(left, (right + rule).properties(height=320, width=360, title="against the threshold"))
-
-
-def _long(data: pd.DataFrame) -> pd.DataFrame:
-    parts = [pd.DataFrame({"threshold": data["value"], "metric": m, "y": data[m]})
-             for m in ("recall", "precision", "false_per_1000_km")]
-    return pd.concat(parts, ignore_index=True)
+    left = alt.layer(*parts, labels, now).properties(height=380, width=340, title="trade-off (bars: 90 %)")
+    rule = alt.Chart(pd.DataFrame({"value": [float(current)]})).mark_rule(color="#d62728", strokeDash=[4, 3]) \
+        .encode(x="value:Q")
+    panels = []
+    for metric, title, fmt in (("recall", "recall", ".2f"), ("false_per_1000_km", "false / 1000 km", ".2f"),
+                               ("median_emission_error", "median |emission error|", ".0%")):
+        x = alt.X("value:Q", title=key)
+        y = alt.Y(f"{metric}:Q", title=title, axis=alt.Axis(format=fmt))
+        line = alt.Chart(data).mark_line(point=True, color="#1f77b4").encode(
+            x=x, y=y, tooltip=[alt.Tooltip("value:Q", title=key), alt.Tooltip(f"{metric}:Q", format=fmt)])
+        layers = [line, rule]
+        if f"{metric}_lo" in data:
+            layers.insert(0, alt.Chart(data).mark_area(color="#1f77b4", opacity=0.15).encode(
+                x=x, y=alt.Y(f"{metric}_lo:Q", title=title), y2=f"{metric}_hi:Q"))
+        panels.append(alt.layer(*layers).properties(height=105, width=340))
+    return alt.hconcat(left, alt.vconcat(*panels, title="against the threshold (bands: 90 %)"))
 
 
 def _sectors() -> alt.Scale:

@@ -33,9 +33,12 @@ a fit-stage change refits the whole month once (with a progress bar), which is w
 from __future__ import annotations
 
 import dataclasses
+import os
+import shutil
 import tempfile
 import threading
 from collections import OrderedDict
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -283,28 +286,103 @@ def ranked_sources(root: str, lat: float, lon: float, u: float, v: float,
 
 
 # ------------------------------------------------------------------------------------------------ validation OSSE
+#
+# The Validation page scores the current settings on an OSSE of ~130 detectable plumes. Simulating it (~15 s) and
+# fitting it (~8 s) happen once per cache: the OSSE's soundings and truth go to <cache>/validation/<name>/ and the
+# fits of each fit-stage settings to fits-<hash>.parquet beside them, so a later visit, in any server process, reads
+# them (a few seconds) and a rule change re-judges only.
+
+#: The Validation page's default OSSE: a month of 4 passes a day of 3,000 km (124 passes, 137 detectable plumes).
+DEFAULT_OSSE = {"seed": 7, "days": 31, "passes_per_day": 4, "pass_km": 3000.0}
+
+
+def osse_folder(root: str, seed: int, days: int, passes_per_day: int, pass_km: float) -> Path:
+    return Path(root) / "validation" / f"osse-seed{seed}-{days}d-{passes_per_day}x{pass_km:.0f}km"
+
+
+def _stored_osse(folder: Path):
+    from core.validation import TRUTH_FILES, Osse
+
+    if not (folder / "soundings.parquet").is_file():
+        return None, ""
+    tables = {k: pd.read_csv(folder / name) for k, name in TRUTH_FILES.items()}
+    summary = (folder / "summary.txt").read_text() if (folder / "summary.txt").is_file() else ""
+    return Osse(pd.read_parquet(folder / "soundings.parquet"), tables["plumes"], tables["passes"],
+                tables["nuisances"]), summary
+
+
+def _store_osse(folder: Path, data, summary: str) -> None:
+    """Write the OSSE into ``folder`` all at once (a temporary sibling renamed: a crash leaves no half folder)."""
+    from core.validation import TRUTH_FILES
+
+    tmp = folder.with_name(folder.name + f".tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    data.soundings.to_parquet(tmp / "soundings.parquet", index=False)
+    for key, name in TRUTH_FILES.items():
+        getattr(data, key).to_csv(tmp / name, index=False)
+    (tmp / "summary.txt").write_text(summary)
+    tmp.rename(folder)
+
 
 @st.cache_resource(show_spinner=False, max_entries=4)
 def osse(root: str, seed: int, days: int, passes_per_day: int, pass_km: float):
     """A simulated OSSE read back (:func:`core.validation.load_osse`), its detectable plumes and prepared orbits.
 
-    The Lite files go to a temporary folder and are removed once read; the rest is kept for the process.
+    Simulated once per cache (the Lite files in a temporary folder, read back, their soundings and truth kept in
+    :func:`osse_folder`); later read from there. Kept for the process.
     """
+    from core.locks import exclusive_lock
     from core.simulate import simulate
     from core.validation import detectable_plumes, load_osse
 
-    with tempfile.TemporaryDirectory(prefix="oco2peak-osse-") as tmp:
-        result = simulate(tmp, days=days, seed=seed, passes_per_day=passes_per_day, pass_km=pass_km, cache=root)
-        data = load_osse(tmp)
+    folder = osse_folder(root, seed, days, passes_per_day, pass_km)
+    with exclusive_lock(folder.with_name(folder.name + ".lock")):  # one simulation, however many sessions ask
+        data, summary = _stored_osse(folder)
+        if data is None:
+            with tempfile.TemporaryDirectory(prefix="oco2peak-osse-") as tmp:
+                result = simulate(tmp, days=days, seed=seed, passes_per_day=passes_per_day, pass_km=pass_km,
+                                  cache=root)
+                data = load_osse(tmp)
+            summary = result.summary_line().split(": ", 1)[-1]
+            _store_osse(folder, data, summary)
     orbits = {int(o): prepare_orbit(g) for o, g in data.soundings.groupby("orbit", sort=True)}
-    return data, detectable_plumes(data), orbits, result.summary_line()
+    return data, detectable_plumes(data), orbits, summary
 
 
-@st.cache_data(show_spinner=False, max_entries=1024)
-def _osse_fitted(osse_key: tuple, orbit: int, fit_key: tuple) -> pd.DataFrame:
-    od = osse(*osse_key)[2][orbit]
-    settings = _settings(fit_key)
-    return fit_candidates(od, find_candidates(od, settings), settings)
+def _osse_fits(osse_key: tuple, fit_key: tuple, on_orbit=None) -> dict[int, pd.DataFrame]:
+    """Every orbit's fitted candidates for these fit-stage settings: held for the process, else read from the OSSE
+    folder, else fitted (with ``on_orbit(i, n, orbit)``: a progress bar, so not under a Streamlit cache) and
+    stored there."""
+    import hashlib
+
+    from core.locks import exclusive_lock
+    from core.settings import method_fingerprint
+
+    held = _recall("osse-fits", (osse_key, fit_key))
+    if held is not None:
+        return held
+    digest = hashlib.sha256(repr((fit_key, method_fingerprint())).encode()).hexdigest()[:12]
+    path = osse_folder(*osse_key) / f"fits-{digest}.parquet"
+    orbits = osse(*osse_key)[2]
+    with exclusive_lock(path.with_suffix(".lock")):
+        if path.is_file():
+            table = pd.read_parquet(path)
+            return _keep("osse-fits", (osse_key, fit_key), {
+                int(o): g.drop(columns="_orbit").reset_index(drop=True) for o, g in table.groupby("_orbit", sort=True)})
+        settings = _settings(fit_key) if fit_key else DetectionSettings()
+        fits = {}
+        for i, (orbit, od) in enumerate(orbits.items(), 1):
+            fitted = fit_candidates(od, find_candidates(od, settings), settings)
+            if not fitted.empty:
+                fits[orbit] = fitted
+            if on_orbit:
+                on_orbit(i, len(orbits), orbit)
+        if fits:
+            tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+            pd.concat([f.assign(_orbit=o) for o, f in fits.items()], ignore_index=True).to_parquet(tmp, index=False)
+            tmp.replace(path)
+        return _keep("osse-fits", (osse_key, fit_key), fits)
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -313,15 +391,17 @@ def _osse_score(osse_key: tuple, fit_key: tuple, key: tuple) -> dict:
 
     data, plumes, orbits, _ = osse(*osse_key)
     settings = _settings(key)
-    parts = [judge(od, _osse_fitted(osse_key, orbit, fit_key), settings) for orbit, od in orbits.items()]
-    parts = [p for p in parts if not p.empty]
-    return dataclasses.asdict(score(pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(), data, plumes))
+    fits = _osse_fits(osse_key, fit_key)
+    parts = [judge(od, fits[orbit], settings) for orbit, od in orbits.items() if orbit in fits]
+    month = assemble_month(parts, settings, attribute_events=False)  # the month's own threshold, as detect does
+    return dataclasses.asdict(score(month, data, plumes))
 
 
-def osse_score(osse_key: tuple, settings: DetectionSettings) -> dict:
-    """Recall, precision, false events per 1000 km and emission error of these settings on the OSSE, with their
-    bootstrap 90 % intervals (:func:`core.validation.score` as a dict); the fits are cached, so a rules-only change
-    re-runs the rules only."""
+def osse_score(osse_key: tuple, settings: DetectionSettings, on_orbit=None) -> dict:
+    """Recall, precision, false events per 1000 km and emission error of these settings on the OSSE, judged as a
+    month (its own threshold, as ``detect``), with their bootstrap 90 % intervals (:func:`core.validation.score` as
+    a dict); the fits are stored, so a rules-only change re-runs the rules only."""
+    _osse_fits(osse_key, fit_items(settings), on_orbit)  # fitted (with progress) or read before the score
     return _osse_score(osse_key, fit_items(settings), all_items(settings))
 
 

@@ -12,18 +12,25 @@ st.caption("An OSSE (simulated Lite files in the real layout, plumes of known em
            "current settings. Its fits are cached: changing a rule re-runs the rules only.")
 settings = view.settings()
 
+default = pipeline.DEFAULT_OSSE
 with st.expander("Simulated passes", expanded=False):
     c = st.columns(4)
-    seed = c[0].number_input("Seed", 0, 10_000, 7, key="val:seed")
-    days = c[1].number_input("Days", 1, 31, 4, key="val:days")
-    per_day = c[2].number_input("Passes per day", 1, 12, 4, key="val:per_day")
-    pass_km = c[3].number_input("Pass length [km]", 500, 6000, 2000, step=500, key="val:pass_km")
+    seed = c[0].number_input("Seed", 0, 10_000, default["seed"], key="val:seed")
+    days = c[1].number_input("Days", 1, 31, default["days"], key="val:days")
+    per_day = c[2].number_input("Passes per day", 1, 12, default["passes_per_day"], key="val:per_day")
+    pass_km = c[3].number_input("Pass length [km]", 500, 6000, int(default["pass_km"]), step=500, key="val:pass_km")
 osse_key = (state.root(), int(seed), int(days), int(per_day), float(pass_km))
-with st.spinner("Simulating and fitting the passes (once per OSSE)..."):
+fresh = not (pipeline.osse_folder(*osse_key) / "soundings.parquet").is_file()
+with st.spinner("Simulating the passes (once per cache: about 15 s for the default month)..." if fresh else
+                "Reading the simulated passes..."):
     _, plumes, _, summary = pipeline.osse(*osse_key)
-    now = pipeline.osse_score(osse_key, settings)
+bar = st.empty()
+now = pipeline.osse_score(osse_key, settings, on_orbit=lambda i, n, orbit: bar.progress(
+    i / n, text=f"fitting the simulated orbits (once per fit settings): {i}/{n}"))
+bar.empty()
 
-st.caption(f"Simulated: {summary.split(': ', 1)[-1]}. Definitions of the scores: `core/validation.py`.")
+st.caption(f"Simulated: {summary}. Judged as a month, at its own threshold, as `detect` does. Definitions of the "
+           "scores: `core/validation.py`.")
 ci = now["intervals"]
 m = st.columns(3)
 m[0].metric("Recall", with_interval(now["recall"], ci["recall"], ".2f"),
@@ -78,4 +85,14 @@ st.caption("Each point: the current settings with only this threshold changed. R
            "current value. Higher recall at fewer false events per 1000 km (all track) is better.")
 st.dataframe(table[["value", "recall", "n_matched", "n_detectable", "false_per_1000_km", "n_false", "precision",
                     "n_accepted", "median_emission_error", "n_emission"]], hide_index=True, width="stretch",
-             column_config={"false_per_1000_km": "false / 1000 km (all track)"})
+             column_config={"value": st.column_config.NumberColumn(key, format="%g"),
+                            "recall": st.column_config.NumberColumn("recall", format="%.3f"),
+                            "n_matched": "matched", "n_detectable": "detectable",
+                            "false_per_1000_km": st.column_config.NumberColumn("false / 1000 km (all track)",
+                                                                               format="%.3f"),
+                            "n_false": "false events",
+                            "precision": st.column_config.NumberColumn("precision", format="%.3f"),
+                            "n_accepted": "accepted",
+                            "median_emission_error": st.column_config.NumberColumn("median |emission error|",
+                                                                                   format="percent"),
+                            "n_emission": "emissions compared"})
