@@ -1,13 +1,15 @@
 """Benchmark: responsiveness of the workbench on the demo month, measured with Streamlit's AppTest.
 
-Prints, for every page, the first render in a new session once the caches are warm (target <= 2 s), and the
-orbit explorer's redraw after a rule change (target <= 1 s) on the busiest orbit of the month. Cold figures (the
+Prints, for every page, the first render in a new session once the caches are warm (target <= 2 s), the orbit
+explorer's redraw after a rule change (target <= 1 s) on the busiest orbit of the month, and vetting on Peak detail
+(next peak, next unvetted, record a decision, a rule change: target <= 1 s each). Cold figures (the
 first visit after the server starts, which detects the whole month once) are printed too, for the record.
 
 AppTest runs the app script in this process, exactly as the server would for one session, without the browser's
 drawing time. With ``--browser`` the same pages are timed in a real Chromium: "shown" (the run finished and the page
 is on screen) and "drawn" (also the browser's last long task ended: maps and charts drawn; here in a software WebGL
-renderer, where opening any deck.gl map costs ~1.2 s). Before each click the browser is left to finish drawing the
+renderer, where opening any deck.gl map costs ~1.2 s), and a click on a peak of the orbit's map to its Peak detail
+(target <= 2 s). Before each click the browser is left to finish drawing the
 previous page, as an analyst would look at it.
 
     python bench/bench_workbench.py [--cache DIR] [--repeats 5]
@@ -26,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 PAGES = ["overview", "orbit", "peak", "inventory", "vetted", "data", "validation"]
 SNR = "rules.significance.min_snr"
-TARGET_PAGE_S, TARGET_REDRAW_S = 2.0, 1.0
+TARGET_PAGE_S, TARGET_REDRAW_S, TARGET_CLICK_S = 2.0, 1.0, 2.0
 #: Records when the page's main thread was last busy (end of the latest long task, > 50 ms), for the browser figures.
 LONG_TASKS = """window.__busyUntil = 0;
 new PerformanceObserver(list => { for (const e of list.getEntries())
@@ -67,7 +69,57 @@ def first_renders(params: dict) -> dict[str, float]:
     return out
 
 
-def browser_figures(params: dict) -> None:
+def vetting_figures(params: dict) -> None:
+    """Vetting on Peak detail, server side (AppTest), on a copy of the cache's soundings and stored detections (the
+    bench's decisions must not land in the analyst's store): next peak, next unvetted, record a decision, a rule
+    changed with the decision found again (target 1 s each)."""
+    import shutil
+    import tempfile
+
+    from core.paths import cache_root
+
+    source = cache_root()
+    with tempfile.TemporaryDirectory(prefix="oco2peak-bench-vet-") as tmp:
+        for part in ("soundings", "detections"):
+            if (source / part).is_dir():
+                shutil.copytree(source / part, Path(tmp) / part)  # copy2: the files' times, so detections stay fresh
+        before = os.environ.get("OCO2_CACHE")
+        os.environ["OCO2_CACHE"] = tmp
+        try:
+            at = _session(params)
+            at.run()
+            cold, _ = _timed(lambda: at.switch_page("views/peak.py").run())
+            _check(at, "peak")
+            times = {}
+
+            def button(label):
+                return next(b for b in at.button if b.label == label)
+
+            times["next peak"], _ = _timed(lambda: button("Next").click().run())
+            times["next unvetted"], _ = _timed(lambda: button("Next unvetted").click().run())
+            peak, orbit = at.query_params["peak"], at.query_params["orbit"]
+            form = f"vet:{orbit}:{peak}"
+            at.radio(key=f"{form}:decision").set_value("reject")
+            at.text_input(key=f"{form}:analyst").input("bench")
+            times["record a decision"], _ = _timed(lambda: button("Record decision").click().run())
+            _check(at, "record")
+            times["rule changed, decision found"], _ = _timed(
+                lambda: at.slider(key=f"set:{SNR}").set_value(round(at.slider(key=f"set:{SNR}").value + 0.25, 6)).run())
+            _check(at, "rule change")
+            found = any("**reject** by bench" in m.value for m in at.markdown)
+        finally:
+            if before is None:
+                os.environ.pop("OCO2_CACHE", None)
+            else:
+                os.environ["OCO2_CACHE"] = before
+    print(f"\nvetting on Peak detail (AppTest, server side; first render of the page {cold:.2f} s on a fresh copy "
+          f"of the cache):")
+    for what, seconds in times.items():
+        print(f"  {what:<30} {seconds:5.2f} s  {'ok' if seconds <= TARGET_REDRAW_S else 'SLOW'}")
+    print(f"  decision shown after the rule change: {'yes' if found else 'NO'}")
+
+
+def browser_figures(params: dict, map_view: dict, map_points: list[dict]) -> None:
     """The same figures in a real Chromium, drawing included: opening the app by a link (the app's JavaScript
     loads, a session starts), each page reached from the sidebar (twice: the second pass is warm), and the orbit
     redrawn after a key press on the rule slider."""
@@ -79,7 +131,7 @@ def browser_figures(params: dict) -> None:
 
     from playwright.sync_api import expect, sync_playwright
 
-    from workbench import controls
+    from workbench import controls, maps
 
     headings = {"overview": "Month overview", "orbit": "Orbit explorer", "peak": "Peak detail",
                 "inventory": "Inventory comparison", "vetted": "Vetted peaks & export", "data": "Data in the cache",
@@ -169,6 +221,20 @@ def browser_figures(params: dict) -> None:
                   f"{time.perf_counter() - start - 0.2:.2f} s")
             timed(page, page.get_by_test_id("stSidebarNav").get_by_role("link", name=links["orbit"]).click,
                   headings["orbit"])
+            clicks = []
+            for point in map_points[:3]:  # accepted peaks of the busiest orbit, as the orbit map draws them
+                timed(page, lambda: page.goto(f"{base}/orbit?{query}"), headings["orbit"])
+                canvas = page.get_by_test_id("stDeckGlJsonChart").first.locator("canvas").last
+                canvas.scroll_into_view_if_needed()
+                quiet(page)
+                box = canvas.bounding_box()
+                x, y = maps.pixel_of(map_view, point["longitude"], point["latitude"], box["width"], box["height"])
+                clicks.append(timed(page, lambda: page.mouse.click(box["x"] + x, box["y"] + y), headings["peak"]))
+            if clicks:
+                print(f"a click on a peak of the orbit's map to its Peak detail: median shown "
+                      f"{statistics.median(c[0] for c in clicks):.2f} s, drawn {statistics.median(c[1] for c in clicks):.2f} s; "
+                      f"worst drawn {max(c[1] for c in clicks):.2f} s (target {TARGET_CLICK_S:.0f} s; {len(clicks)} clicks)")
+            timed(page, lambda: page.goto(f"{base}/orbit?{query}"), headings["orbit"])
             slider = page.get_by_role("slider", name=controls.controls()[SNR].label)
             step, redraws = controls.controls()[SNR].step, []
             value = float(slider.get_attribute("aria-valuetext"))
@@ -246,8 +312,16 @@ def main(argv=None) -> int:
     seconds, _ = _timed(lambda: at.slider(key=f"set:{SNR}").set_value(round(base + 7 * step, 6)).run())
     _check(at, "overview after a rule change")
     print(f"month overview after a rule change ({len(orbits)} orbits re-judged, none refitted): {seconds:.2f} s")
+    vetting_figures(params)
     if args.browser:
-        browser_figures(params)
+        import json
+
+        at = _session(params)
+        at.run()
+        at.switch_page("views/orbit.py").run()
+        spec = json.loads(at.get("deck_gl_json_chart")[0].proto.json)
+        points = next((layer["data"] for layer in spec["layers"] if layer["id"] == "accepted"), [])
+        browser_figures(params, spec["initialViewState"], points[::-1])  # drawn last, on top: picked first
     slow = [p for p in PAGES if warm[p] > TARGET_PAGE_S]
     print(f"pages within {TARGET_PAGE_S:.0f} s warm: {len(PAGES) - len(slow)}/{len(PAGES)}"
           + (f" (slow: {', '.join(slow)})" if slow else ""))

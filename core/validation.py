@@ -158,20 +158,23 @@ def detectable_plumes(osse: Osse, min_peak_ppm: float = 0.8) -> pd.DataFrame:
     plumes = osse.plumes.copy()
     plumes["cross_time"] = pd.to_datetime(plumes["cross_time"], utc=True)
     soundings = osse.soundings
-    by_orbit = {orbit: g for orbit, g in soundings.groupby("orbit")} if len(soundings) else {}
+    times = ({orbit: np.sort(_epoch_s(g["time"])) for orbit, g in soundings.groupby("orbit")}
+             if len(soundings) else {})
+    cross_s = _epoch_s(plumes["cross_time"]) if len(plumes) else np.zeros(0)
     observed = np.zeros(len(plumes), bool)
-    for i, p in enumerate(plumes.itertuples(index=False)):
-        g = by_orbit.get(p.orbit)
-        if g is None:
+    for i, (orbit, sigma_km) in enumerate(zip(plumes["orbit"], plumes["sigma_footprint_km"])):
+        t = times.get(orbit)
+        if t is None:
             continue
-        half_km = 2 * p.sigma_footprint_km
-        along_km = _along_track_offset_km(g["time"], p.cross_time)
-        near = np.abs(along_km) <= half_km
-        expected = half_km * CLEAR_SKY_SOUNDINGS_PER_KM
-        observed[i] = min((near & (along_km < 0)).sum(), (near & (along_km >= 0)).sum()) >= 0.5 * expected
+        half_km = 2 * sigma_km
+        half_s, tc = half_km / GROUND_SPEED_KM_S, cross_s[i]
+        at = np.searchsorted(t, tc, side="left")  # soundings before the crossing: [tc - half, tc); after: [tc, tc + half]
+        before = at - np.searchsorted(t, tc - half_s, side="left")
+        after = np.searchsorted(t, tc + half_s, side="right") - at
+        observed[i] = min(before, after) >= 0.5 * half_km * CLEAR_SKY_SOUNDINGS_PER_KM
     plumes["observed"] = observed
     plumes["detectable"] = observed & (plumes["peak_footprint_ppm"] >= min_peak_ppm)
-    plumes["isolated"] = [_isolated(plumes, i) for i in range(len(plumes))]
+    plumes["isolated"] = _isolated(plumes, cross_s)
     return plumes
 
 
@@ -186,15 +189,23 @@ def _epoch_s(times) -> np.ndarray:
     return (t - pd.Timestamp(0, tz="UTC")).total_seconds().to_numpy(float)
 
 
-def _isolated(plumes: pd.DataFrame, i: int) -> bool:
-    """No other plume of the pass carries a tenth of this one's area within reach of a fit of either."""
-    p = plumes.iloc[i]
-    same = plumes[(plumes["orbit"] == p["orbit"]) & (plumes.index != plumes.index[i])]
-    if same.empty:
-        return True
-    d = np.abs(_along_track_offset_km(same["cross_time"], p["cross_time"]))
-    reach = 3 * np.maximum(same["sigma_footprint_km"], p["sigma_footprint_km"]) + 5.0
-    return not bool(((d <= reach) & (same["amplitude_ppm_km"] > 0.1 * p["amplitude_ppm_km"])).any())
+def _isolated(plumes: pd.DataFrame, cross_s: np.ndarray) -> np.ndarray:
+    """For each plume: no other plume of the pass carries a tenth of its area within reach of a fit of either
+    (3 widths of the wider + 5 km along the track)."""
+    out = np.ones(len(plumes), bool)
+    orbit = plumes["orbit"].to_numpy()
+    sigma = plumes["sigma_footprint_km"].to_numpy(float)
+    area = plumes["amplitude_ppm_km"].to_numpy(float)
+    for rows in pd.Series(np.arange(len(plumes))).groupby(orbit).indices.values():
+        if rows.size < 2:
+            continue
+        d = np.abs(cross_s[rows][:, None] - cross_s[rows][None, :]) * GROUND_SPEED_KM_S
+        reach = 3 * np.maximum(sigma[rows][:, None], sigma[rows][None, :]) + 5.0
+        strong = area[rows][None, :] > 0.1 * area[rows][:, None]  # the other (column) against this one (row)
+        near = (d <= reach) & strong
+        np.fill_diagonal(near, False)
+        out[rows] = ~near.any(axis=1)
+    return out
 
 
 def match_gate_km(sigma_footprint_km) -> np.ndarray:

@@ -26,7 +26,7 @@ from conftest import SMALL_MONTH, SNR
 from playwright.sync_api import Page, expect
 
 from core.settings import DetectionSettings
-from workbench import controls
+from workbench import controls, maps
 
 ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOTS = Path(os.environ.get("OCO2_SCREENSHOTS", Path(tempfile.gettempdir()) / "oco2-screenshots"))
@@ -237,20 +237,6 @@ def _orbit_map(small_cache, orbit: int) -> dict:
     return json.loads(at.get("deck_gl_json_chart")[0].proto.json)
 
 
-def _pixel(view: dict, lon: float, lat: float, width: float, height: float) -> tuple[float, float]:
-    """Where Web Mercator puts (lon, lat) on a map of ``width`` x ``height`` px in ``view`` (deck.gl: 512 px per
-    world at zoom 0)."""
-    import math
-
-    size = 512 * 2 ** view["zoom"]
-
-    def xy(lo, la):
-        return (lo + 180) / 360 * size, (0.5 - math.log(math.tan(math.pi / 4 + math.radians(la) / 2)) / (2 * math.pi)) * size
-
-    (x, y), (x0, y0) = xy(lon, lat), xy(view["longitude"], view["latitude"])
-    return width / 2 + x - x0, height / 2 + y - y0
-
-
 def test_map_point_to_peak_vet_change_a_rule_next_and_export(page: Page, base_url, small_cache, core_view):
     """Click an accepted peak on the orbit's map: its Peak detail opens. Vet it, move to the next peak and back
     with the keyboard, change a rule: the decision is still shown, made under the other settings. The export holds
@@ -268,7 +254,8 @@ def test_map_point_to_peak_vet_change_a_rule_next_and_export(page: Page, base_ur
     expect(canvas).to_be_attached(timeout=20_000)
     page.wait_for_timeout(3000)  # the layers draw
     box = canvas.bounding_box()
-    x, y = _pixel(spec["initialViewState"], point["longitude"], point["latitude"], box["width"], box["height"])
+    x, y = maps.pixel_of(spec["initialViewState"], point["longitude"], point["latitude"], box["width"],
+                         box["height"])
     page.mouse.click(box["x"] + x, box["y"] + y)
     _settled(page, PAGES["peak"][1])
     expect(page.get_by_text(f"orbit {orbit} · sounding {point['peak']}")).to_be_visible()

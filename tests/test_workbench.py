@@ -312,6 +312,11 @@ def test_a_clicked_map_point_names_its_peak_and_the_world_is_drawn_once():
     assert maps.picked_peak(selection) == (27054, 2019080104383807)
     assert maps.picked_peak({"indices": {}, "objects": {"sources": [{"label": "x"}]}}) is None
     assert maps.picked_peak(None) is None
+    view = {"longitude": 126.0, "latitude": 36.0, "zoom": 3.0}
+    assert maps.pixel_of(view, 126.0, 36.0, 800, 400) == (400.0, 200.0)  # the centre
+    x, y = maps.pixel_of(view, 126.0 + 90, 36.0, 800, 400)
+    assert x == pytest.approx(400 + 512 * 8 / 4) and y == pytest.approx(200)  # a quarter world east at zoom 3
+    assert maps.pixel_of(view, 126.0, 40.0, 800, 400)[1] < 200  # north is up
     world = maps.view_for([-60, 70], [-170, 170])
     assert world.zoom >= maps.MIN_ZOOM  # 512 px x 2^zoom >= the map's width: one world, no copies
 

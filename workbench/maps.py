@@ -82,6 +82,20 @@ def view_for(lat, lon, max_zoom: float = 9.0, min_zoom: float = MIN_ZOOM) -> pdk
     return pdk.ViewState(latitude=float(np.mean([lat.min(), lat.max()])), longitude=centre_lon, zoom=zoom)
 
 
+def pixel_of(view: dict, lon: float, lat: float, width: float, height: float) -> tuple[float, float]:
+    """Where a map of ``width`` x ``height`` px showing ``view`` (an ``initialViewState``: longitude, latitude,
+    zoom) draws the point (lon, lat): Web Mercator at 512 px per world at zoom 0, as deck.gl. For clicking a point in
+    a browser (the tests and ``bench/bench_workbench.py``)."""
+    size = 512 * 2 ** float(view["zoom"])
+
+    def xy(lo, la):
+        return ((lo + 180) / 360 * size,
+                (0.5 - np.log(np.tan(np.pi / 4 + np.radians(la) / 2)) / (2 * np.pi)) * size)
+
+    (x, y), (x0, y0) = xy(lon, lat), xy(view["longitude"], view["latitude"])
+    return float(width / 2 + x - x0), float(height / 2 + y - y0)
+
+
 def _floats(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     """Columns as float64: pydeck writes numpy float32 values as JSON strings, which deck.gl misplaces."""
     return frame.astype({c: "float64" for c in columns})

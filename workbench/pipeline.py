@@ -33,6 +33,8 @@ a fit-stage change refits the whole month once (with a progress bar), which is w
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
 import os
 import shutil
 import tempfile
@@ -62,6 +64,20 @@ threadpool_limits(limits=1, user_api="blas")
 def fit_items(settings: DetectionSettings) -> tuple:
     """The fit-stage values as a hashable cache key (:func:`core.settings.fit_stage_keys`)."""
     return settings.fit_stage_items()
+
+
+@functools.lru_cache(maxsize=256)
+def _digest(items: tuple) -> str:
+    from core.settings import method_fingerprint
+
+    return hashlib.sha256(repr((items, method_fingerprint())).encode()).hexdigest()[:16]
+
+
+def fit_hash(settings: DetectionSettings) -> str:
+    """A short key of the fit-stage values and the method (what the fits depend on). The per-orbit caches are keyed
+    on it and on ``settings.hash`` and get the settings unhashed: Streamlit hashing the full settings for each of a
+    month's ~100 orbits cost 0.6 s of every rule change."""
+    return _digest(fit_items(settings))
 
 
 def all_items(settings: DetectionSettings) -> tuple:
@@ -98,44 +114,46 @@ def _keep(kind: str, key: tuple, table, max_entries: int = 8):
 
 # ------------------------------------------------------------------------------------------------ one orbit
 
-@st.cache_data(show_spinner=False, max_entries=512)
+@st.cache_resource(show_spinner=False, max_entries=512)
 def orbit_data(root: str, month: str, orbit: int, stamp: str) -> OrbitData:
-    """Geometry of one orbit (depends on its soundings only)."""
+    """Geometry of one orbit (depends on its soundings only). One shared object (not a copy per call, as
+    ``st.cache_data`` gives): its detection views (:func:`core.detect.detection_view`) are computed once."""
     return prepare_orbit(queries.orbit_soundings(SoundingsCache(root), month, orbit))
 
 
 @st.cache_data(show_spinner=False, max_entries=1024)
-def _fit_stage(root: str, month: str, orbit: int, stamp: str, fit_key: tuple) -> tuple[pd.DataFrame, OrbitNoise]:
-    """Screened and fitted candidates of one orbit, and its noise (depend on the fit-stage settings only)."""
+def _fit_stage(root: str, month: str, orbit: int, stamp: str, fit_key: str,
+               _settings: DetectionSettings) -> tuple[pd.DataFrame, OrbitNoise]:
+    """Screened and fitted candidates of one orbit, and its noise (depend on the fit-stage settings only:
+    ``fit_key`` is :func:`fit_hash` of ``_settings``)."""
     od = orbit_data(root, month, orbit, stamp)
-    settings = _settings(fit_key)
-    fits = fit_candidates(od, find_candidates(od, settings), settings)
-    return fits, orbit_noise(od, settings)  # the noise: computed by the screen, kept on the orbit's view
+    fits = fit_candidates(od, find_candidates(od, _settings), _settings)
+    return fits, orbit_noise(od, _settings)  # the noise: computed by the screen, kept on the orbit's view
 
 
-def fitted(root: str, month: str, orbit: int, stamp: str, fit_key: tuple) -> pd.DataFrame:
+def fitted(root: str, month: str, orbit: int, stamp: str, settings: DetectionSettings) -> pd.DataFrame:
     """Screened and fitted candidates of one orbit (depends on the fit-stage settings only)."""
-    return _fit_stage(root, month, orbit, stamp, fit_key)[0]
+    return _fit_stage(root, month, int(orbit), stamp, fit_hash(settings), settings)[0]
 
 
 def noise(root: str, month: str, orbit: int, stamp: str, settings: DetectionSettings) -> OrbitNoise:
     """The orbit's own noise (:func:`core.detect.orbit_noise`: scatter scale, correlated term, calibration)."""
-    return _fit_stage(root, month, int(orbit), stamp, fit_items(settings))[1]
+    return _fit_stage(root, month, int(orbit), stamp, fit_hash(settings), settings)[1]
 
 
 @st.cache_data(show_spinner=False, max_entries=4096)
-def _judged(root: str, month: str, orbit: int, stamp: str, fit_key: tuple, key: tuple,
-            threshold: float | None = None) -> pd.DataFrame:
+def _judged(root: str, month: str, orbit: int, stamp: str, key: str, threshold: float | None,
+            _settings: DetectionSettings) -> pd.DataFrame:
     """Rules, events and emission of one orbit (no attribution: a month is attributed at once), at the month's
-    significance ``threshold`` (None: ``rules.significance.min_snr``)."""
-    return judge(orbit_data(root, month, orbit, stamp), fitted(root, month, orbit, stamp, fit_key), _settings(key),
+    significance ``threshold`` (None: ``rules.significance.min_snr``); ``key`` is ``_settings.hash``."""
+    return judge(orbit_data(root, month, orbit, stamp), fitted(root, month, orbit, stamp, _settings), _settings,
                  significance_threshold=threshold)
 
 
 @st.cache_data(show_spinner=False, max_entries=4096)
-def _orbit_candidates(root: str, month: str, orbit: int, stamp: str, fit_key: tuple, key: tuple,
-                      threshold: float | None) -> pd.DataFrame:
-    return with_sources(_judged(root, month, orbit, stamp, fit_key, key, threshold), _settings(key), cache=root)
+def _orbit_candidates(root: str, month: str, orbit: int, stamp: str, key: str, threshold: float | None,
+                      _settings: DetectionSettings) -> pd.DataFrame:
+    return with_sources(_judged(root, month, orbit, stamp, key, threshold, _settings), _settings, cache=root)
 
 
 def orbit_candidates(root: str, month: str, orbit: int, stamp: str, settings: DetectionSettings,
@@ -150,7 +168,7 @@ def orbit_candidates(root: str, month: str, orbit: int, stamp: str, settings: De
     orbit = int(orbit)
     calibration = month_calibration(root, month, stamp, settings, orbits, on_orbit)
     threshold = float(calibration["significance_threshold"].iloc[0]) if len(calibration) else None
-    table = _orbit_candidates(root, month, orbit, stamp, fit_items(settings), all_items(settings), threshold)
+    table = _orbit_candidates(root, month, orbit, stamp, settings.hash, threshold, settings)
     mine = calibration[calibration["orbit"].to_numpy() == orbit]
     if len(mine) and len(mine) == len(table):  # the month table's rows of an orbit are its judged rows, in order
         table = table.assign(**{c: mine[c].to_numpy() for c in MONTH_COLUMNS})
@@ -194,9 +212,8 @@ def month_candidates(root: str, month: str, stamp: str, settings: DetectionSetti
         if not compute:
             return None
         parts = []
-        fit_key, all_key = fit_items(settings), all_items(settings)
         for i, orbit in enumerate(orbits, 1):
-            parts.append(_judged(root, month, int(orbit), stamp, fit_key, all_key))
+            parts.append(_judged(root, month, int(orbit), stamp, settings.hash, None, settings))
             if on_orbit:
                 on_orbit(i, len(orbits), orbit)
         table = assemble_month(parts, settings, cache=root)
@@ -230,9 +247,9 @@ def month_calibration(root: str, month: str, stamp: str, settings: DetectionSett
     if table is not None:
         return _keep("calibration", key, _calibration_columns(table), max_entries=32)
     orbits = _month_orbits(root, month, orbits)
-    fit_key, parts = fit_items(settings), []
+    parts = []
     for i, orbit in enumerate(orbits, 1):
-        part = fitted(root, month, orbit, stamp, fit_key)
+        part = fitted(root, month, orbit, stamp, settings)
         if not part.empty:
             parts.append(part.assign(orbit=np.int64(orbit)))
         if on_orbit:
@@ -354,8 +371,6 @@ def _osse_fits(osse_key: tuple, fit_key: tuple, on_orbit=None) -> dict[int, pd.D
     """Every orbit's fitted candidates for these fit-stage settings: held for the process, else read from the OSSE
     folder, else fitted (with ``on_orbit(i, n, orbit)``: a progress bar, so not under a Streamlit cache) and
     stored there."""
-    import hashlib
-
     from core.locks import exclusive_lock
     from core.settings import method_fingerprint
 

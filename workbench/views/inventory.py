@@ -6,6 +6,8 @@ import streamlit as st
 from core.inventory import SECTORS
 from workbench import charts, queries, state, tables, ui
 
+ui.follow_to_peak()  # a peak clicked on this page's map or chart: open it before drawing the page again
+
 month, settings = ui.month_header("Inventory comparison")
 
 accepted = ui.month_events(month, settings, ui.month_candidates(month, settings))
@@ -77,4 +79,3 @@ st.vega_lite_chart(ui.vega(("inventory-source", *key, source), lambda: charts.so
                    width="stretch")
 st.caption("Each crossing's estimate with its 1-sigma against the source's inventory (line, shaded: a factor 2) and "
            "the sources that crossing carries in all (open circles).")
-ui.follow_to_peak()

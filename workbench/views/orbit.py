@@ -3,6 +3,8 @@ import streamlit as st
 
 from workbench import charts, controls, maps, pipeline, state, tables, ui, view
 
+ui.follow_to_peak()  # a peak clicked on this page's map or chart: open it before drawing the page again
+
 st.title("Orbit explorer")
 month = ui.need_data()
 settings = view.settings()
@@ -99,4 +101,3 @@ with right:
     ui.peak_map(ui.memo(("orbit-map", *orbit_key), orbit_map), "orbit:map", 360)
     st.caption("Click a peak to open it.")
     st.html(maps.legend_html(rejected=True))
-ui.follow_to_peak()

@@ -4,6 +4,8 @@ import streamlit as st
 
 from workbench import charts, maps, state, tables, ui
 
+ui.follow_to_peak()  # a peak clicked on this page's map or chart: open it before drawing the page again
+
 month, settings = ui.month_header("Month overview")
 
 orbits = state.orbits(month)
@@ -60,4 +62,3 @@ with right:
         st.caption(f"Median accepted peak: {np.nanmedian(accepted['delta_ppm']):.2f} ppm, "
                    f"{np.nanmedian(accepted['emission_MtCO2_yr']):.1f} MtCO2/yr.")
 
-ui.follow_to_peak()

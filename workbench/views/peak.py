@@ -12,6 +12,7 @@ st.title("Peak detail")
 month = ui.need_data()
 settings = view.settings()
 orbit = view.orbit()
+ui.month_candidates(month, settings)  # the queue needs the month's table: judged once, the orbit's rows read from it
 candidates = ui.orbit_candidates(month, orbit, settings)
 rows = tables.event_rows(candidates)
 if rows.empty:
