@@ -538,3 +538,10 @@ def test_the_validation_osse_is_simulated_and_fitted_once_per_cache_and_scored_a
     direct = score(assemble_month(parts, settings, attribute_events=False), data, plumes)
     assert (first["n_matched"], first["n_false"], first["n_detectable"]) == \
         (direct.n_matched, direct.n_false, direct.n_detectable)
+
+
+def test_a_row_without_emission_says_why():
+    rows = pd.DataFrame({"fixed_reason": ["", "", "screen", ""], "emission_MtCO2_yr": [3.0, np.nan, np.nan, np.nan],
+                         "wind_perp_ms": [4.0, 0.31, 2.0, 3.0]})
+    assert tables.emission_notes(rows, 0.5).tolist() == ["", "wind across the track 0.31 m/s < 0.5", "not fitted",
+                                                         "no estimate"]

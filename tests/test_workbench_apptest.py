@@ -312,3 +312,18 @@ def test_contradictory_settings_are_named_and_nothing_is_detected(cache):
     at = _app({"fit.sigma_min_km": "2", "fit.sigma_max_km": "5"})  # consistent again: the overview runs
     _no_exception(at)
     assert not at.error and at.metric
+
+
+def test_inventory_filters_travel_in_the_share_link(cache):
+    at = _page(_app({"month": SMALL_MONTH, "sectors": "power-coal", "compare": "best"}), "inventory")
+    _no_exception(at)
+    if not at.get("multiselect"):
+        pytest.skip("no attributed peak in the small month")
+    assert at.multiselect(key="inv:sectors").value == ["power-coal"]
+    assert at.get("button_group")[0].value == "best-ranked source"
+    assert any("estimate / best source" in m.label for m in at.metric)
+    at.multiselect(key="inv:sectors").set_value(["power-coal", "power-gas"]).run()
+    _no_exception(at)
+    share = at.sidebar.code[0].value
+    assert "sectors=power-coal%2Cpower-gas" in share and "compare=best" in share
+    assert not at.warning  # page parameters are not taken for unknown settings

@@ -16,10 +16,22 @@ from core.track import KM_PER_DEG
 from core.vetting import PLUME_COLUMNS, plume_decisions
 
 #: Columns of the candidate tables, in order (those a candidate lacks are left out).
-CANDIDATE_COLUMNS = ["cand", "status", "rejected_by", "center_km", "delta_ppm", "amplitude_ppm_km",
-                     "amplitude_stderr", "sigma_km", "significance", "q_value", "snr", "r2", "n_window", "n_windows",
-                     "n_neighbours", "emission_MtCO2_yr", "emission_MtCO2_yr_stderr", "source_name", "sounding_id",
-                     "latitude", "longitude"]
+CANDIDATE_COLUMNS = ["cand", "status", "rejected_by", "center_km", "delta_ppm", "significance",
+                     "emission_MtCO2_yr", "emission_MtCO2_yr_stderr", "emission_note", "source_name", "sigma_km",
+                     "amplitude_ppm_km", "amplitude_stderr", "q_value", "snr", "r2", "n_window", "n_windows",
+                     "n_neighbours", "sounding_id", "latitude", "longitude"]
+
+
+def emission_notes(rows: pd.DataFrame, min_wind_perp_ms: float) -> np.ndarray:
+    """Why a row has no emission estimate: not fitted, or the wind across the track below the setting."""
+    fitted = rows["fixed_reason"].eq("").to_numpy() if "fixed_reason" in rows else np.ones(len(rows), bool)
+    missing = ~np.isfinite(rows["emission_MtCO2_yr"].to_numpy(float)) if "emission_MtCO2_yr" in rows else \
+        np.ones(len(rows), bool)
+    wind = np.abs(rows["wind_perp_ms"].to_numpy(float)) if "wind_perp_ms" in rows else np.full(len(rows), np.nan)
+    return np.where(~fitted, "not fitted",
+                    np.where(missing & (wind < min_wind_perp_ms),
+                             [f"wind across the track {w:.2f} m/s < {min_wind_perp_ms:g}" for w in wind],
+                             np.where(missing, "no estimate", ""))).astype(object)
 
 
 def funnel_stages(settings: DetectionSettings) -> list[str]:

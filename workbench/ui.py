@@ -20,16 +20,34 @@ PAGE_FILES = {name: VIEWS / f"{name}.py" for name in
               ("overview", "orbit", "peak", "inventory", "vetted", "data", "validation")}
 
 
-#: How the candidate tables show their columns.
+#: How the candidate tables show their columns (units in the headers, sensible decimals).
+_NUMBER = st.column_config.NumberColumn
 CANDIDATE_CONFIG = {
+    "cand": _NUMBER("#", format="%d", help="Row of the orbit's candidate table."),
     "rejected_by": st.column_config.TextColumn("rejected by", width="medium"),
-    "significance": st.column_config.NumberColumn(
+    "center_km": _NUMBER("centre [km]", format="%.1f", help="Along the track (the detection coordinate)."),
+    "delta_ppm": _NUMBER("peak [ppm]", format="%.2f", help="Height of the fitted Gaussian."),
+    "significance": _NUMBER(
         "significance", format="%.2f", help="A/stderr(A) in units of the orbit's own noise; accepted from the "
                                             "month's threshold up."),
-    "q_value": st.column_config.NumberColumn(
+    "emission_MtCO2_yr": _NUMBER("emission [Mt/yr]", format="%.1f"),
+    "emission_MtCO2_yr_stderr": _NUMBER("± 1 sigma", format="%.1f"),
+    "emission_note": st.column_config.TextColumn("no emission because", width="medium"),
+    "source_name": st.column_config.TextColumn("best upwind source", width="medium"),
+    "sigma_km": _NUMBER("sigma [km]", format="%.2f"),
+    "amplitude_ppm_km": _NUMBER("A [ppm km]", format="%.1f"),
+    "amplitude_stderr": _NUMBER("± A", format="%.1f"),
+    "q_value": _NUMBER(
         "q-value", format="%.3f", help="Estimated share of false events among the month's events at least this "
                                        "significant (from its mirror events)."),
-    "snr": st.column_config.NumberColumn("A/stderr(A)", format="%.1f", help="Against the stated noise.")}
+    "snr": _NUMBER("A/stderr(A)", format="%.1f", help="Against the stated noise."),
+    "r2": _NUMBER("r²", format="%.2f"),
+    "n_window": _NUMBER("soundings", format="%d", help="Soundings in the fit's window."),
+    "n_windows": _NUMBER("windows", format="%d", help="Windows merged into this event."),
+    "n_neighbours": _NUMBER("neighbours", format="%d", help="Stronger neighbouring fits modelled in its window."),
+    "sounding_id": _NUMBER("peak (sounding id)", format="%d"),
+    "latitude": _NUMBER("lat [°]", format="%.3f"),
+    "longitude": _NUMBER("lon [°]", format="%.3f")}
 
 
 def need_data() -> str:

@@ -5,7 +5,8 @@ copied link reproduces it on another machine::
 
     /orbit?month=2019-08&orbit=27054&peak=2019080205181564&preset=recommended&rules.significance.min_snr=6.0
 
-The page is the URL path; ``month``, ``orbit`` and ``peak`` (a sounding id) name what is shown; ``preset`` and every
+The page is the URL path; ``month``, ``orbit`` and ``peak`` (a sounding id) name what is shown (a page's own choices
+too, :data:`PAGE_PARAMS`: the inventory page's filters); ``preset`` and every
 setting that differs from the preset's default (by its key, see :func:`core.settings.all_settings`) name the
 settings. A parameter that cannot be used falls back to its default with a warning; numbers out of range are
 clamped (:meth:`core.settings.Setting.clamp`).
@@ -24,6 +25,9 @@ import streamlit as st
 from core.settings import PRESETS, DetectionSettings, all_settings
 
 VIEW_PARAMS = ("month", "orbit", "peak")
+#: A page's own choices kept in the link as text (the inventory page's filters), ``name -> what it is``.
+PAGE_PARAMS = {"sectors": "sectors shown, comma-separated", "countries": "countries shown, comma-separated",
+               "compare": "what estimates are compared with"}
 STREAMLIT_PARAMS = ("embed", "embed_options")  # Streamlit's own: left alone
 DEFAULT_PRESET = "recommended"
 
@@ -64,7 +68,7 @@ def parse_setting(key: str, text: str):
 def parse_params(params: Mapping[str, str]) -> tuple[dict, DetectionSettings, list[str]]:
     """The view (``month``, ``orbit``, ``peak``) and settings a URL names, and warnings for what was unusable."""
     warnings: list[str] = []
-    view = {"month": None, "orbit": None, "peak": None}
+    view = {"month": None, "orbit": None, "peak": None, "extra": {}}
     month = params.get("month")
     if month:
         if len(month) == 7 and month[4] == "-" and month[:4].isdigit() and month[5:].isdigit() \
@@ -87,6 +91,10 @@ def parse_params(params: Mapping[str, str]) -> tuple[dict, DetectionSettings, li
     declared = all_settings()
     changes = {}
     for key, text in params.items():
+        if key in PAGE_PARAMS:
+            if str(text).strip():
+                view["extra"][key] = str(text).strip()
+            continue
         if key in VIEW_PARAMS or key == "preset" or key in STREAMLIT_PARAMS:
             continue
         if key not in declared:
@@ -100,12 +108,15 @@ def parse_params(params: Mapping[str, str]) -> tuple[dict, DetectionSettings, li
     return view, DetectionSettings(changes, preset=preset), warnings
 
 
-def to_params(month, orbit, peak, settings: DetectionSettings) -> dict[str, str]:
-    """The URL parameters of a view: what is shown, the preset, and the settings that differ from it."""
+def to_params(month, orbit, peak, settings: DetectionSettings, extra: Mapping[str, str] | None = None
+              ) -> dict[str, str]:
+    """The URL parameters of a view: what is shown (and a page's own choices, :data:`PAGE_PARAMS`), the preset, and
+    the settings that differ from it."""
     params = {}
     for name, value in (("month", month), ("orbit", orbit), ("peak", peak)):
         if value is not None:
             params[name] = str(value)
+    params.update({k: v for k, v in sorted((extra or {}).items()) if k in PAGE_PARAMS and v})
     params["preset"] = settings.preset
     for key, value in sorted(settings.changed().items()):
         params[key] = format_value(value)
@@ -181,6 +192,7 @@ def set_month(value: str | None) -> None:
     v = st.session_state[_VIEW]
     if v["month"] != value:
         v.update(month=value, orbit=None, peak=None)
+        v.setdefault("extra", {})
 
 
 def _whole(value) -> int | None:
@@ -224,7 +236,21 @@ def resolve(months: list[str], orbits_of) -> None:
 
 def params() -> dict[str, str]:
     v = st.session_state[_VIEW]
-    return to_params(v["month"], v["orbit"], v["peak"], settings())
+    return to_params(v["month"], v["orbit"], v["peak"], settings(), v.get("extra"))
+
+
+def page_choice(name: str) -> str:
+    """A page's own choice as the link gave it ('' when none): :data:`PAGE_PARAMS`."""
+    return st.session_state[_VIEW].setdefault("extra", {}).get(name, "")
+
+
+def set_page_choice(name: str, text: str) -> None:
+    """Keep a page's own choice in the view (and so in the link); '' removes it."""
+    extra = st.session_state[_VIEW].setdefault("extra", {})
+    if text:
+        extra[name] = text
+    else:
+        extra.pop(name, None)
 
 
 def sync_url(page_path: str | None = None) -> None:

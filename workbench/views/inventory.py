@@ -4,7 +4,7 @@ import numpy as np
 import streamlit as st
 
 from core.inventory import SECTORS
-from workbench import charts, queries, state, tables, ui
+from workbench import charts, controls, queries, state, tables, ui, view
 
 ui.follow_to_peak()  # a peak clicked on this page's map or chart: open it before drawing the page again
 
@@ -17,12 +17,26 @@ if accepted.empty or accepted["source_id"].notna().sum() == 0:
 
 key = ui.month_key(month, settings)
 everything = ui.memo(("inventory", *key), lambda: queries.inventory_join(accepted, None, None, cache=state.root()))
+sector_options = [s for s in SECTORS if s in set(everything["sector"])]
+country_options = sorted(everything["country"].dropna().unique())
+# the filters live in the view, so the share link carries them (?sectors=power-coal,city&countries=...)
+controls.seed("inv:sectors", [s for s in view.page_choice("sectors").split(",") if s in sector_options])
+controls.seed("inv:countries", [c for c in view.page_choice("countries").split(",") if c in country_options])
+controls.seed("inv:against", "best-ranked source" if view.page_choice("compare") == "best" else "sources carried")
+
+
+def _keep_choices():
+    view.set_page_choice("sectors", ",".join(st.session_state["inv:sectors"]))
+    view.set_page_choice("countries", ",".join(st.session_state["inv:countries"]))
+    view.set_page_choice("compare", "best" if st.session_state["inv:against"] == "best-ranked source" else "")
+
+
 f = st.columns([2, 2, 2])
-sectors = f[0].multiselect("Sectors", [s for s in SECTORS if s in set(everything["sector"])], key="inv:sectors",
+sectors = f[0].multiselect("Sectors", sector_options, key="inv:sectors", on_change=_keep_choices,
                            help="Sector of the best-ranked upwind source.")
-countries = f[1].multiselect("Countries", sorted(everything["country"].dropna().unique()), key="inv:countries")
+countries = f[1].multiselect("Countries", country_options, key="inv:countries", on_change=_keep_choices)
 against = f[2].segmented_control(
-    "Compare with", ["sources carried", "best-ranked source"], default="sources carried", key="inv:against",
+    "Compare with", ["sources carried", "best-ranked source"], key="inv:against", on_change=_keep_choices,
     help="Sources carried: the summed inventory of the upwind sources, each weighted by how much of its plume the "
          "crossing sees (a plume over a cluster carries several). Best-ranked: the single source the ranking puts "
          "first.") or "sources carried"

@@ -66,6 +66,7 @@ with left:
         st.info("No plume event on this orbit" + ("." if show_unfitted else
                                                   " (turn on *Not-fitted candidates* to see the screen's maxima)."))
     else:
+        rows = rows.assign(emission_note=tables.emission_notes(rows, settings["emission.min_wind_perp_ms"]))
         shown = ["kind"] + [c for c in tables.CANDIDATE_COLUMNS if c in rows and c != "status"]
         picked = st.dataframe(rows[shown], hide_index=True, height=300, width="stretch", key="orbit:candidates",
                               on_select="rerun", selection_mode="single-row", column_config=ui.CANDIDATE_CONFIG)
