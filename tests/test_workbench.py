@@ -68,12 +68,15 @@ def test_rule_sections_follow_the_declared_rules():
 def test_url_params_round_trip():
     settings = DetectionSettings({"rules.significance.min_snr": 6.5, "rules.support.enabled": False,
                                   "fit.max_nfev": 300}, preset="chevallier-2020")
-    params = view.to_params("2019-08", 27054, 2019080205181564, settings)
+    params = view.to_params("2019-08", 27054, 2019080205181564, settings,
+                            {"sectors": "power-coal,city", "countries": "", "bogus": "x"})
     assert params["preset"] == "chevallier-2020" and params["orbit"] == "27054"
     assert params["rules.significance.min_snr"] == "6.5" and params["fit.max_nfev"] == "300"
+    assert params["sectors"] == "power-coal,city" and "countries" not in params and "bogus" not in params
     parsed, back, warnings = view.parse_params(params)
     assert not warnings
-    assert parsed == {"month": "2019-08", "orbit": 27054, "peak": 2019080205181564}
+    assert parsed == {"month": "2019-08", "orbit": 27054, "peak": 2019080205181564,
+                      "extra": {"sectors": "power-coal,city"}}
     assert back == settings and back.preset == "chevallier-2020"
     assert view.link("/orbit", params).startswith("/orbit?month=2019-08&orbit=27054")
 
@@ -99,7 +102,7 @@ def test_parse_setting_clamps_or_refuses_with_a_warning(key, text, value, warned
 def test_invalid_view_params_fall_back():
     parsed, settings, warnings = view.parse_params({"month": "2019-8", "orbit": "x", "peak": "1.5",
                                                     "preset": "none", "fit.nothing": "3"})
-    assert parsed == {"month": None, "orbit": None, "peak": None}
+    assert parsed == {"month": None, "orbit": None, "peak": None, "extra": {}}
     assert settings == DetectionSettings()
     assert len(warnings) == 5
 
