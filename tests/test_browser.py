@@ -123,6 +123,18 @@ def _go(page: Page, name: str) -> None:
     _settled(page, heading)
 
 
+def _vet(page: Page, peak, decision: str, analyst: str, why: str) -> str:
+    """Record a decision on the peak shown with the form of Peak detail; returns the note (unique)."""
+    note = f"{why} at {time.time():.0f}"
+    page.get_by_test_id("stRadio").get_by_text(decision, exact=True).click()
+    page.get_by_label("Note (why)").fill(note)
+    page.get_by_label("Analyst").fill(analyst)
+    page.get_by_role("button", name="Record decision").click()
+    _settled(page)
+    expect(page.get_by_text(f"Recorded on peak {peak}: {decision} by {analyst}")).to_be_visible()
+    return note
+
+
 _FIRST_MAP = [True]
 
 
@@ -172,13 +184,7 @@ def test_analyst_journey_share_link_offline_and_screenshots(page: Page, base_url
     page.get_by_role("button", name="Open peak detail").click()
     _settled(page, PAGES["peak"][1])
     expect(page.get_by_text(f"sounding {core_view['peak']}")).to_be_visible()
-    note = f"browser: checked at {time.time():.0f}"
-    page.get_by_test_id("stRadio").get_by_text("accept", exact=True).click()
-    page.get_by_label("Note (why)").fill(note)
-    page.get_by_label("Analyst").fill("browser-analyst")
-    page.get_by_role("button", name="Record decision").click()
-    _settled(page)
-    expect(page.get_by_text(f"Recorded on peak {core_view['peak']}: accept by browser-analyst")).to_be_visible()
+    note = _vet(page, core_view["peak"], "accept", "browser-analyst", "browser: checked")
     expect(page.get_by_text(re.compile(r"^1 of \d+ accepted peaks vetted"))).to_be_visible()  # the month's queue
     _shoot(page, "peak")
     share = page.get_by_test_id("stSidebar").get_by_test_id("stCode").inner_text().strip()
@@ -260,13 +266,7 @@ def test_map_point_to_peak_vet_change_a_rule_next_and_export(page: Page, base_ur
     _settled(page, PAGES["peak"][1])
     expect(page.get_by_text(f"orbit {orbit} · sounding {point['peak']}")).to_be_visible()
 
-    note = f"browser map click at {time.time():.0f}"
-    page.get_by_test_id("stRadio").get_by_text("reject", exact=True).click()
-    page.get_by_label("Note (why)").fill(note)
-    page.get_by_label("Analyst").fill("browser-map")
-    page.get_by_role("button", name="Record decision").click()
-    _settled(page)
-    expect(page.get_by_text(f"Recorded on peak {point['peak']}: reject by browser-map")).to_be_visible()
+    note = _vet(page, point["peak"], "reject", "browser-map", "browser: map click")
 
     page.evaluate("document.activeElement && document.activeElement.blur()")  # the shortcuts are the page's
     page.keyboard.press("Alt+N")  # the next accepted peak of the month

@@ -32,6 +32,18 @@ def cache(small_cache, monkeypatch):
     return small_cache
 
 
+@pytest.fixture
+def unvetted_cache(small_cache, tmp_path, monkeypatch):
+    """The small cache without its decisions (other tests vet its peaks): soundings and detections copied."""
+    root = tmp_path / "cache"
+    root.mkdir()
+    for part in ("soundings", "detections"):
+        if (small_cache / part).is_dir():
+            shutil.copytree(small_cache / part, root / part)
+    monkeypatch.setenv("OCO2_CACHE", str(root))
+    return root
+
+
 def _app(params: dict | None = None) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=120)
     for key, value in (params or {}).items():
@@ -203,7 +215,8 @@ def _progress_text(at: AppTest) -> str:
     return next(p.proto.text for p in at.get("progress"))
 
 
-def test_a_vetting_decision_is_stored_found_again_under_other_settings_and_the_queue_moves_on(cache, core_view):
+def test_a_vetting_decision_is_stored_found_again_under_other_settings_and_the_queue_moves_on(unvetted_cache,
+                                                                                                  core_view):
     """Record a decision on a peak (the form keyed on the peak), see the month's vetted count go up, change a
     setting that does not concern the peak and find the decision again (made under the other settings), then go to
     the next unvetted peak: another peak, with an empty form."""
@@ -224,7 +237,7 @@ def test_a_vetting_decision_is_stored_found_again_under_other_settings_and_the_q
     _no_exception(at)
     assert any("Recorded" in s.value for s in at.success)
     assert _progress_text(at).startswith(f"**1 of {n_accepted}")
-    history = VettingStore(cache).history()
+    history = VettingStore(unvetted_cache).history()
     row = history[history["note"] == note].iloc[-1]
     assert (row["decision"], row["analyst"], row["orbit"], row["sounding_id"]) == \
         ("reject", "apptest-analyst", orbit, peak)

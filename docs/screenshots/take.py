@@ -8,11 +8,11 @@ so the first start builds the demo month 2019-08), opens it in headless Chromium
 overview is drawn (demo built, month detected, map on screen) and prints how long that took from the server's
 start. It then runs ``python -m core detect`` on the same cache to pick peaks to show (the accepted events with an
 inventory source, most significant first), records decisions on three of them on the Peak detail page (so the
-Vetted page has rows) and saves overview, orbit, peak, peak_sources, inventory and vetted PNGs into ``--out``.
+Vetted page has rows) and saves overview, orbit, peak, peak_sources, inventory, vetted, data and validation PNGs
+into ``--out`` (the validation page simulates and fits its OSSE on its first visit: ~25 s more).
 
 Chromium: ``$CHROMIUM``, else ``/usr/bin/chromium`` (Debian's package), else Playwright's own build
-(``python -m playwright install chromium``). The page icons are emoji: without an emoji font (Debian:
-``apt-get install fonts-noto-color-emoji``) they show as empty boxes.
+(``python -m playwright install chromium``). The icons are Streamlit's bundled Material symbols (no font needed).
 """
 from __future__ import annotations
 
@@ -178,7 +178,9 @@ def main() -> int:
             shoot(page, args.out, "peak_sources")  # emission, upwind sector and ranked sources
 
             for path, heading, name in (("inventory", "Inventory comparison", "inventory"),
-                                        ("vetted", "Vetted peaks & export", "vetted")):
+                                        ("vetted", "Vetted peaks & export", "vetted"),
+                                        ("data", "Data in the cache", "data"),
+                                        ("validation", "Validation on simulated truth", "validation")):
                 page.goto(f"{url}/{path}?month={MONTH}&orbit={orbit}&peak={peak}")
                 settled(page, heading)
                 drawn(page)
