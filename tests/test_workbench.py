@@ -470,6 +470,7 @@ def test_month_is_the_orbits_judged_then_attributed_once_and_kept(small_cache):
     root, settings = str(small_cache), DetectionSettings({"rules.significance.min_snr": 2.45})
     stamp = queries.data_stamp(SoundingsCache(small_cache), SMALL_MONTH)
     orbits = sorted(int(o) for o in queries.orbits_table(SoundingsCache(small_cache), SMALL_MONTH)["orbit"])
+    _forget_months()  # else a month held for other judging settings is re-judged at once (no per-orbit progress)
     seen = []
     month = pipeline.month_candidates(root, SMALL_MONTH, stamp, settings, orbits,
                                       on_orbit=lambda i, n, orbit: seen.append(orbit))
@@ -482,6 +483,35 @@ def test_month_is_the_orbits_judged_then_attributed_once_and_kept(small_cache):
     by_orbit = pd.concat([pipeline.orbit_candidates(root, SMALL_MONTH, o, stamp, settings, orbits) for o in orbits],
                          ignore_index=True)
     pd.testing.assert_frame_equal(month[VERDICT_COLUMNS].reset_index(drop=True), by_orbit[VERDICT_COLUMNS])
+
+
+def _forget_months():
+    for kind in ("month", "month-settings", "calibration"):
+        pipeline._held(kind)[0].clear()
+
+
+@pytest.mark.parametrize("change", [{"rules.significance.min_snr": 3.1, "rules.support.min_frames": 3},
+                                    {"detection.false_alarms_per_1000km": 0.6, "rules.step_like.enabled": False,
+                                     "attribution.half_angle_deg": 20.0},
+                                    {"detection.mirror": False}])
+def test_a_judging_change_re_judges_the_held_month_as_judging_every_orbit_again(small_cache, change):
+    """A month table held for other settings that differ only in judging is re-judged at once: the same table,
+    every column, as judging the orbits again (a fit-stage change is never taken that way)."""
+    root = str(small_cache)
+    stamp = queries.data_stamp(SoundingsCache(small_cache), SMALL_MONTH)
+    orbits = sorted(int(o) for o in queries.orbits_table(SoundingsCache(small_cache), SMALL_MONTH)["orbit"])
+    base = DetectionSettings({"rules.significance.min_snr": 2.55, "detection.min_mirror_events": 3})
+    target = base.replace(change)
+    fit_change = not pipeline.judging_only(base, target)
+    _forget_months()
+    pipeline.month_candidates(root, SMALL_MONTH, stamp, base, orbits)
+    seen = []
+    fast = pipeline.month_candidates(root, SMALL_MONTH, stamp, target, orbits, on_orbit=lambda *a: seen.append(1))
+    assert bool(seen) == fit_change  # re-judged at once (no orbit judged) unless a fit-stage value changed
+    _forget_months()
+    slow = pipeline.month_candidates(root, SMALL_MONTH, stamp, target, orbits)
+    pd.testing.assert_frame_equal(fast.reset_index(drop=True), slow.reset_index(drop=True))
+    assert (fast["rules_hash"] == target.hash).all()
 
 
 #: What an orbit must show as its month shows it.
