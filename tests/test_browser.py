@@ -294,3 +294,35 @@ def test_map_point_to_peak_vet_change_a_rule_next_and_export(page: Page, base_ur
     mine = table[table["note"] == note]
     assert len(mine) == 1 and mine.iloc[0]["decision"] == "reject"
     assert mine.iloc[0]["sounding_id"] == int(point["peak"]) and mine.iloc[0]["preset"] == "recommended"
+
+
+def _differing_share(a: bytes, b: bytes) -> float:
+    """Share of pixels that differ noticeably between two PNG screenshots of the same size."""
+    import numpy as np
+    from PIL import Image
+
+    x, y = (np.asarray(Image.open(io.BytesIO(d)).convert("L"), float) for d in (a, b))
+    return float(np.mean(np.abs(x - y) > 8))  # land and sea differ by ~20 grey levels
+
+
+def test_the_map_keeps_its_zoom_across_a_rerun(page: Page, base_url):
+    """Zoom in on the month's map, then change an option (the page runs again, the map's layers change): the map
+    stays where the analyst put it."""
+    page.goto(f"{base_url}/?month={SMALL_MONTH}")
+    _settled(page, PAGES["overview"][1])
+    chart = page.get_by_test_id("stDeckGlJsonChart").first
+    chart.scroll_into_view_if_needed()
+    expect(chart.locator("canvas").first).to_be_attached(timeout=20_000)
+    page.wait_for_timeout(4000)
+    start = chart.screenshot()
+    for _ in range(2):
+        chart.get_by_role("button", name="Zoom in").click()
+        page.wait_for_timeout(800)
+    page.wait_for_timeout(1500)
+    zoomed = chart.screenshot()
+    page.get_by_text("Wind arrows", exact=True).click()  # a rerun with other layers
+    _settled(page)
+    page.wait_for_timeout(2500)
+    after = page.get_by_test_id("stDeckGlJsonChart").first.screenshot()
+    assert _differing_share(start, zoomed) > 0.2  # the zoom moved the basemap
+    assert _differing_share(zoomed, after) < 0.05  # and the rerun kept it (only the arrows went)
