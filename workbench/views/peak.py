@@ -87,7 +87,7 @@ with right:
         params = tables.parameters_table(row)
         params["value"] = params["value"].map(lambda v: f"{v:.4g}")
         params["stderr"] = params["stderr"].map(lambda v: f"{v:.2g}" if np.isfinite(v) else "")
-        st.dataframe(params, hide_index=True, width="stretch", height=35 * len(params) + 38)
+        st.table(params.set_index("parameter"))  # static: cheaper for the browser than a data grid
     else:
         st.subheader("Not fitted")
         st.warning(f"**{row['fixed_reason']}**: {row['fit_message']}.", icon=":material/block:")
