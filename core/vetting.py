@@ -300,7 +300,6 @@ def _snapshot(history: pd.DataFrame) -> pd.DataFrame:
     }, index=history.index)
 
 
-
 def assign_decisions(history: pd.DataFrame, peaks: pd.DataFrame) -> np.ndarray:
     """For each decision (rows of :meth:`VettingStore.history`), the position in ``peaks`` of the peak it is about,
     or -1.
@@ -309,10 +308,14 @@ def assign_decisions(history: pd.DataFrame, peaks: pd.DataFrame) -> np.ndarray:
     history spans several months). A decision goes to the nearest peak of its month and orbit that has its sounding
     (distance 0) or lies within ``max(sigma of either fit, PLUME_MATCH_MIN_KM)`` of the peak it judged.
     """
+    return _owners(history, _snapshot(history), peaks)
+
+
+def _owners(history: pd.DataFrame, snap: pd.DataFrame, peaks: pd.DataFrame) -> np.ndarray:
+    """:func:`assign_decisions` with the decisions' snapshots (:func:`_snapshot`) already parsed."""
     out = np.full(len(history), -1, dtype=np.int64)
     if history.empty or peaks is None or len(peaks) == 0:
         return out
-    snap = _snapshot(history)
     p_orbit = peaks["orbit"].to_numpy(np.int64)
     p_sid = peaks["sounding_id"].to_numpy(np.int64)
     p_lat, p_lon = peaks["latitude"].to_numpy(float), peaks["longitude"].to_numpy(float)
@@ -346,8 +349,8 @@ def plume_decisions(history: pd.DataFrame, peaks: pd.DataFrame) -> pd.DataFrame:
                         "verdict_changed": False}, index=peaks.index if peaks is not None else None)
     if history.empty or out.empty:
         return out
-    owner = assign_decisions(history, peaks)
     snap = _snapshot(history)
+    owner = _owners(history, snap, peaks)
     for i in np.argsort(history["decision_id"].to_numpy(), kind="stable"):  # oldest first: the latest wins
         j = owner[i]
         if j < 0:
@@ -366,9 +369,8 @@ def plume_decisions(history: pd.DataFrame, peaks: pd.DataFrame) -> pd.DataFrame:
 def plume_history(history: pd.DataFrame, peaks: pd.DataFrame, position: int) -> pd.DataFrame:
     """Every decision on the plume of ``peaks``' row ``position`` (oldest first), with the verdict and preset of
     the settings each was made under (``decided_status``, ``decided_preset``)."""
-    owner = assign_decisions(history, peaks)
     snap = _snapshot(history)
-    mine = owner == position
+    mine = _owners(history, snap, peaks) == position
     return history[mine].assign(decided_status=snap["status"][mine], decided_preset=snap["preset"][mine])
 
 
@@ -386,7 +388,7 @@ def plumes_of(history: pd.DataFrame) -> np.ndarray:
             known = history.iloc[heads][["month", "orbit", "sounding_id"]].assign(
                 latitude=snap["latitude"].iloc[heads].to_numpy(), longitude=snap["longitude"].iloc[heads].to_numpy(),
                 sigma_km=snap["sigma_km"].iloc[heads].to_numpy())
-            found = assign_decisions(history.iloc[[i]], known.reset_index(drop=True))[0]
+            found = _owners(history.iloc[[i]], snap.iloc[[i]], known.reset_index(drop=True))[0]
         else:
             found = -1
         if found >= 0:

@@ -578,3 +578,25 @@ def test_a_row_without_emission_says_why():
                          "wind_perp_ms": [4.0, 0.31, 2.0, 3.0]})
     assert tables.emission_notes(rows, 0.5).tolist() == ["", "wind across the track 0.31 m/s < 0.5", "not fitted",
                                                          "no estimate"]
+
+
+def test_peak_detail_ratios_are_the_month_tables(small_cache):
+    """Peak detail attributes its one peak against its ranked upwind sources (core.attribution.attribute): the
+    same ratios, to the sources carried and to the best source, as the month table's row."""
+    from core.attribution import attribute
+
+    root, settings = str(small_cache), DetectionSettings()
+    stamp = queries.data_stamp(SoundingsCache(small_cache), SMALL_MONTH)
+    orbits = sorted(int(o) for o in queries.orbits_table(SoundingsCache(small_cache), SMALL_MONTH)["orbit"])
+    month = pipeline.month_candidates(root, SMALL_MONTH, stamp, settings, orbits)
+    attributed = pipeline.events(month)
+    attributed = attributed[attributed["source_id"].notna()]
+    assert len(attributed)
+    for _, row in attributed.iterrows():
+        ranked, _ = pipeline.ranked_sources(root, float(row["latitude"]), float(row["longitude"]),
+                                            float(row["wind_u_ms"]), float(row["wind_v_ms"]), settings)
+        judged = attribute(row.to_frame().T, settings, sources=ranked).iloc[0]
+        for column in ("source_id", "emission_ratio", "emission_ratio_carried", "emission_ratio_carried_stderr",
+                       "n_sources_carried"):
+            assert judged[column] == pytest.approx(row[column], rel=1e-9) if column != "source_id" else \
+                judged[column] == row[column], column

@@ -60,10 +60,10 @@ def peak_files(time, manifest: pd.DataFrame) -> str:
 def peak_link(month: str, orbit: int, sounding_id: int, settings_values: dict, base: str = "/peak") -> str:
     """A link to the peak on Peak detail with the settings it was judged under (preset and changed values; today's
     defaults when the recorded values no longer fit the declared settings)."""
-    from .view import link, to_params
+    from .view import DEFAULT_PRESET, link, to_params
 
     values = dict(settings_values)
-    preset = values.pop("preset", "recommended")
+    preset = values.pop("preset", DEFAULT_PRESET)
     declared = DetectionSettings().as_dict()
     try:
         settings = DetectionSettings({k: v for k, v in values.items() if k in declared}, preset=preset)

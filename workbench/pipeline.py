@@ -419,7 +419,7 @@ def _osse_fits(osse_key: tuple, fit_key: tuple, on_orbit=None) -> dict[int, pd.D
             table = pd.read_parquet(path)
             return _keep("osse-fits", (osse_key, fit_key), {
                 int(o): g.drop(columns="_orbit").reset_index(drop=True) for o, g in table.groupby("_orbit", sort=True)})
-        settings = _settings(fit_key) if fit_key else DetectionSettings()
+        settings = _settings(fit_key)
         fits = {}
         for i, (orbit, od) in enumerate(orbits.items(), 1):
             fitted = fit_candidates(od, find_candidates(od, settings), settings)

@@ -330,11 +330,12 @@ def month_map(month: str, settings: DetectionSettings, show_rejected: bool, show
 
 # ------------------------------------------------------------------------------------------------ vetting queue
 
-def vetting_queue(month: str, settings: DetectionSettings) -> pd.DataFrame:
-    """The month's accepted peaks in flight order with the decision on each one's plume (any settings)."""
+def vetting_queue(month: str, settings: DetectionSettings, history: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The month's accepted peaks in flight order with the decision on each one's plume (any settings);
+    ``history``: the month's decisions when already read."""
     candidates = month_candidates(month, settings)
     accepted = month_events(month, settings, candidates)
-    return tables.vetting_queue(accepted, vetting_store().history(month=month))
+    return tables.vetting_queue(accepted, vetting_store().history(month=month) if history is None else history)
 
 
 def open_peak(orbit: int, sounding_id: int) -> None:
@@ -343,15 +344,17 @@ def open_peak(orbit: int, sounding_id: int) -> None:
     view.set_peak(int(sounding_id))
 
 
-def _open_queued(queue: pd.DataFrame, sounding_id: int | None) -> None:
+def open_queued(queue: pd.DataFrame, sounding_id: int | None) -> None:
+    """Show a peak of the queue (:func:`vetting_queue`) by its sounding id; None does nothing."""
     if sounding_id is not None:
         open_peak(int(queue.loc[queue["sounding_id"] == sounding_id, "orbit"].iloc[0]), sounding_id)
 
 
-def queue_bar(month: str, settings: DetectionSettings, sounding_id: int) -> pd.DataFrame:
+def queue_bar(month: str, settings: DetectionSettings, sounding_id: int,
+              history: pd.DataFrame | None = None) -> pd.DataFrame:
     """Where this peak sits among the month's accepted peaks, how many are vetted, and previous / next / next
     unvetted (keyboard: Alt+P, Alt+N, Alt+U). Returns the queue."""
-    queue = vetting_queue(month, settings)
+    queue = vetting_queue(month, settings, history)
     n, vetted = len(queue), int(queue["vetted"].sum()) if len(queue) else 0
     where = np.flatnonzero(queue["sounding_id"].to_numpy() == sounding_id) if n else np.zeros(0, int)
     cols = st.columns([2.6, 1.2, 1.1, 1.5], vertical_alignment="center")
@@ -364,7 +367,7 @@ def queue_bar(month: str, settings: DetectionSettings, sounding_id: int) -> pd.D
             (cols[3], "Next unvetted", ":material/skip_next:", 1, True, "Alt+U")):
         target = tables.queue_step(queue, sounding_id, step, unvetted)
         col.button(label, icon=icon, key=f"queue:{label}", disabled=target is None or target == sounding_id,
-                   on_click=_open_queued, args=(queue, target), shortcut=shortcut, width="stretch",
+                   on_click=open_queued, args=(queue, target), shortcut=shortcut, width="stretch",
                    help=f"{label} accepted peak of the month in flight order ({shortcut})")
     return queue
 
@@ -407,6 +410,7 @@ def peak_chart(spec: dict, key: str, selection: str = "pick") -> None:
 
 
 def follow_to_peak() -> None:
-    """Go to Peak detail when a map or chart point was clicked in this run (call at the end of the page)."""
+    """Go to Peak detail when a map or chart point was clicked (its callback ran before this run): call at the top
+    of a page with clickable points, so the clicked page is not drawn again first."""
     if st.session_state.pop(_GOTO, False):
         st.switch_page(PAGE_FILES["peak"])

@@ -52,9 +52,7 @@ def _record(store, month: str, orbit: int, row: pd.Series, settings, form_key: s
     ss["vet:message"] = ("success", f"Recorded on peak {int(row['sounding_id'])}: {decision} by {analyst}.")
     if then_next:
         queue = ui.vetting_queue(month, settings)
-        target = tables.queue_step(queue, int(row["sounding_id"]), 1, unvetted_only=True)
-        if target is not None:
-            ui.open_peak(int(queue.loc[queue["sounding_id"] == target, "orbit"].iloc[0]), target)
+        ui.open_queued(queue, tables.queue_step(queue, int(row["sounding_id"]), 1, unvetted_only=True))
 
 
 def decision_form(store, month: str, orbit: int, row: pd.Series, settings, plume: pd.Series) -> None:

@@ -3,7 +3,7 @@ threshold, the emission, the upwind sources, and the analyst's decision on the p
 import numpy as np
 import streamlit as st
 
-from core.attribution import carried_sources
+from core.attribution import attribute, carried_sources
 from core.rules import explain_rules
 from core.vetting import plume_decisions, plume_history
 from workbench import charts, maps, pipeline, state, tables, ui, vetting, view
@@ -28,7 +28,9 @@ if row is None:
     ui.view_changed()
 sounding = int(row["sounding_id"])
 
-ui.queue_bar(month, settings, sounding)
+store = ui.vetting_store()
+history = store.history(month=month)  # the month's decisions, read once for the queue and the form
+ui.queue_bar(month, settings, sounding, history)
 fitted = row["fixed_reason"] == ""
 if not fitted:
     verdict = (f":material/block: not fitted ({row['fixed_reason']})"
@@ -156,16 +158,19 @@ with mc[1]:
                                   settings)
         total_mt = carried["carried_tCO2_yr"].sum() / 1e6
         estimate, stderr = float(row["emission_MtCO2_yr"]), float(row["emission_MtCO2_yr_stderr"])
-        if fitted and np.isfinite(estimate) and total_mt > 0:
-            best_mt = float(ranked["emission_tCO2_yr"].iloc[0]) / 1e6
+        # the ratios as the month table gives them (core.attribution.attribute), for a rejected peak too
+        judged = attribute(row.to_frame().T, settings, sources=ranked).iloc[0]
+        if fitted and np.isfinite(float(judged["emission_ratio_carried"])):
+            best_mt = float(judged["source_emission_tCO2_yr"]) / 1e6
             c = st.columns(2)
-            c[0].metric("Estimate / sources carried", f"{estimate / total_mt:.2f} ± {stderr / total_mt:.2f}",
+            c[0].metric("Estimate / sources carried", f"{float(judged['emission_ratio_carried']):.2f} ± "
+                                                       f"{float(judged['emission_ratio_carried_stderr']):.2f}",
                         help="The estimate over the summed inventory of the upwind sources, each weighted by how "
                              "much of its plume the crossing sees (core.attribution.carried_weight: a Gaussian "
                              "in the source's offset from the peak's upwind axis, wider with distance by the "
                              "wind direction's error).")
-            c[1].metric("… / best-ranked source", f"{estimate / best_mt:.2f}" if best_mt > 0 else "-",
-                        help=f"{ranked['name'].iloc[0]} alone ({best_mt:.2f} MtCO2/yr).")
+            c[1].metric("… / best-ranked source", f"{float(judged['emission_ratio']):.2f}",
+                        help=f"{judged['source_name']} alone ({best_mt:.2f} MtCO2/yr).")
             st.vega_lite_chart(ui.vega(("peak-sources", *peak_key), lambda: charts.peak_vs_sources_chart(
                 estimate, stderr, carried)), width="stretch", height=34 * (2 + min(5, len(carried))) + 70)
         show = carried.head(10)[["name", "sector", "country", "emission_tCO2_yr", "weight", "carried_tCO2_yr",
@@ -184,8 +189,6 @@ with mc[1]:
                    f"all: {total_mt:.2f} MtCO2/yr.")
 
 st.subheader("Vet this plume")
-store = ui.vetting_store()
-history = store.history(month=month)
 one = row.to_frame().T.reset_index(drop=True)
 plume = plume_decisions(history, one).iloc[0]
 vetting.decision_note(plume, row)
