@@ -52,8 +52,10 @@ def compact(deck_obj: pdk.Deck) -> DeckSpec:
 #: Zoom below which a wide page shows the world more than once (deck.gl: 512 px per 360 deg at zoom 0; the map is
 #: ~1,100 px wide at 1440 px): a month's map starts at this zoom at least, so the world is drawn once.
 MIN_ZOOM = 1.15
-#: The map's controls: drag to pan, buttons / double-click / pinch to zoom; the scroll wheel scrolls the page.
-CONTROLLER = {"scrollZoom": False, "dragPan": True, "dragRotate": False, "doubleClickZoom": True,
+#: The map's controls: drag to pan, buttons / pinch to zoom; the scroll wheel scrolls the page. No double-click zoom:
+#: while deck.gl listens for double clicks, every click waits for a possible second one (~0.3 s) before a point
+#: clicked opens its peak.
+CONTROLLER = {"scrollZoom": False, "dragPan": True, "dragRotate": False, "doubleClickZoom": False,
               "touchZoom": True, "keyboard": True}
 
 

@@ -1,6 +1,7 @@
 """Peak detail: the window's fit and residuals with the models the rules compared, every rule's statistic and
 threshold, the emission, the upwind sources, and the analyst's decision on the plume (with the month's queue)."""
 import numpy as np
+import pandas as pd
 import streamlit as st
 
 from core.attribution import attribute, carried_sources
@@ -156,7 +157,6 @@ with mc[1]:
     else:
         carried = carried_sources(ranked, float(row["sigma_km"]), float(row["wind_u_ms"]), float(row["wind_v_ms"]),
                                   settings)
-        total_mt = carried["carried_tCO2_yr"].sum() / 1e6
         estimate, stderr = float(row["emission_MtCO2_yr"]), float(row["emission_MtCO2_yr_stderr"])
         # the ratios as the month table gives them (core.attribution.attribute), for a rejected peak too
         judged = attribute(row.to_frame().T, settings, sources=ranked).iloc[0]
@@ -173,20 +173,19 @@ with mc[1]:
                         help=f"{judged['source_name']} alone ({best_mt:.2f} MtCO2/yr).")
             st.vega_lite_chart(ui.vega(("peak-sources", *peak_key), lambda: charts.peak_vs_sources_chart(
                 estimate, stderr, carried)), width="stretch", height=34 * (2 + min(5, len(carried))) + 70)
-        show = carried.head(10)[["name", "sector", "country", "emission_tCO2_yr", "weight", "carried_tCO2_yr",
-                                 "upwind_km", "crosswind_km", "score"]]
-        number = st.column_config.NumberColumn
-        st.dataframe(show.assign(emission_tCO2_yr=show["emission_tCO2_yr"] / 1e6,
-                                 carried_tCO2_yr=show["carried_tCO2_yr"] / 1e6),
-                     hide_index=True, width="stretch", column_config={
-                         "emission_tCO2_yr": number("inventory [Mt/yr]", format="%.2f"),
-                         "weight": number("seen", format="%.2f", help="Share of its plume the crossing sees."),
-                         "carried_tCO2_yr": number("carried [Mt/yr]", format="%.2f"),
-                         "upwind_km": number("upwind [km]", format="%.0f"),
-                         "crosswind_km": number("off axis [km]", format="%.1f"),
-                         "score": number("rank score", format="%.2f")})
-        st.caption(f"{len(ranked)} sources in the upwind sector; those the crossing sees most first. Carried in "
-                   f"all: {total_mt:.2f} MtCO2/yr.")
+if not ranked.empty:  # full width below the map: a static table (a data grid costs the browser more to draw)
+    show = carried.head(10)
+    st.table(pd.DataFrame({
+        "name": show["name"], "sector": show["sector"], "country": show["country"],
+        "inventory [Mt/yr]": (show["emission_tCO2_yr"] / 1e6).map("{:.2f}".format),
+        "seen": show["weight"].map("{:.2f}".format),
+        "carried [Mt/yr]": (show["carried_tCO2_yr"] / 1e6).map("{:.2f}".format),
+        "upwind [km]": show["upwind_km"].map("{:.0f}".format),
+        "off axis [km]": show["crosswind_km"].map("{:.1f}".format),
+        "rank score": show["score"].map("{:.2f}".format)}).set_index("name"))
+    st.caption(f"{len(ranked)} sources in the upwind sector; those the crossing sees most first, 10 at most (seen: "
+               f"the share of its plume the crossing sees). Carried in all: {carried['carried_tCO2_yr'].sum() / 1e6:.2f} "
+               "MtCO2/yr.")
 
 st.subheader("Vet this plume")
 one = row.to_frame().T.reset_index(drop=True)
@@ -195,7 +194,7 @@ vetting.decision_note(plume, row)
 vetting.decision_form(store, month, orbit, row, settings, plume)
 past = plume_history(history, one, 0)
 if len(past):
-    st.dataframe(past[["decided_at", "analyst", "decision", "note", "decided_status", "decided_preset",
-                       "rules_hash"]], hide_index=True, width="stretch",
-                 column_config={"decided_status": "verdict then", "decided_preset": "preset",
-                                "rules_hash": "settings hash"})
+    past = past.assign(decided_at=pd.to_datetime(past["decided_at"], utc=True).dt.strftime("%Y-%m-%d %H:%M:%S UTC"))
+    st.table(past[["decided_at", "analyst", "decision", "note", "decided_status", "decided_preset", "rules_hash"]]
+             .rename(columns={"decided_at": "decided at", "decided_status": "verdict then",
+                              "decided_preset": "preset", "rules_hash": "settings hash"}).set_index("decided at"))
