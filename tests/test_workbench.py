@@ -16,7 +16,7 @@ from core.cache import SoundingsCache
 from core.detect import detect_orbit, find_candidates, fit_candidates, judge, prepare_orbit
 from core.settings import DetectionSettings, all_settings, fit_stage_keys
 from core.vetting import PeakKey, VettingStore
-from workbench import basemap, controls, exports, maps, pipeline, queries, tables, uploads, view
+from workbench import basemap, charts, controls, exports, maps, pipeline, queries, tables, uploads, view
 
 
 # ------------------------------------------------------------------------------------------------ controls
@@ -249,11 +249,30 @@ def test_threshold_note_names_the_method_and_the_fallback_setting():
 
 
 def test_upwind_sector_opens_upwind_of_the_peak():
-    ring = np.array(tables.upwind_sector(45.0, 10.0, 5.0, 0.0, 100.0, 30.0, 10.0))  # wind to the east
-    assert np.allclose(ring[0], ring[-1])
-    assert ring[:, 0].min() < 10.0 - 1.0 and ring[:, 0].max() <= 10.0 + 1e-9  # reaches west, not east
-    half_width_deg = (100 * np.tan(np.radians(30)) + 10) / 111.195
-    assert np.isclose(ring[:, 1].max() - 45.0, half_width_deg, rtol=0.01)
+    east, north = tables.upwind_sector_km(5.0, 0.0, 100.0, 30.0, 10.0)  # wind to the east
+    assert np.isclose(east[0], east[-1]) and np.isclose(north[0], north[-1])  # closed
+    assert east.min() == pytest.approx(-100.0) and east.max() <= 1e-9  # reaches 100 km west, not east
+    assert north.max() == pytest.approx(100 * np.tan(np.radians(30)) + 10)
+    assert tables.upwind_sector_km(0.0, 0.0, 100.0, 30.0, 10.0)[0].size == 0  # no wind, no sector
+
+
+def test_east_north_km_inverts_offset_latlon():
+    lat, lon = tables.offset_latlon(60.0, 179.5, [-80.0, 0.0, 120.0], [30.0, -50.0, 0.0])  # across the date line
+    east, north = tables.east_north_km(60.0, 179.5, lat, lon)
+    assert np.allclose(east, [-80.0, 0.0, 120.0]) and np.allclose(north, [30.0, -50.0, 0.0])
+
+
+def test_sector_plan_has_equal_km_scales_and_holds_everything():
+    track = pd.DataFrame({"east_km": [-5.0, 0.0, 5.0], "north_km": [-40.0, 0.0, 40.0], "anomaly_ppm": [0, 2, 0]})
+    ring = pd.DataFrame({"east_km": [0.0, -100.0, -100.0, 0.0], "north_km": [0.0, 60.0, -60.0, 0.0]})
+    sources = pd.DataFrame({"east_km": [-70.0], "north_km": [10.0], "name": ["A"], "sector": ["power-coal"],
+                            "country": ["X"], "emission_MtCO2_yr": [5.0], "upwind_km": [70.0], "rank": [1]})
+    spec = charts.sector_plan_chart(track, ring, sources, 5.0, 0.0, width_px=400, height_px=300).to_dict()
+    scales = [layer["encoding"]["x"]["scale"]["domain"] for layer in spec["layer"][:1]] + \
+        [layer["encoding"]["y"]["scale"]["domain"] for layer in spec["layer"][:1]]
+    (x0, x1), (y0, y1) = scales
+    assert (x1 - x0) / 400 == pytest.approx((y1 - y0) / 300)  # km per pixel the same both ways
+    assert x0 < -100 and x1 > 20 and y0 < -60 and y1 > 60  # the sector, the track and the wind arrow inside
 
 
 # ------------------------------------------------------------------------------------------------ maps
@@ -263,8 +282,7 @@ def test_maps_use_the_offline_basemap_and_numeric_positions():
                            "longitude": np.float32([10.0, 10.0]), "xco2": [410.0, 411.0],
                            "anomaly_ppm": [-0.5, 0.5], "wind_u_ms": np.float32([3.0, 3.0]),
                            "wind_v_ms": np.float32([1.0, 1.0])})
-    layers = [maps.track_layer(points), maps.wind_layer(tables.wind_arrows(points, 10.0)),
-              maps.marker_layer(np.float32(45.0), np.float32(10.0), "x")]
+    layers = [maps.track_layer(points), maps.wind_layer(tables.wind_arrows(points, 10.0))]
     spec = json.loads(maps.deck(layers, points["latitude"], points["longitude"]).to_json())
     assert spec["mapStyle"] == basemap.STYLE_URL and spec["mapProvider"] == "carto"
     for layer in spec["layers"]:

@@ -181,6 +181,57 @@ def source_crossings_chart(crossings: pd.DataFrame) -> alt.LayerChart:
     return (band + level + bars + carried + points).properties(height=260)
 
 
+def sector_plan_chart(track: pd.DataFrame, ring: pd.DataFrame, sources: pd.DataFrame, wind_u_ms: float,
+                      wind_v_ms: float, width_px: int = 470, height_px: int = 400,
+                      km_per_ms: float = 4.0) -> alt.LayerChart:
+    """The peak's surroundings in km east and north of it (equal scales): the track's soundings coloured by their
+    anomaly, the upwind search sector, the sources sized by emission and coloured by sector, the wind as an arrow
+    (``km_per_ms`` km per m/s) and the peak. A chart, not a WebGL map: cheap for the browser on every peak of the
+    queue. ``track``: ``east_km``, ``north_km``, ``anomaly_ppm``; ``ring``: ``east_km``, ``north_km`` in order;
+    ``sources``: ``east_km``, ``north_km``, ``name``, ``sector``, ``country``, ``emission_MtCO2_yr``, ``rank``."""
+    e, n = wind_u_ms * km_per_ms, wind_v_ms * km_per_ms
+    arrow = [(0.0, 0.0, e, n)] if np.isfinite(e + n) else []
+    for turn in (150.0, -150.0):  # the arrow's head
+        if arrow:
+            a = np.radians(turn)
+            arrow.append((e, n, e + 0.3 * (e * np.cos(a) - n * np.sin(a)), n + 0.3 * (e * np.sin(a) + n * np.cos(a))))
+    wind = pd.DataFrame(arrow, columns=["x", "y", "x2", "y2"]).assign(
+        label=f"wind {np.hypot(wind_u_ms, wind_v_ms):.1f} m/s")
+    xs = np.concatenate([track["east_km"], ring["east_km"], sources["east_km"], wind[["x", "x2"]].to_numpy().ravel(),
+                         [0.0]])
+    ys = np.concatenate([track["north_km"], ring["north_km"], sources["north_km"],
+                         wind[["y", "y2"]].to_numpy().ravel(), [0.0]])
+    # equal km per pixel on both axes: widen the narrower extent around its centre
+    x0, x1, y0, y1 = np.nanmin(xs) - 5, np.nanmax(xs) + 5, np.nanmin(ys) - 5, np.nanmax(ys) + 5
+    km_per_px = max((x1 - x0) / width_px, (y1 - y0) / height_px)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    x_scale = alt.Scale(domain=[cx - km_per_px * width_px / 2, cx + km_per_px * width_px / 2], nice=False)
+    y_scale = alt.Scale(domain=[cy - km_per_px * height_px / 2, cy + km_per_px * height_px / 2], nice=False)
+    x = alt.X("east_km:Q", title="km east of the peak", scale=x_scale)
+    y = alt.Y("north_km:Q", title="km north of the peak", scale=y_scale)
+    points = alt.Chart(track).mark_circle(size=12, opacity=0.8).encode(
+        x=x, y=y, color=alt.Color("anomaly_ppm:Q", title="XCO2 anomaly [ppm]",
+                                  scale=alt.Scale(scheme="redblue", reverse=True, domain=[-2, 2], clamp=True),
+                                  legend=alt.Legend(orient="bottom", gradientLength=160)),
+        tooltip=[alt.Tooltip("anomaly_ppm:Q", title="anomaly [ppm]", format="+.2f")])
+    sector = alt.Chart(ring.assign(order=np.arange(len(ring)))).mark_line(color="#1f77b4", strokeWidth=1.6).encode(
+        x=x, y=y, order="order:Q")
+    src = alt.Chart(sources).mark_circle(opacity=0.75, stroke="#333333", strokeWidth=0.5).encode(
+        x=x, y=y, size=alt.Size("emission_MtCO2_yr:Q", title="MtCO2/yr", scale=alt.Scale(range=[30, 900]),
+                                legend=None),
+        color=alt.Color("sector:N", title="sector", scale=alt.Scale(domain=SECTOR_DOMAIN, range=SECTOR_COLOURS),
+                        legend=None),
+        tooltip=[alt.Tooltip("rank:Q", title="#"), "name:N", "sector:N", "country:N",
+                 alt.Tooltip("emission_MtCO2_yr:Q", title="inventory [MtCO2/yr]", format=".2f"),
+                 alt.Tooltip("upwind_km:Q", title="upwind [km]", format=".0f")])
+    arrows = alt.Chart(wind).mark_rule(color="#1f3b73", strokeWidth=2).encode(
+        x=alt.X("x:Q", scale=x_scale), y=alt.Y("y:Q", scale=y_scale), x2="x2:Q", y2="y2:Q", tooltip=["label:N"])
+    peak = alt.Chart(pd.DataFrame({"east_km": [0.0], "north_km": [0.0], "what": ["the peak"]})).mark_point(
+        shape="circle", size=160, filled=True, fill="#ffd700", stroke="#d62728", strokeWidth=2).encode(
+        x=x, y=y, tooltip=["what:N"])
+    return (points + sector + src + arrows + peak).properties(width=width_px, height=height_px)
+
+
 def peak_vs_sources_chart(estimate: float, stderr: float, carried: pd.DataFrame, n: int = 5) -> alt.LayerChart:
     """The peak's estimate (1-sigma bar, factor-2 band) beside the summed inventory of the sources the crossing
     carries and the heaviest of them (:func:`core.attribution.carried_sources`)."""

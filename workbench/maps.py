@@ -200,22 +200,6 @@ def wind_layer(segments: pd.DataFrame, layer_id: str = "wind") -> pdk.Layer:
                      get_color=WIND_RGB, get_width=2, width_min_pixels=1.5, pickable=True)
 
 
-def sector_layer(ring: list, label: str) -> pdk.Layer:
-    """The upwind sector's outline as line segments (deck.gl's LineLayer, the wind arrows' program: every extra
-    layer type is one more WebGL program to compile when the map opens, ~0.5 s each in a software renderer)."""
-    data = pd.DataFrame({"source": [[float(x), float(y)] for x, y in ring[:-1]],
-                         "target": [[float(x), float(y)] for x, y in ring[1:]], "label": label})
-    return pdk.Layer("LineLayer", data, id="sector", get_source_position="source", get_target_position="target",
-                     get_color=[31, 119, 180], get_width=2, width_min_pixels=1.5, pickable=True)
-
-
-def marker_layer(lat: float, lon: float, label: str, layer_id: str = "marker") -> pdk.Layer:
-    data = pd.DataFrame({"longitude": [float(lon)], "latitude": [float(lat)], "label": [label]})
-    return pdk.Layer("ScatterplotLayer", data, id=layer_id, get_position=["longitude", "latitude"],
-                     get_radius=1500, radius_min_pixels=7, get_fill_color=[255, 215, 0], stroked=True,
-                     get_line_color=PEAK_RGB, line_width_min_pixels=2, pickable=True)
-
-
 def legend_html(sectors=(), rejected: bool = False, wind: bool = False, limit_ppm: float = 2.0) -> str:
     """A legend for the maps (deck.gl draws none): the tracks' colour bar, the peaks' symbols, the sources' sectors
     present on the map, the wind arrows."""

@@ -176,24 +176,30 @@ def offset_latlon(lat: float, lon: float, east_km, north_km):
     return lat2, (lon2 + 180.0) % 360.0 - 180.0
 
 
-def upwind_sector(lat: float, lon: float, wind_u_ms: float, wind_v_ms: float, length_km: float,
-                  half_angle_deg: float, crosswind_km: float, n_arc: int = 24) -> list[list[float]]:
-    """The upwind search sector of a peak as a ``[[lon, lat], ...]`` ring (the region of
-    :func:`core.attribution.rank_upwind_sources`: upwind 0..L, off-axis <= upwind * tan(theta) + widening)."""
+def upwind_sector_km(wind_u_ms: float, wind_v_ms: float, length_km: float, half_angle_deg: float,
+                     crosswind_km: float, n_arc: int = 24) -> tuple[np.ndarray, np.ndarray]:
+    """The upwind search sector of a peak as a closed ring ``(east_km, north_km)`` from the peak (the region of
+    :func:`core.attribution.rank_upwind_sources`: upwind 0..L, off-axis <= upwind * tan(theta) + widening); empty
+    arrays without a wind."""
     speed = float(np.hypot(wind_u_ms, wind_v_ms))
     if not np.isfinite(speed) or speed == 0:
-        return []
+        return np.empty(0), np.empty(0)
     ue, un = -wind_u_ms / speed, -wind_v_ms / speed  # upwind unit vector (east, north)
     pe, pn = -un, ue  # perpendicular
     spread = np.tan(np.radians(half_angle_deg))
     along = np.linspace(0.0, length_km, n_arc)
-    left = [(a, a * spread + crosswind_km) for a in along]
-    right = [(a, -(a * spread + crosswind_km)) for a in along[::-1]]
-    ring = left + right + [left[0]]
-    east = [a * ue + c * pe for a, c in ring]
-    north = [a * un + c * pn for a, c in ring]
-    lats, lons = offset_latlon(lat, lon, east, north)
-    return [[float(x), float(y)] for x, y in zip(lons, lats)]
+    a = np.concatenate([along, along[::-1], along[:1]])
+    c = np.concatenate([along * spread + crosswind_km, -(along[::-1] * spread + crosswind_km),
+                        [crosswind_km]])
+    return a * ue + c * pe, a * un + c * pn
+
+
+def east_north_km(lat0: float, lon0: float, lat, lon) -> tuple[np.ndarray, np.ndarray]:
+    """Positions as km east and north of (lat0, lon0) on a local plane (the inverse of :func:`offset_latlon`;
+    a few 0.1 % off at 300 km)."""
+    dlon = (np.asarray(lon, float) - lon0 + 180.0) % 360.0 - 180.0
+    east = dlon * KM_PER_DEG * max(np.cos(np.radians(lat0)), 0.01)
+    return east, (np.asarray(lat, float) - lat0) * KM_PER_DEG
 
 
 def wind_arrows(frame: pd.DataFrame, km_per_ms: float, lat="latitude", lon="longitude", u="wind_u_ms",

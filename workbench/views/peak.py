@@ -7,7 +7,7 @@ import streamlit as st
 from core.attribution import attribute, carried_sources
 from core.rules import explain_rules
 from core.vetting import plume_decisions, plume_history
-from workbench import charts, maps, pipeline, state, tables, ui, vetting, view
+from workbench import charts, pipeline, state, tables, ui, vetting, view
 
 st.title("Peak detail")
 month = ui.need_data()
@@ -133,24 +133,30 @@ ranked, length_km = pipeline.ranked_sources(state.root(), float(row["latitude"])
 mc = st.columns([3, 2])
 with mc[0]:
 
-    def peak_map():
-        ring = tables.upwind_sector(row["latitude"], row["longitude"], row["wind_u_ms"], row["wind_v_ms"], length_km,
-                                    settings["attribution.half_angle_deg"], settings["attribution.crosswind_km"])
+    def plan_chart():
+        lat0, lon0 = float(row["latitude"]), float(row["longitude"])
         od = ui.orbit_data(month, orbit, settings).soundings
-        near = od[(od["x_km"] - row["center_km"]).abs() <= settings["fit.window_km"]].iloc[::4]
-        layers = [maps.track_layer(near.assign(orbit=orbit, anomaly_ppm=near["xco2"] - row["intercept_ppm"]), 600)]
-        if ring:
-            layers.append(maps.sector_layer(ring, f"upwind sector: {length_km:.0f} km, "
-                                                  f"±{settings['attribution.half_angle_deg']:.0f}°"))
-        if len(ranked):
-            layers.append(maps.sources_layer(ranked, km_per_sqrt_mt=0.8, ranked=True))
-        layers.append(maps.wind_layer(tables.wind_arrows(row.to_frame().T, km_per_ms=4.0)))
-        layers.append(maps.marker_layer(row["latitude"], row["longitude"], f"peak {sounding}"))
-        lats = [row["latitude"]] + [p[1] for p in ring]
-        lons = [row["longitude"]] + [p[0] for p in ring]
-        return maps.deck(layers, lats, lons, height=420, max_zoom=10)
+        reach_km = max(50.0, 0.6 * length_km)  # the track near the sector, not the whole window
+        near = od[(od["x_km"] - row["center_km"]).abs() <= reach_km].iloc[::2]
+        east, north = tables.east_north_km(lat0, lon0, near["latitude"], near["longitude"])
+        track = pd.DataFrame({"east_km": east, "north_km": north,
+                              "anomaly_ppm": (near["xco2"] - row["intercept_ppm"]).to_numpy(float)})
+        ring_e, ring_n = tables.upwind_sector_km(row["wind_u_ms"], row["wind_v_ms"], length_km,
+                                                 settings["attribution.half_angle_deg"],
+                                                 settings["attribution.crosswind_km"])
+        s_e, s_n = tables.east_north_km(lat0, lon0, ranked["latitude"], ranked["longitude"])
+        sources = pd.DataFrame({"east_km": s_e, "north_km": s_n, "name": ranked["name"].to_numpy(),
+                                "sector": ranked["sector"].to_numpy(), "country": ranked["country"].to_numpy(),
+                                "emission_MtCO2_yr": ranked["emission_tCO2_yr"].to_numpy(float) / 1e6,
+                                "upwind_km": ranked["upwind_km"].to_numpy(float),
+                                "rank": np.arange(1, len(ranked) + 1)})
+        return charts.sector_plan_chart(track, pd.DataFrame({"east_km": ring_e, "north_km": ring_n}), sources,
+                                        float(row["wind_u_ms"]), float(row["wind_v_ms"]))
 
-    st.pydeck_chart(ui.memo(("peak-map", *peak_key), peak_map), height=420)
+    st.vega_lite_chart(ui.vega(("peak-plan", *peak_key), plan_chart), width="content")
+    st.caption(f"Around the peak (yellow), in km: the track's soundings by anomaly, the upwind sector searched "
+               f"({length_km:.0f} km, ±{settings['attribution.half_angle_deg']:.0f}°, blue), the wind (arrow: "
+               "4 km per m/s) and the sources, sized by emission and coloured by sector (hover for names).")
 with mc[1]:
     if ranked.empty:
         st.info("No inventory source in the upwind sector.")
