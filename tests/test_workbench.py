@@ -2,6 +2,7 @@
 uploads, queries."""
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 
@@ -589,6 +590,29 @@ def test_the_validation_osse_is_simulated_and_fitted_once_per_cache_and_scored_a
     direct = score(assemble_month(parts, settings, attribute_events=False), data, plumes)
     assert (first["n_matched"], first["n_false"], first["n_detectable"]) == \
         (direct.n_matched, direct.n_false, direct.n_detectable)
+
+
+
+def test_a_validation_sweep_rejudges_the_held_osse_as_judging_its_orbits_again(tmp_path):
+    """A rules-only change on the Validation page (a sweep) re-runs the rules on the held OSSE month table at once:
+    the same scores as judging every orbit again, for a threshold, a rule turned on and the false-alarm target."""
+    from core.batch import assemble_month
+    from core.validation import score
+
+    key = (str(tmp_path), 4, 2, 2, 1500.0)
+    base = DetectionSettings()
+    pipeline.osse_score(key, base)
+    data, plumes, orbits, _ = pipeline.osse(*key)
+    fits = pipeline._osse_fits(key, pipeline.fit_items(base))
+    off = next(k for k in all_settings() if k.startswith("rules.") and k.endswith(".enabled") and not base[k])
+    for change in ({"rules.significance.min_snr": 4.0}, {off: True}, {"detection.false_alarms_per_1000km": 0.5}):
+        settings = base.replace(change)
+        assert pipeline.judging_only(base, settings)
+        assert pipeline._rejudged("osse-month", (key, pipeline.fit_items(base)), settings) is not None  # the fast path
+        swept = pipeline.osse_score(key, settings)
+        parts = [judge(od, fits[o], settings) for o, od in orbits.items() if o in fits]
+        direct = dataclasses.asdict(score(assemble_month(parts, settings, attribute_events=False), data, plumes))
+        assert json.dumps(swept, sort_keys=True) == json.dumps(direct, sort_keys=True), change
 
 
 def test_a_row_without_emission_says_why():

@@ -234,24 +234,30 @@ def judging_only(a: DetectionSettings, b: DetectionSettings) -> bool:
     return all(k not in fit and not k.startswith("emission.") for k in va if va[k] != vb[k])
 
 
-def _rejudged_month(root: str, month: str, stamp: str, settings: DetectionSettings) -> pd.DataFrame | None:
-    """The month table for ``settings`` from one this process holds for settings that differ only in judging
-    (:func:`judging_only`): its rules re-run, its threshold re-calibrated and its events re-attributed at once
-    (``calibrate_month`` re-judges every candidate at the month's threshold, as ``assemble_month`` does after the
-    orbits' own judging); None when no such table is held. The same table as judging the orbits again
-    (``tests/test_workbench.py``), without the ~100 per-orbit judgements: a rule change on the demo month 1.0 s
-    -> ~0.4 s."""
-    results, lock = _held("month-settings")
+def _rejudged(kind: str, prefix: tuple, settings: DetectionSettings) -> pd.DataFrame | None:
+    """The month table of ``kind`` for ``settings`` from one this process holds under a key starting with
+    ``prefix``, for settings that differ only in judging (:func:`judging_only`): its rules re-run and its threshold
+    re-calibrated at once (``calibrate_month`` re-judges every candidate at the month's threshold, as
+    ``assemble_month`` does after the orbits' own judging); without sources. None when no such table is held."""
+    results, lock = _held(kind + "-settings")
     with lock:
-        held = [(k, s) for k, s in results.items() if k[:3] == (root, month, stamp) and judging_only(s, settings)]
+        held = [(k, s) for k, s in results.items() if k[:len(prefix)] == prefix and judging_only(s, settings)]
     for key, _ in reversed(held):  # the most recent first
-        base = _recall("month", key)
+        base = _recall(kind, key)
         if base is None or base.empty or "rules_hash" not in base:
             continue
         derived = [c for c in (*MONTH_COLUMNS, *SOURCE_COLUMNS) if c in base]  # added again, in the same order
         judged = rejudge(base.drop(columns=derived), settings).assign(rules_hash=settings.hash)  # as judge() would
-        return with_sources(calibrate_month(judged, settings), settings, cache=root)
+        return calibrate_month(judged, settings)
     return None
+
+
+def _rejudged_month(root: str, month: str, stamp: str, settings: DetectionSettings) -> pd.DataFrame | None:
+    """The month table for ``settings`` re-judged from one held for judging-only different settings
+    (:func:`_rejudged`) and re-attributed. The same table as judging the orbits again (``tests/test_workbench.py``),
+    without the ~100 per-orbit judgements: a rule change on the demo month 1.0 s -> ~0.4 s."""
+    judged = _rejudged("month", (root, month, stamp), settings)
+    return None if judged is None else with_sources(judged, settings, cache=root)
 
 
 def _calibration_columns(table: pd.DataFrame) -> pd.DataFrame:
@@ -440,9 +446,13 @@ def _osse_score(osse_key: tuple, fit_key: tuple, key: tuple) -> dict:
 
     data, plumes, orbits, _ = osse(*osse_key)
     settings = _settings(key)
-    fits = _osse_fits(osse_key, fit_key)
-    parts = [judge(od, fits[orbit], settings) for orbit, od in orbits.items() if orbit in fits]
-    month = assemble_month(parts, settings, attribute_events=False)  # the month's own threshold, as detect does
+    month = _rejudged("osse-month", (osse_key, fit_key), settings)  # a sweep: the rules re-run on one table
+    if month is None:
+        fits = _osse_fits(osse_key, fit_key)
+        parts = [judge(od, fits[orbit], settings) for orbit, od in orbits.items() if orbit in fits]
+        month = assemble_month(parts, settings, attribute_events=False)  # the month's own threshold, as detect does
+    _keep("osse-month-settings", (osse_key, fit_key, key), settings, max_entries=4)
+    _keep("osse-month", (osse_key, fit_key, key), month, max_entries=4)
     return dataclasses.asdict(score(month, data, plumes))
 
 
