@@ -153,7 +153,9 @@ def main(argv=None) -> int:
               f"  precision {with_interval(s.precision, iv['precision'])}; median emission error "
               f"{with_interval(s.median_emission_error, iv['median_emission_error'], '.1f', 100, ' %')} "
               f"(n={s.n_emission}); 1-sigma coverage "
-              f"{with_interval(s.emission_coverage_1sigma, iv['emission_coverage_1sigma'], '.0f', 100, ' %')}\n"
+              f"{with_interval(s.emission_coverage_1sigma, iv['emission_coverage_1sigma'], '.0f', 100, ' %')}; "
+              f"with the true wind {100 * s.median_emission_error_true_wind:.1f} % (the file's wind across the track "
+              f"off by a median {100 * s.median_wind_error:.1f} %)\n"
               f"  recall by peak height: " + ", ".join(f"{r.peak_footprint_ppm} {r.recall:.2f} (n={r.n})"
                                                       for r in by_peak.itertuples()), flush=True)
         rows.append({"world": world, "seeds": " ".join(map(str, seeds)), "role": role, "recall": s.recall,
@@ -161,6 +163,7 @@ def main(argv=None) -> int:
                      "recall_isolated": s.recall_isolated,
                      "false_per_1000km": s.false_per_1000_km, "estimated_per_1000km": expected,
                      "precision": s.precision, "emission_error": s.median_emission_error,
+                     "error_true_wind": s.median_emission_error_true_wind, "wind_error": s.median_wind_error,
                      "coverage": s.emission_coverage_1sigma, "seconds": seconds})
     table = pd.DataFrame(rows)
     print("\n" + table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))

@@ -35,6 +35,11 @@ Definitions (documented here because every figure depends on them):
 * **1-sigma coverage**: on the same plumes, the share whose true emission lies within the event's
   ``emission_gCO2_s +- emission_gCO2_s_stderr``; with right standard errors and Gaussian errors it is 68.3 %, and
   the median of ``z = |estimate - truth| / stderr`` is 0.674 (the median of a half-normal distribution).
+* **The wind's share of the error**: on the same plumes, how far the file's wind across the track is from the
+  true one (``|file| - |true|`` over ``|true|``: the simulated worlds put an error in the files' winds), and the
+  emission error the same estimate would have with the true cross-track wind (the estimate times true over file
+  wind): what is left is the fitted area's error. The flux is proportional to that wind (Varon et al. 2018), so
+  no fit of the soundings can take the wind's share away.
 * **Intervals**: 90 % percentile intervals (5th and 95th percentiles of the bootstrap distribution; Efron &
   Tibshirani 1993, *An Introduction to the Bootstrap*, ch. 13) of a cluster bootstrap that resamples passes with
   replacement (Davison & Hinkley 1997, *Bootstrap Methods and their Application*, sect. 3.8): a drawn pass
@@ -102,6 +107,8 @@ class Score:
     median_emission_error: float  # fraction
     emission_coverage_1sigma: float  # fraction
     median_emission_z: float
+    median_wind_error: float  # fraction: |file's cross-track wind - true| / true at the same plumes
+    median_emission_error_true_wind: float  # fraction: the same estimates with the true cross-track wind
     n_boot: int = 0
     intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
 
@@ -117,7 +124,9 @@ class Score:
                 f"on {self.plume_free_km:,.0f} km); {self.n_unmatched_near} near-unmatched; "
                 f"median |emission error| {v('median_emission_error', '.1f', 100, ' %')} (n={self.n_emission}), "
                 f"1-sigma coverage {v('emission_coverage_1sigma', '.0f', 100, ' %')}, median z "
-                f"{v('median_emission_z', '.2f')}; 90 % intervals from {self.n_boot} resamples of "
+                f"{v('median_emission_z', '.2f')}; with the true wind "
+                f"{v('median_emission_error_true_wind', '.1f', 100, ' %')}, the file's wind across the track off by "
+                f"{v('median_wind_error', '.1f', 100, ' %')}; 90 % intervals from {self.n_boot} resamples of "
                 f"{self.n_passes} passes")
 
 
@@ -268,16 +277,23 @@ def _match(candidates: pd.DataFrame, plumes: pd.DataFrame) -> tuple[pd.DataFrame
     stderr = _column(events, "emission_gCO2_s_stderr")[at] if n_e else np.full(n_p, np.nan)
     snr = _column(events, "snr")[at] if n_e else np.full(n_p, np.nan)
     truth = _column(out, "emission_gCO2_s")
+    file_perp = np.abs(_column(events, "wind_perp_ms")[at]) if n_e else np.full(n_p, np.nan)
+    true_perp = np.abs(_column(out, "wind_perp_ms"))
     isolated = out["isolated"].to_numpy(bool) if "isolated" in out.columns else np.ones(n_p, bool)
     scored = hit & isolated
     with np.errstate(divide="ignore", invalid="ignore"):
         error = np.where(scored, np.abs(estimate - truth) / truth, np.nan)
         z = np.where(scored & (stderr > 0), np.abs(estimate - truth) / stderr, np.nan)
+        wind = np.where(scored, np.abs(file_perp - true_perp) / true_perp, np.nan)
+        # the estimate had the file's wind been the true one: what is left is the fitted area's error
+        area = np.where(scored, np.abs(estimate * true_perp / file_perp - truth) / truth, np.nan)
     out["matched"] = hit
     out["event_index"] = np.where(hit, events.index.to_numpy()[at] if n_e else -1, -1)
     out["event_snr"] = np.where(hit, snr, np.nan)
     out["emission_error"] = np.where(np.isfinite(error), error, np.nan)
     out["emission_z"] = np.where(np.isfinite(error) & np.isfinite(z), z, np.nan)
+    out["wind_error"] = np.where(np.isfinite(error) & np.isfinite(wind), wind, np.nan)
+    out["emission_error_true_wind"] = np.where(np.isfinite(error) & np.isfinite(area), area, np.nan)
 
     events["outcome"] = np.where(plume_of >= 0, "matched",
                                  np.where(nearest_km > FALSE_DISTANCE_KM, "false", "near-unmatched"))
@@ -289,7 +305,9 @@ def _match(candidates: pd.DataFrame, plumes: pd.DataFrame) -> tuple[pd.DataFrame
 def match_plumes(candidates: pd.DataFrame, plumes: pd.DataFrame) -> pd.DataFrame:
     """The truth plumes (a :func:`detectable_plumes` table) with ``matched``, ``event_index`` (the row label in
     ``candidates`` of the matched event, -1 if none), ``event_snr`` and, for matched isolated ones,
-    ``emission_error`` (a fraction) and ``emission_z`` (``|estimate - truth| / stderr``)."""
+    ``emission_error`` (a fraction), ``emission_z`` (``|estimate - truth| / stderr``), ``wind_error`` (the file's
+    cross-track wind against the true one, a fraction of it) and ``emission_error_true_wind`` (the error the same
+    estimate would have with the true cross-track wind: the fitted area's share)."""
     return _match(candidates, plumes)[0]
 
 
@@ -326,7 +344,9 @@ def score_many(parts, n_boot: int = 1000, seed: int = 0, min_peak_ppm: float = 0
                                         "isolated": (matched["isolated"] if "isolated" in matched else True),
                                         "matched": matched["matched"].to_numpy(bool),
                                         "error": matched["emission_error"].to_numpy(float),
-                                        "z": matched["emission_z"].to_numpy(float)}))
+                                        "z": matched["emission_z"].to_numpy(float),
+                                        "wind": matched["wind_error"].to_numpy(float),
+                                        "area": matched["emission_error_true_wind"].to_numpy(float)}))
         event_rows.append(pd.DataFrame({"part": k, "orbit": events["orbit"].to_numpy(np.int64),
                                         "outcome": events["outcome"].to_numpy(object)}))
     plumes, events = pd.concat(plume_rows, ignore_index=True), pd.concat(event_rows, ignore_index=True)
@@ -361,6 +381,7 @@ def score_many(parts, n_boot: int = 1000, seed: int = 0, min_peak_ppm: float = 0
     errors = plumes["error"].to_numpy(float)
     has_error = np.isfinite(errors)
     z = plumes["z"].to_numpy(float)
+    wind, area = plumes["wind"].to_numpy(float), plumes["area"].to_numpy(float)
     has_z = np.isfinite(z)
     per["n_z"] = per_unit(p_unit[has_z], np.ones(has_z.sum()))
     per["covered"] = per_unit(p_unit[has_z], z[has_z] <= 1.0)
@@ -392,6 +413,8 @@ def score_many(parts, n_boot: int = 1000, seed: int = 0, min_peak_ppm: float = 0
         median_emission_error=float(np.median(errors[has_error])) if has_error.any() else float("nan"),
         emission_coverage_1sigma=point["emission_coverage_1sigma"],
         median_emission_z=float(np.median(z[has_z])) if has_z.any() else float("nan"),
+        median_wind_error=float(np.nanmedian(wind)) if np.isfinite(wind).any() else float("nan"),
+        median_emission_error_true_wind=float(np.nanmedian(area)) if np.isfinite(area).any() else float("nan"),
         n_boot=int(n_boot), intervals=intervals)
 
 

@@ -107,6 +107,22 @@ def test_emission_error_coverage_and_z():
     assert s.emission_coverage_1sigma == pytest.approx(2 / 3) and s.median_emission_z == pytest.approx(0.5)
 
 
+def test_the_winds_share_of_the_emission_error():
+    """The file's cross-track wind 25 % above the true one: the estimate is 25 % high for the wind alone; with the
+    true wind the estimate's error is the fitted area's (here 4 %). Signs of the winds do not matter."""
+    plumes = [dict(_plume(1, 100.0, emission=1000.0), wind_perp_ms=-4.0),
+              dict(_plume(1, 400.0, emission=1000.0), wind_perp_ms=2.0)]
+    events = [dict(_event(1, 100.0, emission=1000.0 * 1.04 * 1.25), wind_perp_ms=5.0),
+              dict(_event(1, 400.0, emission=1000.0 * 0.96 * 0.75), wind_perp_ms=-1.5)]
+    osse = _osse(plumes, [(1, "plume", 1000.0)])
+    table = match_plumes(pd.DataFrame(events), pd.DataFrame(plumes))
+    assert np.allclose(table["wind_error"], [0.25, 0.25])
+    assert np.allclose(table["emission_error_true_wind"], [0.04, 0.04])
+    s = score(pd.DataFrame(events), osse, pd.DataFrame(plumes))
+    assert s.median_wind_error == pytest.approx(0.25) and s.median_emission_error_true_wind == pytest.approx(0.04)
+    assert s.median_emission_error == pytest.approx((0.30 + 0.28) / 2)  # 1.04 x 1.25 and 0.96 x 0.75: the wind's
+
+
 def _many_passes(n_passes: int, seed: int = 1):
     """``n_passes`` plume passes with two plumes each; events found on a random share of them, some false."""
     rng = np.random.default_rng(seed)

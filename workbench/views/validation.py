@@ -47,7 +47,12 @@ m[2].metric("Precision", with_interval(now["precision"], ci["precision"], ".2f")
 m = st.columns(3)
 m[0].metric("Median |emission error|", with_interval(now["median_emission_error"], ci["median_emission_error"],
                                                       ".0f", 100, " %"),
-            help=f"|estimate - truth| / truth over {now['n_emission']} matched isolated plumes.")
+            help=f"|estimate - truth| / truth over {now['n_emission']} matched isolated plumes. With the true wind "
+                 "across the track it would be "
+                 f"{with_interval(now['median_emission_error_true_wind'], fmt='.0f', scale=100, unit=' %')}"
+                 f" (the simulated files' winds are off by a median "
+                 f"{with_interval(now['median_wind_error'], fmt='.0f', scale=100, unit=' %')} across the track: the "
+                 "flux is proportional to that wind, so no fit takes that share away).")
 m[1].metric("1-sigma coverage", with_interval(now["emission_coverage_1sigma"], ci["emission_coverage_1sigma"],
                                               ".0f", 100, " %"),
             help="Share of those plumes whose true emission lies within estimate +- its standard error (68 % if "
