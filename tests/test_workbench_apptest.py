@@ -228,6 +228,9 @@ def test_a_vetting_decision_is_stored_found_again_under_other_settings_and_the_q
     n_accepted = int(before.split(" of ")[1].split()[0])
     assert before.startswith("**0 of") and n_accepted >= 2
     assert any("No decision on this plume yet" in c.value for c in at.caption)
+    # the upwind sector as a plan in km (a Vega chart), no WebGL map on the page
+    assert any("km east of the peak" in c.proto.spec for c in at.get("vega_lite_chart"))
+    assert not at.get("deck_gl_json_chart")
     note = "apptest: plume clear, wind across the track"
     form = f"vet:{orbit}:{peak}"
     at.radio(key=f"{form}:decision").set_value("reject")
@@ -237,6 +240,7 @@ def test_a_vetting_decision_is_stored_found_again_under_other_settings_and_the_q
     _no_exception(at)
     assert any("Recorded" in s.value for s in at.success)
     assert _progress_text(at).startswith(f"**1 of {n_accepted}")
+    assert any(note in set(t.value["note"]) for t in at.table if "note" in t.value)  # the plume's history
     history = VettingStore(unvetted_cache).history()
     row = history[history["note"] == note].iloc[-1]
     assert (row["decision"], row["analyst"], row["orbit"], row["sounding_id"]) == \
