@@ -263,6 +263,24 @@ def test_east_north_km_inverts_offset_latlon():
     assert np.allclose(east, [-80.0, 0.0, 120.0]) and np.allclose(north, [30.0, -50.0, 0.0])
 
 
+def test_sector_plan_frames_place_the_track_and_the_sources_around_the_peak():
+    x_km = np.arange(-200.0, 200.0, 1.0)
+    soundings = pd.DataFrame({"x_km": x_km, "latitude": 45.0 + x_km / 111.195, "longitude": np.full(x_km.size, 10.0),
+                              "xco2": np.full(x_km.size, 411.0)})
+    row = pd.Series({"latitude": 45.0, "longitude": 10.0, "center_km": 0.0, "intercept_ppm": 410.0,
+                     "wind_u_ms": 5.0, "wind_v_ms": 0.0})
+    ranked = pd.DataFrame({"name": ["A", "B"], "sector": ["power-coal", "power-gas"], "country": ["X", "Y"],
+                           "latitude": [45.1, 45.0], "longitude": [10.0, 9.5], "emission_tCO2_yr": [2e6, 5e5],
+                           "upwind_km": [1.0, 39.3]})
+    track, ring, sources = tables.sector_plan_frames(row, soundings, ranked, 100.0, DetectionSettings())
+    assert track["north_km"].abs().max() <= 60.001 and len(track) == 61  # within 0.6 L (-60..60 km), every second
+    assert np.allclose(track["anomaly_ppm"], 1.0) and np.allclose(track["east_km"], 0.0)
+    assert sources["north_km"].iloc[0] == pytest.approx(11.12, abs=0.01)  # 0.1 deg north
+    assert sources["east_km"].iloc[1] == pytest.approx(-0.5 * 111.195 * np.cos(np.radians(45.0)), rel=1e-6)
+    assert list(sources["rank"]) == [1, 2] and list(sources["emission_MtCO2_yr"]) == [2.0, 0.5]
+    assert ring["east_km"].min() == pytest.approx(-100.0)  # the sector opens upwind (west of a wind to the east)
+
+
 def test_sector_plan_has_equal_km_scales_and_holds_everything():
     track = pd.DataFrame({"east_km": [-5.0, 0.0, 5.0], "north_km": [-40.0, 0.0, 40.0], "anomaly_ppm": [0, 2, 0]})
     ring = pd.DataFrame({"east_km": [0.0, -100.0, -100.0, 0.0], "north_km": [0.0, 60.0, -60.0, 0.0]})

@@ -202,6 +202,28 @@ def east_north_km(lat0: float, lon0: float, lat, lon) -> tuple[np.ndarray, np.nd
     return east, (np.asarray(lat, float) - lat0) * KM_PER_DEG
 
 
+def sector_plan_frames(row, soundings: pd.DataFrame, ranked: pd.DataFrame, length_km: float,
+                       settings: DetectionSettings) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """What :func:`workbench.charts.sector_plan_chart` draws around a peak ``row``, in km east and north of it: the
+    orbit's soundings within ``max(50, 0.6 L)`` km along the track (every second one, with their anomaly from the
+    fit's intercept), the upwind sector ring of length ``L`` = ``length_km``, and the ``ranked`` sources (best
+    first)."""
+    lat0, lon0 = float(row["latitude"]), float(row["longitude"])
+    reach_km = max(50.0, 0.6 * length_km)  # the track near the sector, not the whole fit window
+    near = soundings[(soundings["x_km"] - float(row["center_km"])).abs() <= reach_km].iloc[::2]
+    east, north = east_north_km(lat0, lon0, near["latitude"], near["longitude"])
+    track = pd.DataFrame({"east_km": east, "north_km": north,
+                          "anomaly_ppm": near["xco2"].to_numpy(float) - float(row["intercept_ppm"])})
+    ring_e, ring_n = upwind_sector_km(float(row["wind_u_ms"]), float(row["wind_v_ms"]), length_km,
+                                      settings["attribution.half_angle_deg"], settings["attribution.crosswind_km"])
+    s_e, s_n = east_north_km(lat0, lon0, ranked["latitude"], ranked["longitude"])
+    sources = pd.DataFrame({"east_km": s_e, "north_km": s_n, "name": ranked["name"].to_numpy(),
+                            "sector": ranked["sector"].to_numpy(), "country": ranked["country"].to_numpy(),
+                            "emission_MtCO2_yr": ranked["emission_tCO2_yr"].to_numpy(float) / 1e6,
+                            "upwind_km": ranked["upwind_km"].to_numpy(float), "rank": np.arange(1, len(ranked) + 1)})
+    return track, pd.DataFrame({"east_km": ring_e, "north_km": ring_n}), sources
+
+
 def wind_arrows(frame: pd.DataFrame, km_per_ms: float, lat="latitude", lon="longitude", u="wind_u_ms",
                 v="wind_v_ms") -> pd.DataFrame:
     """Arrow segments (shaft and two head strokes) for the wind at each row: ``source`` and ``target`` [lon, lat]."""

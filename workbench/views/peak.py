@@ -134,24 +134,9 @@ mc = st.columns([3, 2])
 with mc[0]:
 
     def plan_chart():
-        lat0, lon0 = float(row["latitude"]), float(row["longitude"])
-        od = ui.orbit_data(month, orbit, settings).soundings
-        reach_km = max(50.0, 0.6 * length_km)  # the track near the sector, not the whole window
-        near = od[(od["x_km"] - row["center_km"]).abs() <= reach_km].iloc[::2]
-        east, north = tables.east_north_km(lat0, lon0, near["latitude"], near["longitude"])
-        track = pd.DataFrame({"east_km": east, "north_km": north,
-                              "anomaly_ppm": (near["xco2"] - row["intercept_ppm"]).to_numpy(float)})
-        ring_e, ring_n = tables.upwind_sector_km(row["wind_u_ms"], row["wind_v_ms"], length_km,
-                                                 settings["attribution.half_angle_deg"],
-                                                 settings["attribution.crosswind_km"])
-        s_e, s_n = tables.east_north_km(lat0, lon0, ranked["latitude"], ranked["longitude"])
-        sources = pd.DataFrame({"east_km": s_e, "north_km": s_n, "name": ranked["name"].to_numpy(),
-                                "sector": ranked["sector"].to_numpy(), "country": ranked["country"].to_numpy(),
-                                "emission_MtCO2_yr": ranked["emission_tCO2_yr"].to_numpy(float) / 1e6,
-                                "upwind_km": ranked["upwind_km"].to_numpy(float),
-                                "rank": np.arange(1, len(ranked) + 1)})
-        return charts.sector_plan_chart(track, pd.DataFrame({"east_km": ring_e, "north_km": ring_n}), sources,
-                                        float(row["wind_u_ms"]), float(row["wind_v_ms"]))
+        frames = tables.sector_plan_frames(row, ui.orbit_data(month, orbit, settings).soundings, ranked, length_km,
+                                           settings)
+        return charts.sector_plan_chart(*frames, float(row["wind_u_ms"]), float(row["wind_v_ms"]))
 
     st.vega_lite_chart(ui.vega(("peak-plan", *peak_key), plan_chart), width="content")
     st.caption(f"Around the peak (yellow), in km: the track's soundings by anomaly, the upwind sector searched "
