@@ -281,6 +281,17 @@ def test_sector_plan_frames_place_the_track_and_the_sources_around_the_peak():
     assert ring["east_km"].min() == pytest.approx(-100.0)  # the sector opens upwind (west of a wind to the east)
 
 
+def test_carried_table_lists_the_first_sources_in_mt_and_km():
+    carried = pd.DataFrame({"name": [f"S{i}" for i in range(12)], "sector": "power-coal", "country": "X",
+                            "emission_tCO2_yr": np.arange(12) * 1e6 + 2.5e5, "weight": 0.5,
+                            "carried_tCO2_yr": np.arange(12) * 5e5, "upwind_km": 12.34, "crosswind_km": 1.26,
+                            "score": 3.0})
+    table = tables.carried_table(carried)
+    assert list(table.index) == [f"S{i}" for i in range(10)]  # 10 at most, in the given order
+    assert table.loc["S1", "inventory [Mt/yr]"] == "1.25" and table.loc["S1", "carried [Mt/yr]"] == "0.50"
+    assert (table.loc["S1", "upwind [km]"], table.loc["S1", "off axis [km]"]) == ("12", "1.3")
+
+
 def test_sector_plan_has_equal_km_scales_and_holds_everything():
     track = pd.DataFrame({"east_km": [-5.0, 0.0, 5.0], "north_km": [-40.0, 0.0, 40.0], "anomaly_ppm": [0, 2, 0]})
     ring = pd.DataFrame({"east_km": [0.0, -100.0, -100.0, 0.0], "north_km": [0.0, 60.0, -60.0, 0.0]})

@@ -224,6 +224,20 @@ def sector_plan_frames(row, soundings: pd.DataFrame, ranked: pd.DataFrame, lengt
     return track, pd.DataFrame({"east_km": ring_e, "north_km": ring_n}), sources
 
 
+def carried_table(carried: pd.DataFrame, n: int = 10) -> pd.DataFrame:
+    """The ``n`` sources a crossing carries most (:func:`core.attribution.carried_sources`), formatted for a static
+    table: emissions in Mt/yr, distances in km, indexed by name."""
+    show = carried.head(n)
+    return pd.DataFrame({
+        "name": show["name"], "sector": show["sector"], "country": show["country"],
+        "inventory [Mt/yr]": (show["emission_tCO2_yr"] / 1e6).map("{:.2f}".format),
+        "seen": show["weight"].map("{:.2f}".format),
+        "carried [Mt/yr]": (show["carried_tCO2_yr"] / 1e6).map("{:.2f}".format),
+        "upwind [km]": show["upwind_km"].map("{:.0f}".format),
+        "off axis [km]": show["crosswind_km"].map("{:.1f}".format),
+        "rank score": show["score"].map("{:.2f}".format)}).set_index("name")
+
+
 def wind_arrows(frame: pd.DataFrame, km_per_ms: float, lat="latitude", lon="longitude", u="wind_u_ms",
                 v="wind_v_ms") -> pd.DataFrame:
     """Arrow segments (shaft and two head strokes) for the wind at each row: ``source`` and ``target`` [lon, lat]."""

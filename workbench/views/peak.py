@@ -164,19 +164,11 @@ with mc[1]:
                         help=f"{judged['source_name']} alone ({best_mt:.2f} MtCO2/yr).")
             st.vega_lite_chart(ui.vega(("peak-sources", *peak_key), lambda: charts.peak_vs_sources_chart(
                 estimate, stderr, carried)), width="stretch", height=34 * (2 + min(5, len(carried))) + 70)
-if not ranked.empty:  # full width below the map: a static table (a data grid costs the browser more to draw)
-    show = carried.head(10)
-    st.table(pd.DataFrame({
-        "name": show["name"], "sector": show["sector"], "country": show["country"],
-        "inventory [Mt/yr]": (show["emission_tCO2_yr"] / 1e6).map("{:.2f}".format),
-        "seen": show["weight"].map("{:.2f}".format),
-        "carried [Mt/yr]": (show["carried_tCO2_yr"] / 1e6).map("{:.2f}".format),
-        "upwind [km]": show["upwind_km"].map("{:.0f}".format),
-        "off axis [km]": show["crosswind_km"].map("{:.1f}".format),
-        "rank score": show["score"].map("{:.2f}".format)}).set_index("name"))
+if not ranked.empty:  # full width below the plan; a static table (a data grid costs the browser more to draw)
+    st.table(tables.carried_table(carried))
     st.caption(f"{len(ranked)} sources in the upwind sector; those the crossing sees most first, 10 at most (seen: "
-               f"the share of its plume the crossing sees). Carried in all: {carried['carried_tCO2_yr'].sum() / 1e6:.2f} "
-               "MtCO2/yr.")
+               "the share of its plume the crossing sees). Carried in all: "
+               f"{carried['carried_tCO2_yr'].sum() / 1e6:.2f} MtCO2/yr.")
 
 st.subheader("Vet this plume")
 one = row.to_frame().T.reset_index(drop=True)
