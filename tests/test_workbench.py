@@ -272,13 +272,15 @@ def test_sector_plan_frames_place_the_track_and_the_sources_around_the_peak():
     ranked = pd.DataFrame({"name": ["A", "B"], "sector": ["power-coal", "power-gas"], "country": ["X", "Y"],
                            "latitude": [45.1, 45.0], "longitude": [10.0, 9.5], "emission_tCO2_yr": [2e6, 5e5],
                            "upwind_km": [1.0, 39.3]})
-    track, ring, sources = tables.sector_plan_frames(row, soundings, ranked, 100.0, DetectionSettings())
+    track, ring, sources, wind = tables.sector_plan_frames(row, soundings, ranked, 100.0, DetectionSettings())
     assert track["north_km"].abs().max() <= 60.001 and len(track) == 61  # within 0.6 L (-60..60 km), every second
     assert np.allclose(track["anomaly_ppm"], 1.0) and np.allclose(track["east_km"], 0.0)
     assert sources["north_km"].iloc[0] == pytest.approx(11.12, abs=0.01)  # 0.1 deg north
     assert sources["east_km"].iloc[1] == pytest.approx(-0.5 * 111.195 * np.cos(np.radians(45.0)), rel=1e-6)
     assert list(sources["rank"]) == [1, 2] and list(sources["emission_MtCO2_yr"]) == [2.0, 0.5]
     assert ring["east_km"].min() == pytest.approx(-100.0)  # the sector opens upwind (west of a wind to the east)
+    assert (wind["x2"].iloc[0], wind["y2"].iloc[0]) == (20.0, 0.0) and len(wind) == 3  # 4 km per m/s, with a head
+    assert (wind["x2"].iloc[1:] < 20.0).all()  # the head strokes point back from the tip
 
 
 def test_carried_table_lists_the_first_sources_in_mt_and_km():
@@ -297,7 +299,8 @@ def test_sector_plan_has_equal_km_scales_and_holds_everything():
     ring = pd.DataFrame({"east_km": [0.0, -100.0, -100.0, 0.0], "north_km": [0.0, 60.0, -60.0, 0.0]})
     sources = pd.DataFrame({"east_km": [-70.0], "north_km": [10.0], "name": ["A"], "sector": ["power-coal"],
                             "country": ["X"], "emission_MtCO2_yr": [5.0], "upwind_km": [70.0], "rank": [1]})
-    spec = charts.sector_plan_chart(track, ring, sources, 5.0, 0.0, width_px=400, height_px=300).to_dict()
+    wind = pd.DataFrame(tables.arrow_km(20.0, 0.0), columns=["x", "y", "x2", "y2"]).assign(label="wind 5.0 m/s")
+    spec = charts.sector_plan_chart(track, ring, sources, wind, width_px=400, height_px=300).to_dict()
     scales = [layer["encoding"]["x"]["scale"]["domain"] for layer in spec["layer"][:1]] + \
         [layer["encoding"]["y"]["scale"]["domain"] for layer in spec["layer"][:1]]
     (x0, x1), (y0, y1) = scales

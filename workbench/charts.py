@@ -181,22 +181,14 @@ def source_crossings_chart(crossings: pd.DataFrame) -> alt.LayerChart:
     return (band + level + bars + carried + points).properties(height=260)
 
 
-def sector_plan_chart(track: pd.DataFrame, ring: pd.DataFrame, sources: pd.DataFrame, wind_u_ms: float,
-                      wind_v_ms: float, width_px: int = 470, height_px: int = 400,
-                      km_per_ms: float = 4.0) -> alt.LayerChart:
+def sector_plan_chart(track: pd.DataFrame, ring: pd.DataFrame, sources: pd.DataFrame, wind: pd.DataFrame,
+                      width_px: int = 470, height_px: int = 400) -> alt.LayerChart:
     """The peak's surroundings in km east and north of it (equal scales): the track's soundings coloured by their
-    anomaly, the upwind search sector, the sources sized by emission and coloured by sector, the wind as an arrow
-    (``km_per_ms`` km per m/s) and the peak. A chart, not a WebGL map: cheap for the browser on every peak of the
-    queue. ``track``: ``east_km``, ``north_km``, ``anomaly_ppm``; ``ring``: ``east_km``, ``north_km`` in order;
-    ``sources``: ``east_km``, ``north_km``, ``name``, ``sector``, ``country``, ``emission_MtCO2_yr``, ``rank``."""
-    e, n = wind_u_ms * km_per_ms, wind_v_ms * km_per_ms
-    arrow = [(0.0, 0.0, e, n)] if np.isfinite(e + n) else []
-    for turn in (150.0, -150.0):  # the arrow's head
-        if arrow:
-            a = np.radians(turn)
-            arrow.append((e, n, e + 0.3 * (e * np.cos(a) - n * np.sin(a)), n + 0.3 * (e * np.sin(a) + n * np.cos(a))))
-    wind = pd.DataFrame(arrow, columns=["x", "y", "x2", "y2"]).assign(
-        label=f"wind {np.hypot(wind_u_ms, wind_v_ms):.1f} m/s")
+    anomaly, the upwind search sector, the sources sized by emission and coloured by sector, the wind's arrow and
+    the peak. A chart, not a WebGL map: cheap for the browser on every peak of the queue. The frames are
+    :func:`workbench.tables.sector_plan_frames`'s: ``track`` (``east_km``, ``north_km``, ``anomaly_ppm``), ``ring``
+    (``east_km``, ``north_km`` in order), ``sources`` (``east_km``, ``north_km``, ``name``, ``sector``, ``country``,
+    ``emission_MtCO2_yr``, ``upwind_km``, ``rank``) and ``wind`` (segments ``x``, ``y``, ``x2``, ``y2``, ``label``)."""
     xs = np.concatenate([track["east_km"], ring["east_km"], sources["east_km"], wind[["x", "x2"]].to_numpy().ravel(),
                          [0.0]])
     ys = np.concatenate([track["north_km"], ring["north_km"], sources["north_km"],

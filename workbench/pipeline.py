@@ -221,8 +221,7 @@ def month_candidates(root: str, month: str, stamp: str, settings: DetectionSetti
             if on_orbit:
                 on_orbit(i, len(orbits), orbit)
         table = assemble_month(parts, settings, cache=root)
-    _keep("month-settings", key, settings, max_entries=8)
-    return _keep("month", key, table)
+    return _hold_judged("month", key, settings, table, max_entries=8)
 
 
 def judging_only(a: DetectionSettings, b: DetectionSettings) -> bool:
@@ -232,6 +231,13 @@ def judging_only(a: DetectionSettings, b: DetectionSettings) -> bool:
     fit = fit_stage_keys()
     va, vb = a.as_dict(), b.as_dict()
     return all(k not in fit and not k.startswith("emission.") for k in va if va[k] != vb[k])
+
+
+def _hold_judged(kind: str, key: tuple, settings: DetectionSettings, table: pd.DataFrame,
+                 max_entries: int) -> pd.DataFrame:
+    """Keep a month table and the settings it was judged with, for :func:`_rejudged` to start from."""
+    _keep(kind + "-settings", key, settings, max_entries=max_entries)
+    return _keep(kind, key, table, max_entries=max_entries)
 
 
 def _rejudged(kind: str, prefix: tuple, settings: DetectionSettings) -> pd.DataFrame | None:
@@ -412,13 +418,11 @@ def _osse_fits(osse_key: tuple, fit_key: tuple, on_orbit=None) -> dict[int, pd.D
     folder, else fitted (with ``on_orbit(i, n, orbit)``: a progress bar, so not under a Streamlit cache) and
     stored there."""
     from core.locks import exclusive_lock
-    from core.settings import method_fingerprint
 
     held = _recall("osse-fits", (osse_key, fit_key))
     if held is not None:
         return held
-    digest = hashlib.sha256(repr((fit_key, method_fingerprint())).encode()).hexdigest()[:12]
-    path = osse_folder(*osse_key) / f"fits-{digest}.parquet"
+    path = osse_folder(*osse_key) / f"fits-{_digest(fit_key)}.parquet"  # the fit-stage values and the method
     orbits = osse(*osse_key)[2]
     with exclusive_lock(path.with_suffix(".lock")):
         if path.is_file():
@@ -451,8 +455,7 @@ def _osse_score(osse_key: tuple, fit_key: tuple, key: tuple) -> dict:
         fits = _osse_fits(osse_key, fit_key)
         parts = [judge(od, fits[orbit], settings) for orbit, od in orbits.items() if orbit in fits]
         month = assemble_month(parts, settings, attribute_events=False)  # the month's own threshold, as detect does
-    _keep("osse-month-settings", (osse_key, fit_key, key), settings, max_entries=4)
-    _keep("osse-month", (osse_key, fit_key, key), month, max_entries=4)
+    _hold_judged("osse-month", (osse_key, fit_key, key), settings, month, max_entries=4)
     return dataclasses.asdict(score(month, data, plumes))
 
 

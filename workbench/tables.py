@@ -203,11 +203,11 @@ def east_north_km(lat0: float, lon0: float, lat, lon) -> tuple[np.ndarray, np.nd
 
 
 def sector_plan_frames(row, soundings: pd.DataFrame, ranked: pd.DataFrame, length_km: float,
-                       settings: DetectionSettings) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+                       settings: DetectionSettings, km_per_ms: float = 4.0) -> tuple[pd.DataFrame, ...]:
     """What :func:`workbench.charts.sector_plan_chart` draws around a peak ``row``, in km east and north of it: the
     orbit's soundings within ``max(50, 0.6 L)`` km along the track (every second one, with their anomaly from the
-    fit's intercept), the upwind sector ring of length ``L`` = ``length_km``, and the ``ranked`` sources (best
-    first)."""
+    fit's intercept), the upwind sector ring of length ``L`` = ``length_km``, the ``ranked`` sources (best first)
+    and the wind's arrow (:func:`arrow_km`, ``km_per_ms`` km per m/s; none without a wind)."""
     lat0, lon0 = float(row["latitude"]), float(row["longitude"])
     reach_km = max(50.0, 0.6 * length_km)  # the track near the sector, not the whole fit window
     near = soundings[(soundings["x_km"] - float(row["center_km"])).abs() <= reach_km].iloc[::2]
@@ -221,7 +221,10 @@ def sector_plan_frames(row, soundings: pd.DataFrame, ranked: pd.DataFrame, lengt
                             "sector": ranked["sector"].to_numpy(), "country": ranked["country"].to_numpy(),
                             "emission_MtCO2_yr": ranked["emission_tCO2_yr"].to_numpy(float) / 1e6,
                             "upwind_km": ranked["upwind_km"].to_numpy(float), "rank": np.arange(1, len(ranked) + 1)})
-    return track, pd.DataFrame({"east_km": ring_e, "north_km": ring_n}), sources
+    u, v = float(row["wind_u_ms"]), float(row["wind_v_ms"])
+    wind = pd.DataFrame(arrow_km(u * km_per_ms, v * km_per_ms) if np.isfinite(u + v) else [],
+                        columns=["x", "y", "x2", "y2"]).assign(label=f"wind {np.hypot(u, v):.1f} m/s")
+    return track, pd.DataFrame({"east_km": ring_e, "north_km": ring_n}), sources, wind
 
 
 def carried_table(carried: pd.DataFrame, n: int = 10) -> pd.DataFrame:
@@ -238,23 +241,29 @@ def carried_table(carried: pd.DataFrame, n: int = 10) -> pd.DataFrame:
         "rank score": show["score"].map("{:.2f}".format)}).set_index("name")
 
 
+def arrow_km(east_km: float, north_km: float, head: float = 0.3, turn_deg: float = 150.0) -> list[tuple]:
+    """An arrow from the origin to (east_km, north_km) as segments ``(x0, y0, x1, y1)`` [km]: the shaft and two
+    head strokes (``head`` x the shaft's length, turned +-``turn_deg`` from it at the tip)."""
+    e, n = float(east_km), float(north_km)
+    segments = [(0.0, 0.0, e, n)]
+    for turn in (turn_deg, -turn_deg):
+        a = np.radians(turn)
+        segments.append((e, n, e + head * (e * np.cos(a) - n * np.sin(a)), n + head * (e * np.sin(a) + n * np.cos(a))))
+    return segments
+
+
 def wind_arrows(frame: pd.DataFrame, km_per_ms: float, lat="latitude", lon="longitude", u="wind_u_ms",
                 v="wind_v_ms") -> pd.DataFrame:
-    """Arrow segments (shaft and two head strokes) for the wind at each row: ``source`` and ``target`` [lon, lat]."""
+    """Arrow segments (:func:`arrow_km`, ``km_per_ms`` km per m/s) for the wind at each row: ``source`` and
+    ``target`` [lon, lat]."""
     rows = frame[np.isfinite(frame[[lat, lon, u, v]].to_numpy(float)).all(axis=1)]
     segments = []
     for r in rows.itertuples(index=False):  # plain floats: pydeck writes numpy float32 as JSON strings
         la, lo, uu, vv = (float(getattr(r, c)) for c in (lat, lon, u, v))
-        e, n = uu * km_per_ms, vv * km_per_ms
-        tip_lat, tip_lon = offset_latlon(la, lo, e, n)
-        speed = np.hypot(uu, vv)
-        segments.append({"source": [lo, la], "target": [float(tip_lon), float(tip_lat)], "speed_ms": float(speed)})
-        for turn in (150.0, -150.0):
-            a = np.radians(turn)
-            he, hn = 0.3 * (e * np.cos(a) - n * np.sin(a)), 0.3 * (e * np.sin(a) + n * np.cos(a))
-            h_lat, h_lon = offset_latlon(float(tip_lat), float(tip_lon), he, hn)
-            segments.append({"source": [float(tip_lon), float(tip_lat)], "target": [float(h_lon), float(h_lat)],
-                             "speed_ms": float(speed)})
+        for x0, y0, x1, y1 in arrow_km(uu * km_per_ms, vv * km_per_ms):
+            (la0, la1), (lo0, lo1) = offset_latlon(la, lo, [x0, x1], [y0, y1])
+            segments.append({"source": [float(lo0), float(la0)], "target": [float(lo1), float(la1)],
+                             "speed_ms": float(np.hypot(uu, vv))})
     return pd.DataFrame(segments, columns=["source", "target", "speed_ms"])
 
 

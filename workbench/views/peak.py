@@ -136,7 +136,7 @@ with mc[0]:
     def plan_chart():
         frames = tables.sector_plan_frames(row, ui.orbit_data(month, orbit, settings).soundings, ranked, length_km,
                                            settings)
-        return charts.sector_plan_chart(*frames, float(row["wind_u_ms"]), float(row["wind_v_ms"]))
+        return charts.sector_plan_chart(*frames)
 
     st.vega_lite_chart(ui.vega(("peak-plan", *peak_key), plan_chart), width="content")
     st.caption(f"Around the peak (yellow), in km: the track's soundings by anomaly, the upwind sector searched "
