@@ -50,7 +50,7 @@ from core.worlds import WORLDS  # noqa: E402
 OUT = Path(__file__).resolve().parent / "out" / "worlds"
 #: Worlds and seeds the presets were chosen on; everything else is held out.
 TUNING_WORLDS = ("as-stated", "understated", "correlated")
-HELD_OUT_WORLDS = ("drifting", "artefacts", "mixture")
+HELD_OUT_WORLDS = ("drifting", "artefacts", "mixture", "one-sided", "heavy-tailed")
 TUNING_SEEDS = (1, 2)
 HELD_OUT_SEEDS = (101, 102)
 SETTINGS = {

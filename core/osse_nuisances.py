@@ -117,7 +117,8 @@ def world_artefacts(kind, g, avoid, taken, settings, rng) -> Artefacts:
     * ``unflagged_step``: a stretch of land (``unflagged_step_length_km``) whose XCO2 is offset by
       ``unflagged_step_ppm`` (random sign) where nothing in the file changes: no flag, no land/water change. One
       truth row per edge, as for water stretches.
-    * ``bad_frames``: 1-4 consecutive frames offset by 1-6 ppm of either sign (x 0.7-1.3 per sounding), on all 8
+    * ``bad_frames``: 1-4 consecutive frames offset by 1-6 ppm of either sign (``bad_frame_positive_only``: always
+      up; x 0.7-1.3 per sounding), on all 8
       footprints or (``bad_frame_partial_share``) on 3-7 contiguous ones; they keep flag 0 and no cloud gap hides
       them (night still does): 3-D cloud effects near clouds that the screening misses (Massie et al. 2021,
       AMT 14, 1475-1499).
@@ -154,6 +155,8 @@ def world_artefacts(kind, g, avoid, taken, settings, rng) -> Artefacts:
         nf = max(1, int(round(ext / step)))
         k0 = min(np.searchsorted(s, s0), n_frames - nf)
         magnitude = rng.uniform(*settings.bad_frame_ppm) * rng.choice([-1.0, 1.0])
+        if settings.bad_frame_positive_only:  # the sign drawn all the same: the other draws do not move
+            magnitude = abs(magnitude)
         n_fp, f0 = nfp, 0
         if rng.random() < settings.bad_frame_partial_share:
             n_fp = int(rng.integers(settings.bad_frame_partial_footprints[0],

@@ -139,6 +139,9 @@ def simulate_pass(plan: PassPlan, day: dt.date, xco2_level_ppm, point_sources, f
     bad = flag == 1
     sigma[bad] = rng.uniform(0.5, 1.5, size=int(bad.sum()))
     noise = rng.normal(0.0, 1.0, (n_frames, nfp)) * sigma  # the file states sigma ...
+    if settings.noise_dof > 0:  # ... heavier tails at the same sd (a stream of its own: the draws above stay)
+        dof = settings.noise_dof
+        noise = world_rng(seed, plan.index, 6).standard_t(dof, (n_frames, nfp)) * np.sqrt((dof - 2) / dof) * sigma
     if world.noise_scale != 1.0:
         noise = noise * world.noise_scale  # ... the world scatters more
     xco2 = background + enh + nuisance + noise

@@ -134,6 +134,7 @@ class OsseSettings:
     max_solar_zenith_deg: float = 85.0  # no soundings where the Sun is lower [deg]
     # -- noise worlds (core.worlds): the defaults switch every effect off (the as-stated world) --
     noise_scale: tuple = (1.0, 1.0)  # true white scatter / stated xco2_uncertainty, per pass
+    noise_dof: float = 0.0  # Student-t degrees of freedom of the white scatter (> 2; 0: Gaussian), same sd
     correlated_sd_ppm: tuple = (0.0, 0.0)  # total sd of along-track correlated errors, per pass [ppm]
     correlated_length_km: tuple = (5.0, 15.0, 50.0)  # e-folding lengths of its components (equal variance) [km]
     correlated_footprint_share: float = 0.25  # share of its variance drawn per footprint (rest: per frame)
@@ -145,6 +146,7 @@ class OsseSettings:
     bad_frame_bursts_per_1000km: float = 0.0  # bursts of bad frames left with flag 0 [1/1000 km]
     bad_frame_frames: tuple = (1, 4)  # frames per burst
     bad_frame_ppm: tuple = (1.0, 6.0)  # |offset| of a burst, random sign [ppm]
+    bad_frame_positive_only: bool = False  # every burst raises XCO2 (a one-sided artefact no mirror sees)
     bad_frame_partial_share: float = 0.5  # share of bursts on part of the footprints (else all 8)
     bad_frame_partial_footprints: tuple = (3, 7)  # contiguous footprints of a partial burst
     bad_frame_anywhere_share: float = 0.3  # share of bursts of plume-free passes placed ignoring other nuisances
@@ -300,6 +302,8 @@ def simulate(outdir, days: int, seed: int, month: str = "2019-08", passes_per_da
     build_id = BUILD_IDS.get(build, build)
     if not 0.0 <= plume_fraction <= 1.0:
         raise ValueError(f"plume_fraction must be in [0, 1], got {plume_fraction}")
+    if not (settings.noise_dof == 0 or settings.noise_dof > 2):
+        raise ValueError(f"noise_dof must be 0 (Gaussian) or > 2 (a finite sd), got {settings.noise_dof}")
     first_day = dt.date.fromisoformat(f"{month}-01")
     day_list = [first_day + dt.timedelta(days=i) for i in range(int(days))]
     outdir = Path(outdir)

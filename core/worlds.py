@@ -15,6 +15,9 @@ retrievals show and the files do not tell:
   XCO2 steps on land that no flag marks, and offsets tied to the retrieved minus a priori surface pressure, the
   ``dp`` term of the bias correction (Kiel et al. 2019: surface-pressure errors propagate into bias-corrected
   XCO2);
+* heavier tails than Gaussian: Student-t single-sounding scatter at the same sd (the ``heavy-tailed`` world);
+* artefacts of one sign: every burst of bad frames raising XCO2 (the ``one-sided`` world), which the
+  depletions' mirror (:mod:`core.false_alarms`) cannot see by construction;
 * wind error: the file's winds are off by ``wind_error_ms`` per pass and component while the plumes are carried
   by the true wind (analysed winds are off by ~1-2 m/s).
 
@@ -64,6 +67,10 @@ WORLDS: dict[str, dict] = {
                 "bad_frame_ppm": (1.0, 4.0), "unflagged_steps_per_1000km": 0.4, "unflagged_step_ppm": (0.4, 1.2),
                 "dp_sd_hpa": (1.0, 3.0), "dp_ppm_per_hpa": (0.04, 0.08), "effect_probability": 0.6,
                 "wind_error_ms": WIND_ERROR_MS},
+    # added 2026-12-06, after the preset was chosen: held out by construction
+    "one-sided": {**_ARTEFACTS, "bad_frame_positive_only": True, "noise_scale": (1.1, 1.3),
+                  "wind_error_ms": WIND_ERROR_MS},
+    "heavy-tailed": {"noise_dof": 4.0, "noise_scale": (1.0, 1.3), "wind_error_ms": WIND_ERROR_MS},
 }
 #: World name -> one line.
 WORLD_DESCRIPTIONS: dict[str, str] = {
@@ -74,6 +81,10 @@ WORLD_DESCRIPTIONS: dict[str, str] = {
     "drifting": "per-footprint biases drifting along the orbit (0.2-0.4 ppm, ~300 km), scatter 1.1-1.3x; winds off",
     "artefacts": "bad-frame bursts (+-1-6 ppm), unflagged steps on land, k*dp offsets, scatter 1.1-1.3x; winds off",
     "mixture": "understated, correlated, drifting, artefacts: milder, each on per pass with p = 0.6; winds off",
+    "one-sided": "artefacts, but every bad-frame burst raises XCO2: what the depletions' mirror cannot see; "
+                 "winds off",
+    "heavy-tailed": "Student-t scatter (4 degrees of freedom) of 1.0-1.3x the stated sd: outliers beyond Gaussian "
+                    "tails; winds off",
 }
 #: The effects a pass can carry (names in ``truth_passes.csv`` ``effects``).
 EFFECTS = ("understated", "correlated", "drifting", "artefacts")

@@ -1,6 +1,8 @@
 """Noise worlds of the OSSE (``simulate(..., world=NAME)``): what each world puts in the files, and the truth."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import netCDF4
 import numpy as np
 import pandas as pd
@@ -135,7 +137,8 @@ def test_truth_columns_add_up_to_the_file_xco2(sims):
 def test_unknown_world_names_the_choices(tmp_path):
     with pytest.raises(ValueError, match=r"'no-such-world'.*as-stated.*understated.*mixture"):
         _sim(tmp_path, "no-such-world")
-    assert list(WORLDS) == ["as-stated", "understated", "correlated", "drifting", "artefacts", "mixture"]
+    assert list(WORLDS) == ["as-stated", "understated", "correlated", "drifting", "artefacts", "mixture",
+                            "one-sided", "heavy-tailed"]
     assert set(WORLD_DESCRIPTIONS) == set(WORLDS) and WORLDS["as-stated"] == {}
     assert all(set(o) <= set(OsseSettings.__dataclass_fields__) for o in WORLDS.values())
 
@@ -247,6 +250,38 @@ def test_artefacts_bursts_of_both_signs_and_unflagged_steps(sims):
     for _, n in nuis[nuis["orbit"].isin(plume_orbits)].iterrows():
         near = result.plumes[(result.plumes["orbit"] == n.orbit) & (result.plumes["peak_height_ppm"] >= 0.1)]
         assert np.all(np.abs(near["cross_along_track_km"] - n.along_track_km) >= 150.0 - 2.5)
+
+
+def test_one_sided_bursts_all_raise_xco2_where_the_artefacts_world_puts_them(sims):
+    both, one = sims["artefacts"].nuisances, sims["one-sided"].nuisances
+    assert len(one) == len(both) and (both["kind"] == "bad_frames").any()
+    np.testing.assert_array_equal(one["along_track_km"], both["along_track_km"])  # same places, same draws
+    bursts, others = one["kind"] == "bad_frames", one["kind"] != "bad_frames"
+    assert (both.loc[bursts, "magnitude_ppm"] < 0).any() and (one.loc[bursts, "magnitude_ppm"] > 0).all()
+    np.testing.assert_array_equal(one.loc[bursts, "magnitude_ppm"], both.loc[bursts, "magnitude_ppm"].abs())
+    np.testing.assert_array_equal(one.loc[others, "magnitude_ppm"], both.loc[others, "magnitude_ppm"])
+    good = _read_back(sims["one-sided"])  # in the files: no burst lowers a sounding
+    assert good["nuisance_ppm"].max() >= 1.0 * 0.7 and (good.loc[good["nuisance_ppm"] < -0.01, "nuisance_ppm"]
+                                                        .min() > -2.0)  # only steps and dp offsets go down
+
+
+def test_heavy_tailed_scatter_keeps_its_sd_with_heavier_tails(sims, tmp_path):
+    result = sims["heavy-tailed"]
+    good, stated = _read_back(result), _read_back(sims["understated"])
+    scales = result.passes.set_index("orbit")["noise_scale"]
+    assert scales.between(1.0, 1.3).all()
+    z = good["error"] / good["xco2_uncertainty"] / good["orbit"].map(scales)
+    z_gauss = stated["error"] / stated["xco2_uncertainty"] / stated["orbit"].map(
+        sims["understated"].passes.set_index("orbit")["noise_scale"])
+    assert np.std(z) == pytest.approx(1.0, abs=0.06)  # the sd is the world's scale x the stated one ...
+    # ... with heavier tails: for Student-t of 4 dof at unit sd, the MAD's sd is 0.78 and 1 in 60 is beyond 3 sd
+    def mad_sd(x):
+        return MAD_TO_SD * float(np.median(np.abs(x - np.median(x))))
+
+    assert 0.72 < mad_sd(z) < 0.84 and 0.95 < mad_sd(z_gauss) < 1.05
+    assert (np.abs(z) > 3).mean() > 3 * (np.abs(z_gauss) > 3).mean()  # 1.3 % against 0.27 %
+    with pytest.raises(ValueError, match=r"noise_dof must be 0 .* got 2.0"):
+        _sim(tmp_path, settings=replace(CLEAR, noise_dof=2.0))
 
 
 def test_artefacts_offsets_follow_psurf_minus_apriori(sims):
