@@ -173,6 +173,9 @@ def _detect_summary(month: str, candidates, seconds: float, settings) -> str:
                  f"significance {summary.threshold:.2f} ({summary.method})")
         if summary.method == "fallback":
             line += ": too little track for the month's own null, detection.fallback_significance used"
+        if summary.n_burst_like:
+            line += (f"; {summary.n_burst_like} accepted events burst-like (up to "
+                     f"{summary.burst_like_per_1000km:.2f} false per 1,000 km if all were one-sided bursts)")
     return line
 
 

@@ -22,8 +22,8 @@ import pandas as pd
 from . import emission as em
 from .fitting import SQRT_2PI, fit_window, gaussian_line
 from .noise import VariogramNoise, screen_spread, shrunk_spread, variogram_noise
-from .rules import (LOCAL_SPAN_MIN_KM, LOCAL_SPAN_SIGMA, STAT_COLUMNS, gaussian_line_chi2_many, geometry_stats,
-                    rule_verdicts, window_stats)
+from .rules import (LOCAL_SPAN_MIN_KM, LOCAL_SPAN_SIGMA, STAT_COLUMNS, burst_like, gaussian_line_chi2_many,
+                    geometry_stats, rule_verdicts, window_stats)
 from .screen import ScreenResult, best_width, local_extrema, screen_widths, width_extrema, window_snr
 from .settings import DetectionSettings
 from .track import MIN_WIND_ANGLE_DEG, along_track, cross_track_wind_ms, shift_ratio, wind_aligned_km
@@ -341,7 +341,7 @@ def fit_candidates(od: OrbitData, candidates: pd.DataFrame, settings: DetectionS
                                        len(df), s, x_track[a:b]).items():
             stats.setdefault(key, []).append(value)
         geo = geometry.stats(a, b, footprint[a:b], yw, unc[a:b], fit) if geometry is not None else {}
-        for key in ("delta_chi2_frame", "footprint_chi2", "geometry_tells"):
+        for key in ("delta_chi2_frame", "footprint_chi2", "geometry_tells", "shift_gain", "burst_advantage"):
             stats.setdefault(key, []).append(geo.get(key, np.nan))
     out.update(errors, chi2=chi2, redchi=redchi)
     for column in STAT_COLUMNS:
@@ -477,6 +477,7 @@ def judge(od: OrbitData, fitted: pd.DataFrame, settings: DetectionSettings,
     # every new column computed on arrays, then added at once (each step adding its own copied the table)
     reasons, status = rule_verdicts(fitted, settings, significance_threshold)
     columns = _merged(fitted, reasons, status)
+    columns["burst_like"] = burst_like(fitted, settings)
     columns.update(_located(od, fitted["center_km"].to_numpy(float), fitted["sigma_km"].to_numpy(float)))
     columns.update(_emission(fitted, columns, settings))
     columns["orbit"] = np.full(len(fitted), od.orbit, np.int64)
@@ -539,6 +540,7 @@ def rejudge(candidates: pd.DataFrame, settings: DetectionSettings,
         merged = _merged(candidates.iloc[a:b], reasons[a:b], status[a:b])
         for name, values in merged.items():
             columns[name][a:b] = values
+    columns["burst_like"] = burst_like(candidates, settings)
     return _with_columns(candidates, columns)
 
 

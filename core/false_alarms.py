@@ -53,12 +53,30 @@ class MonthThreshold:
     false_per_1000km: float  # expected false events per 1,000 km at the threshold
     interval_per_1000km: tuple[float, float]  # its 90 % interval
     message: str
+    n_accepted: int = 0  # accepted events (read back from a judged table; 0 before judging)
+    n_burst_like: int = 0  # ... of which burst-like (:func:`core.rules.burst_like`)
+
+    @property
+    def burst_like_per_1000km(self) -> float:
+        """The false rate if every burst-like accepted event were a one-sided burst of bad frames: what the mirror
+        cannot see, added to what it estimates (an upper bound for that kind of artefact)."""
+        return self.false_per_1000km + 1000.0 * self.n_burst_like / self.track_km if self.track_km else np.nan
+
+    def burst_note(self) -> str:
+        """One sentence on the burst-like accepted events ('' when there are none)."""
+        if not self.n_burst_like:
+            return ""
+        return (f"{self.n_burst_like} of the {self.n_accepted} accepted events are burst-like (narrow, footprints "
+                f"not shifted: one pass cannot tell them from bursts of bad frames); if all were bursts raising XCO2, "
+                f"which the mirror does not see, false events would reach {self.burst_like_per_1000km:.2f} per "
+                f"1,000 km.")
 
     def line(self) -> str:
         lo, hi = self.interval_per_1000km
         return (f"threshold {self.threshold:.2f} ({self.method}): {self.false_per_1000km:.2f} false events per "
                 f"1,000 km expected (90 % {lo:.2f}-{hi:.2f}) on {self.track_km:,.0f} km of {self.n_orbits} orbits, "
-                f"from {self.n_mirror} mirror events ({self.n_mirror_above} above it). {self.message}".strip())
+                f"from {self.n_mirror} mirror events ({self.n_mirror_above} above it). {self.burst_note()} "
+                f"{self.message}".strip().replace("  ", " "))
 
 
 def poisson_interval(count: float, level: float = 0.9) -> tuple[float, float]:
@@ -228,6 +246,9 @@ def month_summary(candidates: pd.DataFrame) -> MonthThreshold | None:
     mirror = fitted[(fitted["sign"] < 0) & fitted["is_event"]] if "sign" in fitted else fitted.iloc[0:0]
     above = int((mirror["rejected_by"] == "mirror").sum())
     km, n_orbits = _orbit_km(candidates)
+    accepted = candidates["is_event"].astype(bool) & candidates["status"].eq("accepted")
+    burst = candidates["burst_like"].astype(bool) if "burst_like" in candidates else False
     return MonthThreshold(float(row["significance_threshold"]), str(row["threshold_method"]), km, n_orbits,
                           int(len(mirror)), above, float(row["month_false_per_1000km"]),
-                          (float(row["month_false_per_1000km_low"]), float(row["month_false_per_1000km_high"])), "")
+                          (float(row["month_false_per_1000km_low"]), float(row["month_false_per_1000km_high"])), "",
+                          int(accepted.sum()), int((accepted & burst).sum()))

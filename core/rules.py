@@ -22,6 +22,7 @@ import pandas as pd
 
 from .fitting import FitResult, gaussian_line, unit_gaussian
 from .settings import RULES, DetectionSettings
+from .track import MIN_WIND_ANGLE_DEG
 
 #: Span of the step and plateau comparisons: this many widths either side of the centre, at least this many km
 #: (bench/bench_quality.py: 10 widths gave recall +0.015 at +0.01 false events per 1,000 km over the whole window;
@@ -35,10 +36,14 @@ PLATEAU_SPAN_SIGMA = 3.0
 PAIR_CENTRES, PAIR_WIDTHS = 13, 3
 #: At most this many candidate plateau edges (:func:`best_plateau_chi2`).
 MAX_PLATEAU_EDGES = 96
+#: Footprint shift ratios tried without the wind (``shift_gain``, ``burst_advantage``): every crossing from 15 deg
+#: off the track on either side (:data:`core.track.MIN_WIND_ANGLE_DEG`; ratio = cot(angle)), 0 among them.
+FREE_RATIOS = np.linspace(-1.0, 1.0, 37) / np.tan(np.radians(MIN_WIND_ANGLE_DEG))
 #: Statistics columns each fitted candidate carries (inputs of the rules).
 STAT_COLUMNS = ("n_window", "n_orbit", "near_left", "near_right", "flank_left", "flank_right", "r", "r2",
                 "snr", "delta_chi2_step", "delta_chi2_box", "delta_chi2_pair", "surface_transition", "support_frames",
-                "support_footprints", "top_share", "delta_chi2_frame", "footprint_chi2", "geometry_tells")
+                "support_footprints", "top_share", "delta_chi2_frame", "footprint_chi2", "geometry_tells",
+                "shift_gain", "burst_advantage")
 
 
 def window_stats(x_km, y_ppm, unc_ppm, frame, footprint, land_water, fit: FitResult, n_orbit: int,
@@ -213,12 +218,24 @@ def geometry_stats(x_track_km, cross_km, footprint, y_ppm, weight, centre_km: fl
     * ``footprint_chi2`` = chi2(one amplitude) - chi2(one amplitude per footprint), divided by the common fit's
       reduced chi-square (at least 1): ~chi2 with (footprints - 1) degrees of freedom for a plume, large for a
       burst on part of the footprints.
+
+    Without the wind (which may be off by tens of degrees), over every shift ratio :data:`FREE_RATIOS`, with
+    chi-squares divided by the best one's reduced chi-square (at least 1: noise above the stated one):
+
+    * ``shift_gain`` = chi2 at ratio 0 - the smallest chi2 over the ratios: how much better the footprints fit
+      shifted against each other than aligned on the frames (~0-2 for a burst, and for a plume crossed at right
+      angles; tens for most plumes);
+    * ``burst_advantage`` = that smallest chi2 - chi2 of the burst's own model (frame-aligned, one amplitude per
+      footprint): positive where a burst on some footprints explains the bump better than any plume crossing
+      (~chi2 with 7 degrees of freedom minus the crossing's gain for a plume; large for a burst on part of the
+      swath).
     """
     x, cross, y, w = (np.asarray(a, float) for a in (x_track_km, cross_km, y_ppm, weight))
     fp = np.asarray(footprint)
     local = np.abs(x - centre_km) <= max(LOCAL_SPAN_SIGMA * sigma_km, LOCAL_SPAN_MIN_KM)
     x, cross, y, w, fp = x[local], cross[local], y[local], w[local], fp[local]
-    out = {"delta_chi2_frame": np.nan, "footprint_chi2": np.nan, "geometry_tells": False}
+    out = {"delta_chi2_frame": np.nan, "footprint_chi2": np.nan, "geometry_tells": False, "shift_gain": np.nan,
+           "burst_advantage": np.nan}
     if x.size < 12:
         return out
     swath_km = float(np.ptp(cross)) if cross.size else 0.0
@@ -233,19 +250,33 @@ def geometry_stats(x_track_km, cross_km, footprint, y_ppm, weight, centre_km: fl
     # footprint consistency, in the geometry that fits best of the two
     d = x - centre_km if frame_chi2 <= wind_chi2 else x + cross * allowed[int(np.argmin(chi2))] - centre_km
     best = min(frame_chi2, wind_chi2)
+    per_footprint = _per_footprint_chi2(d, fp, y, w, sigma_km)
+    if per_footprint is None:
+        return out
+    redchi = max(best / max(x.size - 3, 1), 1.0)
+    out["footprint_chi2"] = float((best - per_footprint) / redchi)
+    # without the wind: any crossing against frame-aligned edges, and against the burst's own model
+    free = float(gaussian_line_chi2_many(x[None, :] + cross[None, :] * FREE_RATIOS[:, None] - centre_km, y, w,
+                                         sigma_km).min())
+    burst = per_footprint if frame_chi2 <= wind_chi2 else _per_footprint_chi2(x - centre_km, fp, y, w, sigma_km)
+    redchi_free = max(free / max(x.size - 3, 1), 1.0)
+    out["shift_gain"] = float(max(frame_chi2 - free, 0.0) / redchi_free)
+    if burst is not None:
+        out["burst_advantage"] = float((free - burst) / redchi_free)
+    return out
+
+
+def _per_footprint_chi2(d, footprint, y, w, sigma_km: float) -> float | None:
+    """Chi-square of ``b + m d + A_k g(d; sigma)`` with one amplitude per footprint ``k`` (None: singular)."""
     g = unit_gaussian(d, sigma_km)
-    kinds = np.unique(fp)
-    basis = np.vstack([np.ones_like(d), d] + [g * (fp == k) for k in kinds])
+    basis = np.vstack([np.ones_like(d), d] + [g * (footprint == k) for k in np.unique(footprint)])
     a = (basis * w) @ basis.T
     rhs = (basis * w) @ y
     try:
         p = np.linalg.solve(a + np.eye(a.shape[0]) * 1e-12 * np.trace(a), rhs)
     except np.linalg.LinAlgError:
-        return out
-    per_footprint = float(max((w * y * y).sum() - p @ rhs, 0.0))
-    redchi = max(best / max(x.size - 3, 1), 1.0)
-    out["footprint_chi2"] = float((best - per_footprint) / redchi)
-    return out
+        return None
+    return float(max((w * y * y).sum() - p @ rhs, 0.0))
 
 
 def _correlation(a: np.ndarray, b: np.ndarray) -> float:
@@ -405,13 +436,27 @@ def rule_failures(stats, settings: DetectionSettings, significance_threshold: fl
         "surface-transition": lambda: col["surface_transition"].astype(bool),
         "frame-aligned": lambda: ((col["footprint_chi2"] > s["rules.frame_aligned.max_footprint_chi2"])
                                   | (col["geometry_tells"].astype(bool)
-                                     & (col["delta_chi2_frame"] > s["rules.frame_aligned.max_frame_advantage"]))),
+                                     & (col["delta_chi2_frame"] > s["rules.frame_aligned.max_frame_advantage"]))
+                                  | (col["burst_advantage"] > s["rules.frame_aligned.max_burst_advantage"])
+                                  | (s["rules.frame_aligned.reject_burst_like"] & burst_like(stats, s))),
         "support": lambda: ((col["support_frames"] < s["rules.support.min_frames"])
                             | (col["support_footprints"] < s["rules.support.min_footprints"])
                             | (col["top_share"] > s["rules.support.max_top_share"])),
     }
     assert set(tests) == {r.name for r in RULES}, "every declared rule needs a test"
     return {name: np.asarray(test(), bool) for name, test in tests.items() if settings.enabled(name)}
+
+
+def burst_like(stats, settings: DetectionSettings) -> np.ndarray:
+    """Fitted bumps that one pass cannot tell from a burst of bad frames: narrower than
+    ``rules.frame_aligned.burst_sigma_km`` and no footprint shift fitting better than the frames' edges by
+    ``rules.frame_aligned.min_shift_gain`` (a plume crossed at right angles, or a burst). The mirror samples bursts
+    of either sign; one-sided ones it cannot see, so the month's summary counts these events (``stats``: a table
+    or a mapping of column name to array; False where the statistics are missing)."""
+    sigma = np.asarray(stats["sigma_km"], float)
+    gain = np.asarray(stats["shift_gain"], float) if "shift_gain" in stats else np.full(sigma.shape, np.nan)
+    return ((sigma <= settings["rules.frame_aligned.burst_sigma_km"])
+            & (gain < settings["rules.frame_aligned.min_shift_gain"]))
 
 
 def rule_verdicts(candidates: pd.DataFrame, settings: DetectionSettings, significance_threshold: float | None = None
@@ -461,10 +506,14 @@ _EXPLAIN = {
                  "({rules.box_like.spare_blends}), two plumes better by more than {rules.box_like.min_pair_advantage:g}"),
     "surface-transition": ("surface_transition", "land/water change within 2 sigma + "
                            "{rules.surface_transition.margin_km:g} km", "none"),
-    "frame-aligned": (("footprint_chi2", "delta_chi2_frame", "geometry_tells"),
-                      "footprint disagreement; chi2(wind-aligned) - chi2(frame-aligned); geometry can tell",
+    "frame-aligned": (("footprint_chi2", "delta_chi2_frame", "geometry_tells", "burst_advantage", "shift_gain"),
+                      "footprint disagreement; chi2(wind-aligned) - chi2(frame-aligned); geometry can tell; "
+                      "chi2(best crossing) - chi2(burst, one amplitude per footprint); chi2(frames) - chi2(best "
+                      "crossing)",
                       "≤ {rules.frame_aligned.max_footprint_chi2:g}; ≤ {rules.frame_aligned.max_frame_advantage:g}"
-                      " where geometry can tell"),
+                      " where geometry can tell; ≤ {rules.frame_aligned.max_burst_advantage:g}; burst-like (sigma ≤ "
+                      "{rules.frame_aligned.burst_sigma_km:g} km, shift gain < {rules.frame_aligned.min_shift_gain:g})"
+                      " rejected only if rules.frame_aligned.reject_burst_like"),
     "support": (("support_frames", "support_footprints", "top_share"),
                 "frames and footprints above the background within 2 sigma; share of the excess in the top 10 %",
                 "≥ {rules.support.min_frames:g}; ≥ {rules.support.min_footprints:g}; "

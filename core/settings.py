@@ -231,7 +231,17 @@ RULES = (
          (_s("rules.frame_aligned.max_footprint_chi2", 30.0, "1", "largest chi2 gain of one amplitude per footprint "
              "over one for all (about chi2 with 7 degrees of freedom for a plume: 24 at p = 0.001)", 0, 1000),
           _s("rules.frame_aligned.max_frame_advantage", 10.0, "1", "largest chi2 by which frame-aligned edges may "
-             "beat the wind's footprint shifts, where those spread the plume by a width or more", -100, 1000))),
+             "beat the wind's footprint shifts, where those spread the plume by a width or more", -100, 1000),
+          _s("rules.frame_aligned.max_burst_advantage", 12.0, "1", "largest chi2 by which a frame-aligned burst with "
+             "one amplitude per footprint may beat every plume crossing, at any footprint shift (for a plume about "
+             "chi2 with 7 degrees of freedom less the crossing's gain: 12 at p = 0.1 at right angles)", -100, 1000),
+          _s("rules.frame_aligned.burst_sigma_km", 3.0, "km", "a bump this narrow (a burst of 1-4 bad frames fits "
+             "sigma 1-3 km) whose footprints show no crossing is burst-like", 0, 30),
+          _s("rules.frame_aligned.min_shift_gain", 2.0, "1", "chi2 by which the best footprint shift must beat "
+             "frame-aligned edges for a narrow bump not to be burst-like", 0, 1000),
+          _s("rules.frame_aligned.reject_burst_like", False, "", "reject burst-like bumps; else they are flagged "
+             "(burst_like) and counted in the month's summary: one pass cannot tell them from a plume crossed at "
+             "right angles"))),
     Rule("support", "the enhancement is seen by several frames and footprints, not a burst of a few soundings",
          "oco2peak-workbench",
          (_s("rules.support.min_frames", 4, "1", "frames within +-2 sigma above the background", 1, 100),

@@ -459,6 +459,53 @@ def test_a_burst_on_part_of_the_footprints_fails_their_consistency():
     assert burst["status"] == "rejected" and "frame-aligned" in burst["rejected_by"], burst["rejected_by"]
 
 
+def test_a_weak_burst_on_part_of_the_swath_beats_every_plume_crossing():
+    """Two frames raised by 1.8 ppm on footprints 3-6: the footprints' disagreement (~22) stays under its limit (30),
+    but the burst's own model (frame-aligned, one amplitude per footprint) beats the best common-amplitude fit at
+    any footprint shift by more than rules.frame_aligned.max_burst_advantage."""
+    df = _burst(crafted_orbit(1000, seed=31, wind_u_ms=5.0, wind_v_ms=0.0), 500.0, 2, 1.8, footprints=range(3, 7))
+    burst = _best_near(detect_orbit(df, RECOMMENDED), 502)
+    assert burst["footprint_chi2"] < RECOMMENDED["rules.frame_aligned.max_footprint_chi2"]
+    assert burst["burst_advantage"] > RECOMMENDED["rules.frame_aligned.max_burst_advantage"]
+    assert burst["status"] == "rejected" and burst["rejected_by"] == "frame-aligned", burst["rejected_by"]
+    looser = RECOMMENDED.replace({"rules.frame_aligned.max_burst_advantage": 30.0})
+    assert _best_near(detect_orbit(df, looser), 502)["status"] == "accepted"
+
+
+def test_a_plume_shows_its_crossing_even_where_the_files_wind_is_wrong():
+    """A plume crossed at 45 deg while the file's wind points 90 deg away: the shift search within the wind's
+    uncertainty misses its crossing, the free search over every crossing finds it (large shift gain, the burst's
+    model far worse): not burst-like."""
+    df = _oblique_plume(crafted_orbit(1000, seed=24, wind_u_ms=6.0, wind_v_ms=6.0), 700.0, 12.0, 1.2)
+    df["windspeed_v"] = np.float32(-6.0)
+    plume = _best_near(detect_orbit(df, RECOMMENDED), 700)
+    assert plume["shift_gain"] > 20 and plume["burst_advantage"] < 0 and not plume["burst_like"]
+
+
+def test_burst_like_events_are_flagged_counted_and_rejected_only_when_asked():
+    """Wind across the track: a full-swath burst of two frames and a narrow plume both fit best unshifted. Neither
+    can be told from the other by one pass: both are accepted and flagged burst_like, the month's summary counts
+    them and bounds the false rate with them; rules.frame_aligned.reject_burst_like rejects them."""
+    from core.false_alarms import month_summary
+
+    df = _oblique_plume(_burst(crafted_orbit(1000, seed=23, wind_u_ms=6.0, wind_v_ms=0.0), 300.0, 2, 3.5),
+                        700.0, 12.0, 1.2)
+    cands = detect_orbit(df, RECOMMENDED)
+    burst, plume = _best_near(cands, 302), _best_near(cands, 700)
+    for row in (burst, plume):
+        assert row["status"] == "accepted" and row["burst_like"] and row["shift_gain"] < 2, row
+    summary = month_summary(cands)
+    assert summary.n_burst_like == 2 and summary.n_accepted >= 2
+    assert summary.burst_like_per_1000km == pytest.approx(summary.false_per_1000km + 2000 / summary.track_km)
+    assert "2 of the" in summary.line() and "burst-like" in summary.line()
+    strict = detect_orbit(df, RECOMMENDED.replace({"rules.frame_aligned.reject_burst_like": True}))
+    for x in (302, 700):
+        row = _best_near(strict, x)
+        assert row["status"] == "rejected" and "frame-aligned" in row["rejected_by"], row["rejected_by"]
+    narrow_only = RECOMMENDED.replace({"rules.frame_aligned.burst_sigma_km": 1.0})  # wider than that: not burst-like
+    assert not _best_near(detect_orbit(df, narrow_only), 302)["burst_like"]
+
+
 def test_with_the_wind_across_the_track_geometry_cannot_tell_and_says_so():
     """Wind perpendicular to the track: a plume's footprints are not shifted, so a full-swath burst and a plume look
     alike; the row says geometry cannot tell (``geometry_tells`` False) instead of guessing."""

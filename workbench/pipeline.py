@@ -314,7 +314,8 @@ def month_threshold(candidates: pd.DataFrame, settings: DetectionSettings) -> Mo
     counted = false_alarms.month_threshold(candidates, settings)
     return dataclasses.replace(counted, threshold=stated.threshold, method=stated.method,
                                false_per_1000km=stated.false_per_1000km,
-                               interval_per_1000km=stated.interval_per_1000km)
+                               interval_per_1000km=stated.interval_per_1000km, n_accepted=stated.n_accepted,
+                               n_burst_like=stated.n_burst_like)
 
 
 def events(candidates: pd.DataFrame, accepted_only: bool = True, mirrors: bool = False) -> pd.DataFrame:

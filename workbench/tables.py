@@ -289,10 +289,12 @@ def threshold_note(t: MonthThreshold | None, settings: DetectionSettings) -> tup
     how = {"mirror": f"{t.n_mirror_above} of them above it",
            "mirror-tail": "extrapolated from the tail of the strongest of them",
            "floor": f"the floor {floor} binds; {t.n_mirror_above} of them above it"}.get(t.method, t.method)
+    burst = (f" {t.burst_note()} Reject them with `rules.frame_aligned.reject_burst_like`."
+             if t.n_burst_like and not settings["rules.frame_aligned.reject_burst_like"] else "")
     return "info", (f"Expected false events: {t.false_per_1000km:.2f} per 1,000 km ({lo:.2f}-{hi:.2f}, 90 %), "
                     f"threshold {t.threshold:.2f} from {t.n_mirror} mirror events ({how}) on {t.track_km:,.0f} km of "
                     f"{t.n_orbits} orbits; asked: {settings['detection.false_alarms_per_1000km']:g} per 1,000 km "
-                    "(`detection.false_alarms_per_1000km`).")
+                    f"(`detection.false_alarms_per_1000km`).{burst}")
 
 
 def mirror_events_above(candidates: pd.DataFrame) -> int:

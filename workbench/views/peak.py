@@ -109,6 +109,11 @@ if fitted:
             "frame-aligned" in str(row["rejected_by"]) and not bool(row["geometry_tells"]):
         st.caption("The wind is near perpendicular to the track (or too uncertain): geometry cannot tell a burst of "
                    "bad frames from a plume here; only the footprints' disagreement was judged.")
+    if not row["mirror"] and bool(row.get("burst_like", False)):
+        st.warning("Burst-like: narrow, and its footprints fit no better shifted against each other than aligned on "
+                   "the frames. A plume crossed at right angles looks like this, and so does a burst of bad frames "
+                   "raising XCO2, which the month's mirror does not count. Check the soundings before trusting it.",
+                   icon=":material/help:")
 
 st.subheader("Emission")
 if fitted and np.isfinite(row["emission_MtCO2_yr"]):
