@@ -219,7 +219,8 @@ def geometry_stats(x_track_km, cross_km, footprint, y_ppm, weight, centre_km: fl
       reduced chi-square (at least 1): ~chi2 with (footprints - 1) degrees of freedom for a plume, large for a
       burst on part of the footprints.
 
-    Without the wind (which may be off by tens of degrees), over every shift ratio :data:`FREE_RATIOS`, with
+    Without the wind (which may be off by tens of degrees), over every shift ratio :data:`FREE_RATIOS` (odd in
+    number, 0 in the middle), with
     chi-squares divided by the best one's reduced chi-square (at least 1: noise above the stated one):
 
     * ``shift_gain`` = chi2 at ratio 0 - the smallest chi2 over the ratios: how much better the footprints fit
@@ -229,6 +230,9 @@ def geometry_stats(x_track_km, cross_km, footprint, y_ppm, weight, centre_km: fl
       footprint): positive where a burst on some footprints explains the bump better than any plume crossing
       (~chi2 with 7 degrees of freedom minus the crossing's gain for a plume; large for a burst on part of the
       swath).
+
+    Both models fit one offset per footprint: footprint biases (Kulawik et al. 2019) are neither a crossing nor a
+    burst.
     """
     x, cross, y, w = (np.asarray(a, float) for a in (x_track_km, cross_km, y_ppm, weight))
     fp = np.asarray(footprint)
@@ -255,15 +259,53 @@ def geometry_stats(x_track_km, cross_km, footprint, y_ppm, weight, centre_km: fl
         return out
     redchi = max(best / max(x.size - 3, 1), 1.0)
     out["footprint_chi2"] = float((best - per_footprint) / redchi)
-    # without the wind: any crossing against frame-aligned edges, and against the burst's own model
-    free = float(gaussian_line_chi2_many(x[None, :] + cross[None, :] * FREE_RATIOS[:, None] - centre_km, y, w,
-                                         sigma_km).min())
-    burst = per_footprint if frame_chi2 <= wind_chi2 else _per_footprint_chi2(x - centre_km, fp, y, w, sigma_km)
-    redchi_free = max(free / max(x.size - 3, 1), 1.0)
-    out["shift_gain"] = float(max(frame_chi2 - free, 0.0) / redchi_free)
+    # without the wind: any crossing against frame-aligned edges, and against the burst's own model, each with one
+    # offset per footprint (footprint biases, Kulawik et al. 2019, are neither a crossing nor a burst)
+    onehot = (fp[:, None] == np.unique(fp)[None, :]).astype(float)
+    crossings = _offset_chi2_many(x[None, :] + cross[None, :] * FREE_RATIOS[:, None] - centre_km, y, w, onehot,
+                                  sigma_km)
+    free, aligned = float(crossings.min()), float(crossings[FREE_RATIOS.size // 2])  # the middle ratio is 0
+    redchi_free = max(free / max(x.size - 2 - onehot.shape[1], 1), 1.0)
+    out["shift_gain"] = float(max(aligned - free, 0.0) / redchi_free)
+    burst = _offset_burst_chi2(x - centre_km, y, w, onehot, sigma_km)
     if burst is not None:
         out["burst_advantage"] = float((free - burst) / redchi_free)
     return out
+
+
+def _demeaned(values, w, onehot):
+    """``values`` (rows of soundings) less their weighted mean on each footprint (``onehot``: soundings x
+    footprints): what is left once one offset per footprint is fitted."""
+    means = ((values * w) @ onehot) / (w @ onehot)
+    return values - means @ onehot.T
+
+
+def _offset_chi2_many(d, y, w, onehot, sigma_km: float) -> np.ndarray:
+    """Chi-square of ``b_k + m d + A g(d; sigma)`` with one offset ``b_k`` per footprint, for each row of ``d``
+    (k, n) (e.g. one per footprint shift); the offsets projected out, a 2x2 system per row (inf if singular)."""
+    yt = _demeaned(y[None, :], w, onehot)[0]
+    dt, gt = _demeaned(d, w, onehot), _demeaned(unit_gaussian(d, sigma_km), w, onehot)
+    a11, a12, a22 = (w * dt * dt).sum(1), (w * dt * gt).sum(1), (w * gt * gt).sum(1)
+    r1, r2 = (w * dt * yt).sum(1), (w * gt * yt).sum(1)
+    det = a11 * a22 - a12 * a12
+    with np.errstate(all="ignore"):
+        gain = (a22 * r1 * r1 - 2 * a12 * r1 * r2 + a11 * r2 * r2) / det
+    return np.where(det > 1e-12 * np.maximum(a11 * a22, 1e-300), np.maximum((w * yt * yt).sum() - gain, 0.0), np.inf)
+
+
+def _offset_burst_chi2(d, y, w, onehot, sigma_km: float) -> float | None:
+    """Chi-square of the burst's model, frame-aligned: ``b_k + m d + A_k g(d; sigma)``, an offset and an amplitude
+    per footprint ``k`` (None: singular)."""
+    yt = _demeaned(y[None, :], w, onehot)[0]
+    basis = np.vstack([_demeaned(d[None, :], w, onehot),
+                       _demeaned(unit_gaussian(d, sigma_km)[None, :] * onehot.T, w, onehot)])
+    a = (basis * w) @ basis.T
+    rhs = (basis * w) @ yt
+    try:
+        p = np.linalg.solve(a + np.eye(a.shape[0]) * 1e-12 * np.trace(a), rhs)
+    except np.linalg.LinAlgError:
+        return None
+    return float(max((w * yt * yt).sum() - p @ rhs, 0.0))
 
 
 def _per_footprint_chi2(d, footprint, y, w, sigma_km: float) -> float | None:
