@@ -241,7 +241,13 @@ def test_threshold_note_names_the_method_and_the_fallback_setting():
     counted = MonthThreshold(2.6, "mirror", 280_000.0, 93, 180, 55, 0.19, (0.15, 0.26), "")
     level, text = tables.threshold_note(counted, settings)
     assert level == "info" and text.startswith("Expected false events: 0.19 per 1,000 km (0.15-0.26")
-    assert "threshold 2.60 from 180 mirror events" in text
+    assert "threshold 2.60 from 180 mirror events" in text and "burst-like" not in text
+    bursts = dataclasses.replace(counted, n_accepted=60, n_burst_like=14)  # 14 / 280,000 km = 0.05 per 1,000 km
+    level, text = tables.threshold_note(bursts, settings)
+    assert "14 of the 60 accepted events are burst-like" in text and "would reach 0.24 per 1,000 km" in text
+    assert "rules.frame_aligned.reject_burst_like" in text
+    strict = settings.replace({"rules.frame_aligned.reject_burst_like": True})
+    assert "burst-like" not in tables.threshold_note(bursts, strict)[1]
     fallback = MonthThreshold(4.0, "fallback", 9000.0, 6, 5, 0, 0.0, (0.0, 0.33), "")
     level, text = tables.threshold_note(fallback, settings)
     assert level == "warning" and "detection.fallback_significance" in text and "detection.min_mirror_events" in text

@@ -18,8 +18,8 @@ from core.vetting import PLUME_COLUMNS, plume_decisions
 #: Columns of the candidate tables, in order (those a candidate lacks are left out).
 CANDIDATE_COLUMNS = ["cand", "status", "rejected_by", "center_km", "delta_ppm", "significance",
                      "emission_MtCO2_yr", "emission_MtCO2_yr_stderr", "emission_note", "source_name", "sigma_km",
-                     "amplitude_ppm_km", "amplitude_stderr", "q_value", "snr", "r2", "n_window", "n_windows",
-                     "n_neighbours", "sounding_id", "latitude", "longitude"]
+                     "amplitude_ppm_km", "amplitude_stderr", "q_value", "burst_like", "snr", "r2", "n_window",
+                     "n_windows", "n_neighbours", "sounding_id", "latitude", "longitude"]
 
 
 def emission_notes(rows: pd.DataFrame, min_wind_perp_ms: float) -> np.ndarray:

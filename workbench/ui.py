@@ -40,6 +40,9 @@ CANDIDATE_CONFIG = {
     "q_value": _NUMBER(
         "q-value", format="%.3f", help="Estimated share of false events among the month's events at least this "
                                        "significant (from its mirror events)."),
+    "burst_like": st.column_config.CheckboxColumn(
+        "burst-like", help="Narrow, and its footprints show no crossing: one pass cannot tell it from a burst of bad "
+                           "frames (rules.frame_aligned.reject_burst_like rejects these)."),
     "snr": _NUMBER("A/stderr(A)", format="%.1f", help="Against the stated noise."),
     "r2": _NUMBER("r²", format="%.2f"),
     "n_window": _NUMBER("soundings", format="%d", help="Soundings in the fit's window."),
