@@ -11,8 +11,8 @@ prints, with bootstrap 90 % intervals over passes (``core.validation.score_many`
 * the oracle: the recall a detector reaches at the same measured false rate when its threshold is set with the
   truth (the loss from not knowing the noise is the difference).
 
-    python bench/bench_worlds.py [--days 10] [--settings recommended|chevallier-2020|previous] [--worlds ...]
-                                 [--held-out-seeds | --seeds S [S ...]] [--alone] [--set KEY=VALUE ...]
+    python bench/bench_worlds.py [--days 10] [--pass-km 3000] [--settings recommended|chevallier-2020|previous]
+                                 [--worlds ...] [--held-out-seeds | --seeds S [S ...]] [--alone] [--set KEY=VALUE ...]
 
 Seeds: by default the tuning worlds run on the tuning seeds (1, 2) and the held-out worlds on the held-out seeds
 (101, 102); ``--held-out-seeds`` adds the tuning worlds on the held-out seeds; ``--seeds 4 5 6`` runs every
@@ -64,7 +64,8 @@ SETTINGS = {
 
 
 def osse(world: str, seed: int, days: int, passes_per_day: int = 6, pass_km: float = 3000.0):
-    folder = OUT / f"{world}-seed{seed}-{days}d-{passes_per_day}p"
+    length = "" if pass_km == 3000.0 else f"-{pass_km:.0f}km"  # the default's folders keep their old names
+    folder = OUT / f"{world}-seed{seed}-{days}d-{passes_per_day}p{length}"
     if not (folder / "truth_plumes.csv").exists():
         simulate(folder, days=days, seed=seed, passes_per_day=passes_per_day, pass_km=pass_km, world=world)
     data = load_osse(folder)
@@ -89,10 +90,10 @@ def oracle_recall(parts, settings: DetectionSettings, false_per_1000km: float) -
     return best
 
 
-def run(world: str, seeds, settings: DetectionSettings, days: int, alone: bool = False):
+def run(world: str, seeds, settings: DetectionSettings, days: int, alone: bool = False, pass_km: float = 3000.0):
     parts, estimates, seconds, prints = [], [], 0.0, []
     for seed in seeds:
-        data, plumes, digest = osse(world, seed, days)
+        data, plumes, digest = osse(world, seed, days, pass_km=pass_km)
         prints.append(f"{seed}: {digest}")
         start = time.perf_counter()
         if alone:  # each pass a month of its own: too little null, so the stated fallback threshold
@@ -122,6 +123,8 @@ def run(world: str, seeds, settings: DetectionSettings, days: int, alone: bool =
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=10)
+    parser.add_argument("--pass-km", type=float, default=3000.0,
+                        help="length of each simulated pass (shorter passes: less track for each orbit's own noise)")
     parser.add_argument("--settings", default="recommended", choices=sorted(SETTINGS))
     parser.add_argument("--worlds", nargs="*", default=list(WORLDS))
     seeds = parser.add_mutually_exclusive_group()
@@ -142,7 +145,7 @@ def main(argv=None) -> int:
     print(f"command: python bench/bench_worlds.py {' '.join(sys.argv[1:] if argv is None else argv)}")
     print(f"settings {args.settings} (hash {settings.hash}); tuning worlds {', '.join(TUNING_WORLDS)} on seeds "
           f"{TUNING_SEEDS}; held out: worlds {', '.join(HELD_OUT_WORLDS)} and seeds {HELD_OUT_SEEDS}; "
-          f"{args.days} days x 6 passes x 3,000 km per seed\n")
+          f"{args.days} days x 6 passes x {args.pass_km:,.0f} km per seed\n")
     if args.seeds:
         runs = [(w, tuple(args.seeds)) for w in args.worlds]
     else:
@@ -154,7 +157,7 @@ def main(argv=None) -> int:
     for world, seeds in runs:
         role = role_of(world, seeds)
         s, by_peak, (expected, bound), methods, thresholds, oracle, seconds, prints = run(
-            world, seeds, settings, args.days, args.alone)
+            world, seeds, settings, args.days, args.alone, args.pass_km)
         iv = s.intervals
         ratio = s.false_per_1000_km / expected if expected and np.isfinite(expected) else np.nan
         print(f"{world:<12} seeds {seeds} ({role}): {s.n_detectable} plumes >= 0.8 ppm, {s.track_km:,.0f} km, "
