@@ -296,22 +296,19 @@ def _offset_chi2_many(d, y, w, onehot, sigma_km: float) -> np.ndarray:
 def _offset_burst_chi2(d, y, w, onehot, sigma_km: float) -> float | None:
     """Chi-square of the burst's model, frame-aligned: ``b_k + m d + A_k g(d; sigma)``, an offset and an amplitude
     per footprint ``k`` (None: singular)."""
-    yt = _demeaned(y[None, :], w, onehot)[0]
     basis = np.vstack([_demeaned(d[None, :], w, onehot),
                        _demeaned(unit_gaussian(d, sigma_km)[None, :] * onehot.T, w, onehot)])
-    a = (basis * w) @ basis.T
-    rhs = (basis * w) @ yt
-    try:
-        p = np.linalg.solve(a + np.eye(a.shape[0]) * 1e-12 * np.trace(a), rhs)
-    except np.linalg.LinAlgError:
-        return None
-    return float(max((w * yt * yt).sum() - p @ rhs, 0.0))
+    return _linear_chi2(basis, _demeaned(y[None, :], w, onehot)[0], w)
 
 
 def _per_footprint_chi2(d, footprint, y, w, sigma_km: float) -> float | None:
     """Chi-square of ``b + m d + A_k g(d; sigma)`` with one amplitude per footprint ``k`` (None: singular)."""
     g = unit_gaussian(d, sigma_km)
-    basis = np.vstack([np.ones_like(d), d] + [g * (footprint == k) for k in np.unique(footprint)])
+    return _linear_chi2(np.vstack([np.ones_like(d), d] + [g * (footprint == k) for k in np.unique(footprint)]), y, w)
+
+
+def _linear_chi2(basis, y, w) -> float | None:
+    """Chi-square of the weighted least-squares fit of ``y`` on the rows of ``basis`` (None: singular)."""
     a = (basis * w) @ basis.T
     rhs = (basis * w) @ y
     try:

@@ -232,9 +232,10 @@ RULES = (
              "over one for all (about chi2 with 7 degrees of freedom for a plume: 24 at p = 0.001)", 0, 1000),
           _s("rules.frame_aligned.max_frame_advantage", 10.0, "1", "largest chi2 by which frame-aligned edges may "
              "beat the wind's footprint shifts, where those spread the plume by a width or more", -100, 1000),
-          _s("rules.frame_aligned.max_burst_advantage", 12.0, "1", "largest chi2 by which a frame-aligned burst with "
+          _s("rules.frame_aligned.max_burst_advantage", 18.0, "1", "largest chi2 by which a frame-aligned burst with "
              "one amplitude per footprint may beat every plume crossing, at any footprint shift (for a plume about "
-             "chi2 with 7 degrees of freedom less the crossing's gain: 12 at p = 0.1 at right angles)", -100, 1000),
+             "chi2 with 7 degrees of freedom less the crossing's gain: 18.5 at p = 0.01 at right angles)", -100,
+             1000),
           _s("rules.frame_aligned.burst_sigma_km", 3.0, "km", "a bump this narrow (a burst of 1-4 bad frames fits "
              "sigma 1-3 km) whose footprints show no crossing is burst-like", 0, 30),
           _s("rules.frame_aligned.min_shift_gain", 2.0, "1", "chi2 by which the best footprint shift must beat "
