@@ -220,8 +220,8 @@ def geometry_stats(x_track_km, cross_km, footprint, y_ppm, weight, centre_km: fl
       burst on part of the footprints.
 
     Without the wind (which may be off by tens of degrees), over every shift ratio :data:`FREE_RATIOS` (odd in
-    number, 0 in the middle), with
-    chi-squares divided by the best one's reduced chi-square (at least 1: noise above the stated one):
+    number, 0 in the middle), with chi-squares divided by the best one's reduced chi-square (at least 1: noise
+    above the stated one):
 
     * ``shift_gain`` = chi2 at ratio 0 - the smallest chi2 over the ratios: how much better the footprints fit
       shifted against each other than aligned on the frames (~0-2 for a burst, and for a plume crossed at right
@@ -476,7 +476,8 @@ def rule_failures(stats, settings: DetectionSettings, significance_threshold: fl
         "frame-aligned": lambda: ((col["footprint_chi2"] > s["rules.frame_aligned.max_footprint_chi2"])
                                   | (col["geometry_tells"].astype(bool)
                                      & (col["delta_chi2_frame"] > s["rules.frame_aligned.max_frame_advantage"]))
-                                  | (col["burst_advantage"] > s["rules.frame_aligned.max_burst_advantage"])
+                                  | (col.get("burst_advantage", np.full(sigma.shape, np.nan))  # older tables
+                                     > s["rules.frame_aligned.max_burst_advantage"])
                                   | (s["rules.frame_aligned.reject_burst_like"] & burst_like(stats, s))),
         "support": lambda: ((col["support_frames"] < s["rules.support.min_frames"])
                             | (col["support_footprints"] < s["rules.support.min_footprints"])
