@@ -50,6 +50,13 @@ def test_detect_cli_writes_the_peaks_contract(small_osse):
     with_emission = peaks.dropna(subset=["emission_gCO2_s"])  # none where the cross-track wind is < 0.5 m/s
     assert len(with_emission) >= 0.8 * len(peaks) and (with_emission["emission_gCO2_s_stderr"] > 0).all()
     assert peaks["source_id"].notna().any()  # plumes of real inventory sources are attributed
+    # burst-like events (one pass cannot tell them from bursts of bad frames) are flagged in the CSV and counted,
+    # with the false rate they could add, on the summary line
+    n_burst = int(peaks["burst_like"].astype(bool).sum())
+    if n_burst:
+        assert f"; {n_burst} accepted events burst-like (up to " in run.stdout, run.stdout
+    else:
+        assert "burst-like" not in run.stdout, run.stdout
     export = _core("export", "--month", "2019-08", "--cache", small_osse / "cache", "--all", "--out", everything)
     assert export.returncode == 0, export.stderr
     rejected = pd.read_csv(everything)
