@@ -25,18 +25,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from bench_worlds import HELD_OUT_SEEDS, TUNING_SEEDS, TUNING_WORLDS, WORLDS, osse  # noqa: E402
-from core.batch import detect_soundings  # noqa: E402
+from bench_worlds import HELD_OUT_SEEDS, TUNING_SEEDS, TUNING_WORLDS, WORLDS, matched_isolated  # noqa: E402
 from core.settings import DetectionSettings  # noqa: E402
-from core.validation import match_plumes  # noqa: E402
 
 
 def plume_rows(world: str, seed: int, settings: DetectionSettings) -> pd.DataFrame:
-    data, plumes, _ = osse(world, seed, 10)
-    candidates = detect_soundings(data.soundings, settings, attribute_events=False)
-    matched = match_plumes(candidates, plumes)
-    hit = matched[matched["matched"] & matched["isolated"]]
-    events = candidates.loc[hit["event_index"]]
+    hit, events = matched_isolated(world, seed, settings)
     estimate = events["emission_gCO2_s"].to_numpy(float)
     truth = hit["emission_gCO2_s"].to_numpy(float)
     true_wind = estimate * np.abs(hit["wind_perp_ms"].to_numpy(float)) / np.abs(events["wind_perp_ms"].to_numpy(float))
@@ -47,8 +41,7 @@ def plume_rows(world: str, seed: int, settings: DetectionSettings) -> pd.DataFra
                                                                * events["noise_spread"].to_numpy(float)),
                          # the wind's own share: the files' cross-track wind against the true one, in units of
                          # the stated wind uncertainty (0.674 / 68 % when the worlds' wind errors are as stated)
-                         "z_wind": np.abs(np.abs(events["wind_perp_ms"].to_numpy(float))
-                                          - np.abs(hit["wind_perp_ms"].to_numpy(float)))
+                         "z_wind": hit["wind_error"].to_numpy(float) * np.abs(hit["wind_perp_ms"].to_numpy(float))
                          / settings["emission.wind_uncertainty_ms"],
                          "z_area_stated": np.abs(true_wind - truth) / (np.abs(true_wind) * rel_area)})
 

@@ -20,10 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from bench_worlds import HELD_OUT_SEEDS, TUNING_SEEDS, osse  # noqa: E402
-from core.batch import detect_soundings  # noqa: E402
+from bench_worlds import HELD_OUT_SEEDS, TUNING_SEEDS, matched_isolated  # noqa: E402
 from core.settings import DetectionSettings  # noqa: E402
-from core.validation import match_plumes  # noqa: E402
 
 RUNS = [("understated", TUNING_SEEDS), ("correlated", TUNING_SEEDS), ("drifting", HELD_OUT_SEEDS),
         ("artefacts", HELD_OUT_SEEDS), ("mixture", HELD_OUT_SEEDS), ("understated", HELD_OUT_SEEDS)]
@@ -33,16 +31,11 @@ def main() -> int:
     settings, rows = DetectionSettings(), []
     for world, seeds in RUNS:
         for seed in seeds:
-            data, plumes, _ = osse(world, seed, 10)
-            candidates = detect_soundings(data.soundings, settings, attribute_events=False)
-            matched = match_plumes(candidates, plumes)
-            hit = matched[matched["matched"] & matched["isolated"]]
-            events = candidates.loc[hit["event_index"]]
+            hit, events = matched_isolated(world, seed, settings)
             speed = np.hypot(events["wind_u_ms"].to_numpy(float), events["wind_v_ms"].to_numpy(float))
             true = np.abs(hit["wind_perp_ms"].to_numpy(float))
-            files = np.abs(events["wind_perp_ms"].to_numpy(float))
             plume = speed / np.sqrt(1 + events["shift_ratio"].to_numpy(float) ** 2)
-            rows.append(pd.DataFrame({"world": world, "seed": seed, "files": np.abs(files - true) / true,
+            rows.append(pd.DataFrame({"world": world, "seed": seed, "files": hit["wind_error"].to_numpy(float),
                                       "plume_angle": np.abs(plume - true) / true}))
     table = pd.concat(rows, ignore_index=True)
     print(f"settings hash {settings.hash}; median |u_perp error| / |u_perp| on matched isolated plumes\n")

@@ -72,6 +72,16 @@ def osse(world: str, seed: int, days: int, passes_per_day: int = 6, pass_km: flo
     return data, detectable_plumes(data), fingerprint(folder)
 
 
+def matched_isolated(world: str, seed: int, settings: DetectionSettings, days: int = 10):
+    """``(hit, events)``: the matched isolated plumes of a world's OSSE (:func:`core.validation.match_plumes`, with
+    its emission and wind errors) and, row for row, the accepted events matched to them."""
+    data, plumes, _ = osse(world, seed, days)
+    candidates = detect_soundings(data.soundings, settings, attribute_events=False)
+    matched = match_plumes(candidates, plumes)
+    hit = matched[matched["matched"] & matched["isolated"]]
+    return hit, candidates.loc[hit["event_index"]]
+
+
 def role_of(world: str, seeds) -> str:
     if world in HELD_OUT_WORLDS or not set(seeds) & set(TUNING_SEEDS):
         return "held-out"

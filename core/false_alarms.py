@@ -73,10 +73,10 @@ class MonthThreshold:
 
     def line(self) -> str:
         lo, hi = self.interval_per_1000km
-        return (f"threshold {self.threshold:.2f} ({self.method}): {self.false_per_1000km:.2f} false events per "
-                f"1,000 km expected (90 % {lo:.2f}-{hi:.2f}) on {self.track_km:,.0f} km of {self.n_orbits} orbits, "
-                f"from {self.n_mirror} mirror events ({self.n_mirror_above} above it). {self.burst_note()} "
-                f"{self.message}".strip().replace("  ", " "))
+        counted = (f"threshold {self.threshold:.2f} ({self.method}): {self.false_per_1000km:.2f} false events per "
+                   f"1,000 km expected (90 % {lo:.2f}-{hi:.2f}) on {self.track_km:,.0f} km of {self.n_orbits} "
+                   f"orbits, from {self.n_mirror} mirror events ({self.n_mirror_above} above it).")
+        return " ".join(part for part in (counted, self.burst_note(), self.message) if part)
 
 
 def poisson_interval(count: float, level: float = 0.9) -> tuple[float, float]:

@@ -262,12 +262,13 @@ def geometry_stats(x_track_km, cross_km, footprint, y_ppm, weight, centre_km: fl
     # without the wind: any crossing against frame-aligned edges, and against the burst's own model, each with one
     # offset per footprint (footprint biases, Kulawik et al. 2019, are neither a crossing nor a burst)
     onehot = (fp[:, None] == np.unique(fp)[None, :]).astype(float)
-    crossings = _offset_chi2_many(x[None, :] + cross[None, :] * FREE_RATIOS[:, None] - centre_km, y, w, onehot,
+    yt = _demeaned(y[None, :], w, onehot)[0]  # the data less its footprints' offsets, for both models
+    crossings = _offset_chi2_many(x[None, :] + cross[None, :] * FREE_RATIOS[:, None] - centre_km, yt, w, onehot,
                                   sigma_km)
     free, aligned = float(crossings.min()), float(crossings[FREE_RATIOS.size // 2])  # the middle ratio is 0
     redchi_free = max(free / max(x.size - 2 - onehot.shape[1], 1), 1.0)
     out["shift_gain"] = float(max(aligned - free, 0.0) / redchi_free)
-    burst = _offset_burst_chi2(x - centre_km, y, w, onehot, sigma_km)
+    burst = _offset_burst_chi2(x - centre_km, yt, w, onehot, sigma_km)
     if burst is not None:
         out["burst_advantage"] = float((free - burst) / redchi_free)
     return out
@@ -280,10 +281,10 @@ def _demeaned(values, w, onehot):
     return values - means @ onehot.T
 
 
-def _offset_chi2_many(d, y, w, onehot, sigma_km: float) -> np.ndarray:
+def _offset_chi2_many(d, yt, w, onehot, sigma_km: float) -> np.ndarray:
     """Chi-square of ``b_k + m d + A g(d; sigma)`` with one offset ``b_k`` per footprint, for each row of ``d``
-    (k, n) (e.g. one per footprint shift); the offsets projected out, a 2x2 system per row (inf if singular)."""
-    yt = _demeaned(y[None, :], w, onehot)[0]
+    (k, n) (e.g. one per footprint shift); ``yt``: the data already :func:`_demeaned`. The offsets projected out,
+    a 2x2 system per row (inf if singular)."""
     dt, gt = _demeaned(d, w, onehot), _demeaned(unit_gaussian(d, sigma_km), w, onehot)
     a11, a12, a22 = (w * dt * dt).sum(1), (w * dt * gt).sum(1), (w * gt * gt).sum(1)
     r1, r2 = (w * dt * yt).sum(1), (w * gt * yt).sum(1)
@@ -293,12 +294,12 @@ def _offset_chi2_many(d, y, w, onehot, sigma_km: float) -> np.ndarray:
     return np.where(det > 1e-12 * np.maximum(a11 * a22, 1e-300), np.maximum((w * yt * yt).sum() - gain, 0.0), np.inf)
 
 
-def _offset_burst_chi2(d, y, w, onehot, sigma_km: float) -> float | None:
+def _offset_burst_chi2(d, yt, w, onehot, sigma_km: float) -> float | None:
     """Chi-square of the burst's model, frame-aligned: ``b_k + m d + A_k g(d; sigma)``, an offset and an amplitude
-    per footprint ``k`` (None: singular)."""
+    per footprint ``k`` (``yt``: the data already :func:`_demeaned`; None: singular)."""
     basis = np.vstack([_demeaned(d[None, :], w, onehot),
                        _demeaned(unit_gaussian(d, sigma_km)[None, :] * onehot.T, w, onehot)])
-    return _linear_chi2(basis, _demeaned(y[None, :], w, onehot)[0], w)
+    return _linear_chi2(basis, yt, w)
 
 
 def _per_footprint_chi2(d, footprint, y, w, sigma_km: float) -> float | None:
