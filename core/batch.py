@@ -66,8 +66,8 @@ PEAK_COLUMNS = ["sounding_id", "orbit", "time", "latitude", "longitude", "status
                 "rules_hash"]
 
 SOUNDING_COLUMNS = ["sounding_id", "time", "orbit", "footprint", "latitude", "longitude", "xco2",
-                    "xco2_uncertainty", "windspeed_u", "windspeed_v", "surface_pressure", "tcwv",
-                    "land_water_indicator"]
+                    "xco2_uncertainty", "windspeed_u", "windspeed_v", "surface_pressure", "surface_pressure_apriori",
+                    "tcwv", "land_water_indicator"]
 
 #: Seconds to wait for a Dask scheduler to answer, and for it to have at least one worker.
 CONNECT_TIMEOUT_S = 10.0

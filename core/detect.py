@@ -251,6 +251,9 @@ def fit_candidates(od: OrbitData, candidates: pd.DataFrame, settings: DetectionS
     frame, footprint = df["frame"].to_numpy(), df["footprint"].to_numpy()
     x_track = df["x_track_km"].to_numpy()
     land_water = df["land_water_indicator"].to_numpy()
+    # the surface-pressure error of each sounding, a covariate of the rules' statistics (None: not in the data)
+    dp = (df["surface_pressure"].to_numpy(float) - df["surface_pressure_apriori"].to_numpy(float)
+          if {"surface_pressure", "surface_pressure_apriori"} <= set(df.columns) else None)
     geometry = _ShiftGeometry.of(df, s)  # the footprints' geometry (None without cross-swath positions)
     half = s["fit.window_km"] / 2
     centre = candidates["center_km"].to_numpy(float)
@@ -338,7 +341,7 @@ def fit_candidates(od: OrbitData, candidates: pd.DataFrame, settings: DetectionS
         if neighbour_snr > 0 and abs(fit.values["amplitude"]) >= neighbour_snr * fit.stderr["amplitude"]:
             strong_rows.append(i)
         for key, value in window_stats(xw, yw, unc[a:b], frame[a:b], footprint[a:b], land_water[a:b], fit,
-                                       len(df), s, x_track[a:b]).items():
+                                       len(df), s, x_track[a:b], None if dp is None else dp[a:b]).items():
             stats.setdefault(key, []).append(value)
         geo = geometry.stats(a, b, footprint[a:b], yw, unc[a:b], fit) if geometry is not None else {}
         for key in ("delta_chi2_frame", "footprint_chi2", "geometry_tells", "shift_gain", "burst_advantage"):
@@ -355,6 +358,9 @@ def fit_candidates(od: OrbitData, candidates: pd.DataFrame, settings: DetectionS
     out["delta_ppm"] = out["amplitude_ppm_km"] / (out["sigma_km"] * SQRT_2PI)
     out["noise_spread"] = noise.at(out["sigma_km"])
     out["significance"] = out["snr"] / out["noise_spread"]
+    if s["fit.surface_covariates"]:  # the significance left with the surface modelled beside the Gaussian
+        out["significance"] = out["significance"] * np.where(np.isfinite(out["covariate_share"]),
+                                                             out["covariate_share"], 1.0)
     out.update(noise.columns(n))
     return pd.DataFrame(out)
 

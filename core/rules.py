@@ -39,15 +39,17 @@ MAX_PLATEAU_EDGES = 96
 #: Footprint shift ratios tried without the wind (``shift_gain``, ``burst_advantage``): every crossing from 15 deg
 #: off the track on either side (:data:`core.track.MIN_WIND_ANGLE_DEG`; ratio = cot(angle)), 0 among them.
 FREE_RATIOS = np.linspace(-1.0, 1.0, 37) / np.tan(np.radians(MIN_WIND_ANGLE_DEG))
+#: A surface-pressure error term enters a window's covariate model where its coefficient is this significant.
+DP_MIN_T = 3.0
 #: Statistics columns each fitted candidate carries (inputs of the rules).
 STAT_COLUMNS = ("n_window", "n_orbit", "near_left", "near_right", "flank_left", "flank_right", "r", "r2",
                 "snr", "delta_chi2_step", "delta_chi2_box", "delta_chi2_pair", "surface_transition", "support_frames",
                 "support_footprints", "top_share", "delta_chi2_frame", "footprint_chi2", "geometry_tells",
-                "shift_gain", "burst_advantage")
+                "shift_gain", "burst_advantage", "covariate_share")
 
 
 def window_stats(x_km, y_ppm, unc_ppm, frame, footprint, land_water, fit: FitResult, n_orbit: int,
-                 settings, x_track_km=None) -> dict:
+                 settings, x_track_km=None, dp_hpa=None) -> dict:
     """Statistics of one fitted window (arrays: the window's soundings, sorted by ``x_km``).
 
     ``x_km`` is the coordinate the Gaussian was fitted in; ``x_track_km`` (default: the same) the distance along
@@ -60,6 +62,9 @@ def window_stats(x_km, y_ppm, unc_ppm, frame, footprint, land_water, fit: FitRes
     Where the plateau beats the Gaussian, ``delta_chi2_pair`` is chi2(plateau) - chi2(best pair of Gaussians)
     (:func:`best_pair_chi2`, on the same soundings in the fit's coordinate): two plumes a few km apart make one
     flat-topped bump, which a plateau fits better than one Gaussian and a pair better still.
+
+    ``covariate_share`` (:func:`covariate_share`, ``dp_hpa``: the window's ``psurf - psurf_apriori`` or None) is
+    the share of the Gaussian's significance left when the surface is modelled beside it on the same soundings.
 
     Two settings shape statistics rather than thresholds: ``rules.surface_transition.margin_km`` widens the
     +-2 sigma span searched for a land/water transition, ``rules.box_like.min_width_km`` is the narrowest
@@ -96,6 +101,8 @@ def window_stats(x_km, y_ppm, unc_ppm, frame, footprint, land_water, fit: FitRes
     # sharp edges beat any pair. Elsewhere NaN: a plateau that loses to the Gaussian rejects nothing (threshold <= 0)
     stats["delta_chi2_pair"] = (float(plateau_chi2 - best_pair_chi2(d[local], y_local, w_local, sigma))
                                 if stats["delta_chi2_box"] < 0 else np.nan)
+    stats["covariate_share"] = covariate_share(d[local], y_local, w_local, sigma, land_water[local],
+                                               None if dp_hpa is None else dp_hpa[local])
 
     span = np.abs(d) <= 2 * sigma + surface_margin_km
     kinds = np.unique(np.where(land_water[span] == 0, 0, 1)) if span.any() else np.zeros(0)
@@ -300,6 +307,50 @@ def _offset_burst_chi2(d, yt, w, onehot, sigma_km: float) -> float | None:
     basis = np.vstack([_demeaned(d[None, :], w, onehot),
                        _demeaned(unit_gaussian(d, sigma_km)[None, :] * onehot.T, w, onehot)])
     return _linear_chi2(basis, yt, w)
+
+
+def covariate_share(d, y, w, sigma_km: float, land_water, dp_hpa=None) -> float:
+    """Share of the Gaussian's significance left when the surface is modelled beside it: ``t(A)`` of
+    ``b + m d + A g(d; sigma) + covariates`` over ``t(A)`` of the model without them, on the same soundings, at
+    most 1 (1 where no covariate enters). Covariates: one offset per surface kind (``land_water_indicator``) where
+    the soundings hold more than one (a coast, a lake: the retrieval's bias differs over water), and ``dp_hpa``
+    (``psurf - psurf_apriori``: the bias correction's surface-pressure term leaves an error proportional to it,
+    Kiel et al. 2019, AMT 12, 2241-2259) where its coefficient is significant (``|t| >= DP_MIN_T``).
+
+    A plume at a coast keeps its significance (the step is modelled, not the bump); a land/water step or a
+    pressure artefact fitted as a Gaussian loses it. The mirror's depletions get the same treatment, so the
+    month's threshold stays calibrated (docs/METHOD.md section 2)."""
+    d = np.asarray(d, float)
+    if d.size < 8:
+        return 1.0
+    g = unit_gaussian(d, sigma_km)
+    base = [np.ones_like(d), d, g]
+    extra = [(land_water == k).astype(float) for k in np.unique(land_water)[1:]]
+    if dp_hpa is not None and np.all(np.isfinite(dp_hpa)) and np.ptp(dp_hpa) > 0:
+        dp = np.asarray(dp_hpa, float) - np.mean(dp_hpa)
+        t = _t_values(np.vstack(base + extra + [dp]), y, w)
+        if t is not None and abs(t[-1]) >= DP_MIN_T:
+            extra.append(dp)
+    if not extra:
+        return 1.0
+    t0, t1 = _t_values(np.vstack(base), y, w), _t_values(np.vstack(base + extra), y, w)
+    if t0 is None or t1 is None or not t0[2] > 0:
+        return 1.0
+    return float(np.clip(t1[2] / t0[2], 0.0, 1.0))
+
+
+def _t_values(basis, y, w) -> np.ndarray | None:
+    """Coefficient / standard error of each row of ``basis`` in the weighted least-squares fit of ``y`` (the
+    weights as inverse variances; None: singular)."""
+    a = (basis * w) @ basis.T
+    try:
+        cov = np.linalg.inv(a + np.eye(a.shape[0]) * 1e-12 * np.trace(a))
+    except np.linalg.LinAlgError:
+        return None
+    p = cov @ ((basis * w) @ y)
+    se = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(se > 0, p / se, 0.0)
 
 
 def _per_footprint_chi2(d, footprint, y, w, sigma_km: float) -> float | None:
@@ -540,7 +591,8 @@ _EXPLAIN = {
     "flanks": (("flank_left", "flank_right"), "soundings in [-3, -2] and [2, 3] sigma",
                "≥ {rules.flanks.per_sigma_km:g} per km of sigma, each side"),
     "fit-quality": ("r2", "r^2 of the fit within +-4 sigma", "≥ {rules.fit_quality.min_r2:g} (and r positive)"),
-    "significance": ("significance", "A / stderr(A) over the orbit's own noise", "≥ {threshold:.2f}"),
+    "significance": ("significance", "A / stderr(A) over the orbit's own noise (times the share left with the "
+                     "surface modelled, fit.surface_covariates)", "≥ {threshold:.2f}"),
     "step-like": ("delta_chi2_step", "chi2(best step) - chi2(Gaussian)", "above {rules.step_like.min_delta_chi2:g}"),
     "box-like": (("delta_chi2_box", "delta_chi2_pair"), "chi2(best plateau) - chi2(Gaussian); "
                  "chi2(plateau) - chi2(two plumes)", "above {rules.box_like.min_delta_chi2:g}; or, blends spared "

@@ -134,6 +134,9 @@ FIT = _fit_stage((
     _s("fit.centre_shift_km", 10.0, "km", "how far the fitted centre may move from the candidate position", 0, 100),
     _s("fit.max_nfev", 200, "1", "cap on model evaluations per fit (a fit that hits it is fit-failed)", 20, 5000),
     _s("fit.min_soundings", 30, "1", "fewest soundings in a window for a fit to be attempted", 5, 2000),
+    _s("fit.surface_covariates", False, "", "a fit's significance is the one left when the surface is modelled "
+       "beside the Gaussian: one offset per land/water kind in its soundings, and psurf - psurf_apriori where that "
+       "term is significant (rules.covariate_share)"),
     _s("fit.neighbour_min_snr", 0.0, "1", "fits of at least this |A|/stderr are part of the model of weaker "
        "candidates' windows (their Gaussians, fitted first, subtracted): a plume beside stronger ones is fitted on "
        "its own background; 0: off", 0, 100),
@@ -302,7 +305,9 @@ PRESETS: dict[str, dict] = {
         "rules.significance.enabled": True,
         "rules.step_like.enabled": True,
         "rules.box_like.enabled": True,
-        "rules.surface_transition.enabled": True,
+        # a coast or a lake is modelled, not rejected: many large emitters sit on a coast (fit.surface_covariates)
+        "rules.surface_transition.enabled": False,
+        "fit.surface_covariates": True,
         "rules.support.enabled": True,
         "rules.frame_aligned.enabled": True,
         # values chosen on the OSSE by bench/bench_quality.py (the trade-off is printed there):

@@ -145,6 +145,41 @@ def test_land_water_step_is_not_an_accepted_peak():
     assert fitted.empty or fitted["rejected_by"].str.contains("step-like|surface-transition").all()
 
 
+def test_a_plume_at_a_coast_is_accepted_with_the_coast_modelled():
+    """A plume whose window holds a land/water edge (and a bias step there) one width from its centre: the
+    recommended preset models the step beside the Gaussian (fit.surface_covariates) and accepts it; the rule that
+    rejects any fit near a land/water change (the preset before) loses it."""
+    df = add_step(add_gaussian(crafted_orbit(1000, seed=31), 500.0, 20.0, 4.0), 504.0, -0.8)
+    best = _best_near(detect_orbit(df, RECOMMENDED), 500)
+    assert best["status"] == "accepted", best["rejected_by"]
+    assert 0.3 < best["covariate_share"] < 1.0  # the step took part of its significance, not all
+    old = RECOMMENDED.replace({"fit.surface_covariates": False, "rules.surface_transition.enabled": True})
+    assert "surface-transition" in _best_near(detect_orbit(df, old), 500)["rejected_by"]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_covariate_share_keeps_a_plume_and_drops_a_step_or_a_pressure_artefact(seed):
+    from core.fitting import unit_gaussian
+    from core.rules import covariate_share
+
+    rng = np.random.default_rng(seed)
+    d = np.repeat(np.arange(-30.0, 30.0, 2.25), 8)
+    w = np.full(d.size, 1 / 0.5 ** 2)
+    noise = rng.normal(0.0, 0.5, d.size)
+    land = np.zeros(d.size, np.int8)
+    water = (d > 4).astype(np.int8)  # a coast one width from the centre
+    plume = 15 * unit_gaussian(d, 4.0)
+    # a plume at the coast keeps half or more of its significance; a bare step fitted as a bump keeps little
+    assert covariate_share(d, plume - 0.8 * water + noise, w, 4.0, water) > 0.45
+    assert covariate_share(d, -0.8 * water + noise, w, 3.0, water) < 0.3
+    # a bump that follows psurf - psurf_apriori is the pressure's, not a plume; pure pressure noise does not enter
+    dp = rng.normal(0.0, 1.0, d.size)
+    bump_dp = dp + 3 * np.exp(-0.5 * (d / 3) ** 2)
+    assert covariate_share(d, 0.3 * bump_dp + noise, w, 3.0, land, bump_dp) < 0.3
+    assert covariate_share(d, plume + noise, w, 4.0, land, dp) == 1.0
+    assert covariate_share(d, plume + noise, w, 4.0, land) == 1.0  # one surface kind: nothing to model
+
+
 def test_step_rule_alone_rejects_a_step_without_surface_flag():
     df = add_step(crafted_orbit(1000, seed=8), 500.0, 1.2, water_after=False)
     settings = RECOMMENDED.replace({"rules.surface_transition.enabled": False})
