@@ -187,11 +187,6 @@ def detectable_plumes(osse: Osse, min_peak_ppm: float = 0.8) -> pd.DataFrame:
     return plumes
 
 
-def _along_track_offset_km(times, cross_time) -> np.ndarray:
-    """Along-track distance from a crossing [km], from the sounding times (ground speed ~6.75 km/s)."""
-    return (pd.to_datetime(times, utc=True) - cross_time).dt.total_seconds().to_numpy() * GROUND_SPEED_KM_S
-
-
 def _epoch_s(times) -> np.ndarray:
     """Times (datetimes or ISO 8601 strings) as seconds since 1970-01-01 UTC [s]."""
     t = pd.DatetimeIndex(pd.to_datetime(times, utc=True))

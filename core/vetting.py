@@ -300,19 +300,14 @@ def _snapshot(history: pd.DataFrame) -> pd.DataFrame:
     }, index=history.index)
 
 
-def assign_decisions(history: pd.DataFrame, peaks: pd.DataFrame) -> np.ndarray:
-    """For each decision (rows of :meth:`VettingStore.history`), the position in ``peaks`` of the peak it is about,
-    or -1.
+def _owners(history: pd.DataFrame, snap: pd.DataFrame, peaks: pd.DataFrame) -> np.ndarray:
+    """For each decision (rows of :meth:`VettingStore.history`, their snapshots parsed by :func:`_snapshot`), the
+    position in ``peaks`` of the peak it is about, or -1.
 
     ``peaks`` needs ``orbit``, ``sounding_id``, ``latitude``, ``longitude``, ``sigma_km`` (and ``month`` when the
     history spans several months). A decision goes to the nearest peak of its month and orbit that has its sounding
     (distance 0) or lies within ``max(sigma of either fit, PLUME_MATCH_MIN_KM)`` of the peak it judged.
     """
-    return _owners(history, _snapshot(history), peaks)
-
-
-def _owners(history: pd.DataFrame, snap: pd.DataFrame, peaks: pd.DataFrame) -> np.ndarray:
-    """:func:`assign_decisions` with the decisions' snapshots (:func:`_snapshot`) already parsed."""
     out = np.full(len(history), -1, dtype=np.int64)
     if history.empty or peaks is None or len(peaks) == 0:
         return out

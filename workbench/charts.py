@@ -294,5 +294,3 @@ def tradeoff_chart(sweep: pd.DataFrame, key: str, current: float) -> alt.HConcat
     return alt.hconcat(left, alt.vconcat(*panels, title="against the threshold (bands: 90 %)"))
 
 
-def _sectors() -> alt.Scale:
-    return alt.Scale(domain=SECTOR_DOMAIN, range=SECTOR_COLOURS)
