@@ -653,6 +653,9 @@ def explain_rules(row, settings: DetectionSettings, significance_threshold: floa
         if rule.name == "too-wide":
             value = f"{_shown(row.get('sigma_km'))} ({settings['rules.too_wide.n_sigma']:g} sigma = " \
                     f"{_shown(settings['rules.too_wide.n_sigma'] * float(row.get('sigma_km', np.nan)))} km)"
+        share = float(row.get("covariate_share", np.nan))
+        if rule.name == "significance" and settings["fit.surface_covariates"] and share < 1:  # NaN: no fit
+            value += f" (x {share:.2f}: the share left with the land/water and pressure terms modelled)"
         verdict = "off" if rule.name not in failures else "FAIL" if failures[rule.name][0] else "pass"
         rows.append({"rule": rule.name, "statistic": _filled(what, names), "value": value,
                      "needs": _filled(needs, names), "verdict": verdict})

@@ -8,6 +8,7 @@ import pytest
 from core.detect import detect_orbit, find_candidates, fit_candidates, judge, prepare_orbit
 from core.emission import emission_kg_s
 from core.fitting import fit_window, gaussian_line
+from core.rules import explain_rules
 from core.settings import DetectionSettings
 from core.track import along_track, cross_track_wind_ms, haversine_km
 from orbit_factory import add_gaussian, add_step, crafted_orbit
@@ -153,6 +154,9 @@ def test_a_plume_at_a_coast_is_accepted_with_the_coast_modelled():
     best = _best_near(detect_orbit(df, RECOMMENDED), 500)
     assert best["status"] == "accepted", best["rejected_by"]
     assert 0.3 < best["covariate_share"] < 1.0  # the step took part of its significance, not all
+    why = explain_rules(best, RECOMMENDED, best["significance_threshold"]).set_index("rule")
+    assert why.loc["significance", "verdict"] == "pass" and "share left" in why.loc["significance", "value"]
+    assert why.loc["surface-transition", "verdict"] == "off"
     old = RECOMMENDED.replace({"fit.surface_covariates": False, "rules.surface_transition.enabled": True})
     assert "surface-transition" in _best_near(detect_orbit(df, old), 500)["rejected_by"]
 
