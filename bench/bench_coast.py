@@ -1,15 +1,18 @@
-"""Benchmark: plumes at a coast, the land/water step modelled (``fit.surface_covariates``) or rejected.
+"""Benchmark: plumes at a coast and orbits over many coasts: land/water steps corrected and modelled, or rejected.
 
 Many large emitters sit on a coast or a lake shore (cooling water), where the retrieval's bias steps at the
 land/water edge. The OSSE of ``bench/bench_worlds.py`` keeps every nuisance 150 km from its plumes, so it cannot
 show what a coast does to a plume. This bench writes the as-stated world with shorter land/water stretches twenty
 times as frequent and allowed anywhere (``OsseSettings(water_stretches_per_1000km=8, water_length_km=(10, 80),
-nuisance_min_distance_km=0)``: lakes and coasts that may hold or border a plume crossing), and scores two rule sets on the same files:
+nuisance_min_distance_km=0)``: lakes and coasts that may hold or border a plume crossing), and scores three settings on the same files:
 
-* ``covariates`` (recommended): a fit's significance is the one left when one offset per land/water kind (and a
-  significant ``psurf - psurf_apriori`` term) is modelled beside the Gaussian; the surface-transition rule off;
-* ``reject`` (the recommended preset before 2026-12-06): no covariates, every fit with a land/water change within
-  2 sigma + 5 km of its centre rejected (``rules.surface_transition``).
+* ``recommended``: each water stretch's offset against the land beside it is subtracted before the screen, the
+  noise estimates and the fits (``noise.surface_offsets``), and a fit's significance is the one left when one
+  offset per land/water kind (and a significant ``psurf - psurf_apriori`` term) is modelled beside the Gaussian
+  (``fit.surface_covariates``); the surface-transition rule off;
+* ``no offsets``: the same without ``noise.surface_offsets``;
+* ``before`` (the recommended preset before session 10, 2026-12-06): neither, and every fit with a land/water
+  change within 2 sigma + 5 km of its centre rejected (``rules.surface_transition``).
 
 It prints, for each: recall on plumes >= 0.8 ppm, recall on *coastal* ones (a land/water edge of the truth within
 10 km of the crossing), false events per 1,000 km (all track) and the month's own estimate, with 90 % intervals.
@@ -41,8 +44,10 @@ COAST = OsseSettings(water_stretches_per_1000km=8.0, water_length_km=(10.0, 80.0
 #: A plume is coastal when a land/water edge of the truth lies this close to its crossing [km].
 COASTAL_KM = 10.0
 RULE_SETS = {
-    "covariates": {},
-    "reject": {"fit.surface_covariates": False, "rules.surface_transition.enabled": True},
+    "recommended": {},
+    "no offsets": {"noise.surface_offsets": False},
+    "before": {"noise.surface_offsets": False, "fit.surface_covariates": False,
+               "rules.surface_transition.enabled": True},
 }
 
 
@@ -88,7 +93,7 @@ def main(argv=None) -> int:
         expected = sum(e.false_per_1000km * e.track_km for e in estimates) / km
         for e in estimates:
             print("   ", e.line())
-        print(f"{name:10s} (hash {settings.hash}): recall {with_interval(s.recall, s.intervals['recall'])}; coastal plumes "
+        print(f"{name:11s} (hash {settings.hash}): recall {with_interval(s.recall, s.intervals['recall'])}; coastal plumes "
               f"{coast_hit.mean():.3f} ({coast_hit.sum()}/{coast_hit.size}); false events per 1,000 km "
               f"{with_interval(s.false_per_1000_km, s.intervals['false_per_1000_km'])}, estimated from the mirror {expected:.3f}")
     return 0

@@ -8,7 +8,8 @@ For the matched isolated plumes of each world (recommended preset; the OSSEs of 
 * the area alone: the estimate with the true cross-track wind against the area's own relative error
   (``amplitude_stderr x noise_spread / amplitude``), the part no wind error touches;
 
-and the same for the area's error without the orbit's noise calibration (``noise_spread`` = 1); and the wind's
+the area's median signed error (estimate with the true wind / truth - 1: a bias of the fitted area), and the same
+for the area's error without the orbit's noise calibration (``noise_spread`` = 1); and the wind's
 share alone: the files' cross-track wind at each plume against the true one, in units of
 ``emission.wind_uncertainty_ms`` (on ``as-stated`` the files' wind is exact, so its z is 0).
 
@@ -43,7 +44,8 @@ def plume_rows(world: str, seed: int, settings: DetectionSettings) -> pd.DataFra
                          # the stated wind uncertainty (0.674 / 68 % when the worlds' wind errors are as stated)
                          "z_wind": hit["wind_error"].to_numpy(float) * np.abs(hit["wind_perp_ms"].to_numpy(float))
                          / settings["emission.wind_uncertainty_ms"],
-                         "z_area_stated": np.abs(true_wind - truth) / (np.abs(true_wind) * rel_area)})
+                         "z_area_stated": np.abs(true_wind - truth) / (np.abs(true_wind) * rel_area),
+                         "bias_area": true_wind / truth - 1})
 
 
 def main() -> int:
@@ -57,6 +59,7 @@ def main() -> int:
                           "area: median z": frame["z_area"].median(),
                           "area: within 1 sigma": (frame["z_area"] <= 1).mean(),
                           "area, stated noise: median z": frame["z_area_stated"].median(),
+                          "area: median signed error": frame["bias_area"].median(),
                           "wind: median z": frame["z_wind"].median(),
                           "wind: within 1 sigma": (frame["z_wind"] <= 1).mean()})
 

@@ -21,7 +21,7 @@ import pandas as pd
 
 from . import emission as em
 from .fitting import SQRT_2PI, fit_window, gaussian_line
-from .noise import VariogramNoise, screen_spread, shrunk_spread, variogram_noise
+from .noise import VariogramNoise, screen_spread, shrunk_spread, surface_offsets_ppm, variogram_noise
 from .rules import (LOCAL_SPAN_MIN_KM, LOCAL_SPAN_SIGMA, STAT_COLUMNS, burst_like, gaussian_line_chi2_many,
                     geometry_stats, rule_verdicts, window_stats)
 from .screen import ScreenResult, best_width, local_extrema, screen_widths, width_extrema, window_snr
@@ -91,12 +91,24 @@ def _sorted_by(df: pd.DataFrame, column: str) -> pd.DataFrame:
 
 
 def detection_view(od: OrbitData, settings: DetectionSettings) -> OrbitData:
-    """The orbit with ``x_km`` set to the coordinate the settings detect in, sorted by it (cached)."""
-    key = "x_wind_km" if settings["fit.wind_aligned"] else "x_track_km"
+    """The orbit with ``x_km`` set to the coordinate the settings detect in, sorted by it (cached).
+
+    With ``noise.surface_offsets``, ``xco2`` is less its water stretch's offset against the land beside it
+    (:func:`core.noise.surface_offsets_ppm`, also in ``surface_offset_ppm``): what the screen, the noise estimates,
+    the fits and the charts of the fits see."""
+    coordinate = "x_wind_km" if settings["fit.wind_aligned"] else "x_track_km"
+    offsets = bool(settings["noise.surface_offsets"])
+    key = coordinate + ("+surface" if offsets else "")
     if key == "x_track_km":
         return od
     if key not in od.views:
-        df = _sorted_by(od.soundings.assign(x_km=od.soundings[key]), "x_km")
+        df = od.soundings  # sorted along the track
+        if offsets:
+            offset = surface_offsets_ppm(df["x_track_km"].to_numpy(), df["xco2"].to_numpy(float),
+                                         df["land_water_indicator"].to_numpy())
+            df = df.assign(xco2=(df["xco2"].to_numpy(float) - offset).astype(df["xco2"].dtype),
+                           surface_offset_ppm=offset)
+        df = _sorted_by(df.assign(x_km=df[coordinate]), "x_km")
         od.views[key] = OrbitData(od.orbit, df, {"x_track_km": od})
     return od.views[key]
 

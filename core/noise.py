@@ -9,6 +9,11 @@ each from the orbit's own soundings:
   pairs (constant footprint biases cancel) fitted with ``nugget + c^2 (1 - exp(-h / L)) + b h^2``: the nugget is
   the white variance (its square root over the stated uncertainty is ``noise_scale``), ``c`` [ppm] and ``L``
   [km] the correlated part, ``b h^2`` the smooth background's contribution.
+* :func:`surface_offsets_ppm` - not noise but a bias that would pass for it: the retrieval's bias differs over
+  land and water, so XCO2 steps at every coast and lake shore. Each stretch of water is given the offset between
+  its soundings and the land beside it (medians near its edges), which detection subtracts before the screen,
+  the noise estimates and the fits (``noise.surface_offsets``): steps left in would inflate the screen's spread
+  of every width on an orbit that crosses many coasts, and lower every significance with it.
 * :func:`screen_spread` - what the detector needs directly: for each screen width, the robust spread of the
   screen's significance A / stderr(A) over the orbit. With white noise as stated it is ~1; correlated errors and
   background structure at that scale make it larger. Significances are divided by it (per width), so one
@@ -36,6 +41,12 @@ MAD_TO_SD = 1.482602218505602
 LAG_EDGES_KM = np.array([1.0, 3.0, 5.5, 8.5, 12.5, 18.0, 26.0, 38.0, 55.0, 80.0, 110.0])
 #: Correlation lengths tried by the fit [km].
 CORRELATION_GRID_KM = np.geomspace(2.0, 200.0, 41)
+#: Land/water stretches (:func:`surface_offsets_ppm`): the track is cut in bins of this length [km], a bin is water
+#: when most of its soundings are; a water stretch's offset compares medians within this distance of its edges
+#: [km], each side with at least this many soundings.
+SURFACE_BIN_KM = 5.0
+SURFACE_EDGE_KM = 50.0
+SURFACE_MIN_SOUNDINGS = 20
 
 
 @dataclass(frozen=True)
@@ -185,3 +196,42 @@ def shrunk_spread(spread: np.ndarray, n_eff: np.ndarray, prior: float, prior_sam
     n = np.where(np.isfinite(spread), n_eff, 0.0)
     pooled = (n * s2 + prior_samples * prior ** 2) / (n + prior_samples)
     return np.maximum(np.sqrt(pooled), 1.0)
+
+
+def surface_offsets_ppm(x_km, xco2_ppm, land_water) -> np.ndarray:
+    """The offset [ppm] of each sounding's surface stretch against the land beside it (0 on land).
+
+    ``land_water`` is ``land_water_indicator`` (0 land, 1 water, 2 inland water, 3 mixed: water is 1 and 2); ``x_km``
+    the distance along the track, sorted. The track is cut into :data:`SURFACE_BIN_KM` bins; runs of bins where
+    most soundings are water are stretches. A stretch's offset is the median of its water soundings within
+    :data:`SURFACE_EDGE_KM` of its edges minus the median of the land soundings within that distance outside them
+    (both edges pooled; an edge with too few soundings on either side is left out; no edge, no offset), and it
+    applies to the stretch's water soundings. Medians over 50 km barely move for a plume of a few km at a coast
+    (one in ten soundings raised shifts a median by a tenth of the noise's sd), so a coastal plume is not taken
+    away as an offset. Real retrievals differ over land and ocean by tenths of a ppm (glint and nadir, surface
+    albedo; Wunch et al. 2017, AMT 10, 2209-2238; the bias correction's surface terms, O'Dell et al. 2018, AMT 11,
+    6539-6576)."""
+    x = np.asarray(x_km, float)
+    y = np.asarray(xco2_ppm, float)
+    water = np.isin(np.asarray(land_water), (1, 2))
+    out = np.zeros(x.size)
+    if x.size == 0 or not water.any() or water.all():
+        return out
+    bins = np.floor((x - x[0]) / SURFACE_BIN_KM).astype(np.int64)
+    n_bins = int(bins[-1]) + 1
+    share = np.bincount(bins, water, n_bins) / np.maximum(np.bincount(bins, None, n_bins), 1)
+    wet = np.r_[False, share > 0.5, False]
+    starts = np.flatnonzero(~wet[:-1] & wet[1:])  # first wet bin of each run
+    stops = np.flatnonzero(wet[:-1] & ~wet[1:])  # one past its last
+    for b0, b1 in zip(starts, stops):
+        lo, hi = x[0] + b0 * SURFACE_BIN_KM, x[0] + b1 * SURFACE_BIN_KM
+        inside = water & (x >= lo) & (x < hi)
+        diffs = []
+        for edge, side in ((lo, -1.0), (hi, 1.0)):
+            near_in = inside & (np.abs(x - edge) <= SURFACE_EDGE_KM)
+            beyond = (side * (x - edge) >= 0) & (side * (x - edge) <= SURFACE_EDGE_KM) & ~water
+            if np.count_nonzero(near_in) >= SURFACE_MIN_SOUNDINGS and np.count_nonzero(beyond) >= SURFACE_MIN_SOUNDINGS:
+                diffs.append(np.median(y[near_in]) - np.median(y[beyond]))
+        if diffs:
+            out[inside] = float(np.mean(diffs))
+    return out

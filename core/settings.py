@@ -162,6 +162,8 @@ NOISE = _fit_stage((
        "(core.noise.screen_spread): the noise as the data show it, not as xco2_uncertainty states it"),
     _s("noise.prior_spread", 1.5, "1", "conservative spread an orbit with few independent values leans towards "
        "(noise.calibrate)", 1, 5),
+    _s("noise.surface_offsets", False, "", "subtract each water stretch's offset against the land beside it before "
+       "the screen, the noise estimates and the fits (a step at every coast would inflate the orbit's spread)"),
     _s("noise.prior_samples", 20.0, "1", "weight of that prior, in independent values of the orbit's own", 0, 1000),
 ))
 DETECTION = (
@@ -308,6 +310,7 @@ PRESETS: dict[str, dict] = {
         # a coast or a lake is modelled, not rejected: many large emitters sit on a coast (fit.surface_covariates)
         "rules.surface_transition.enabled": False,
         "fit.surface_covariates": True,
+        "noise.surface_offsets": True,  # coasts and lakes: their steps are not the orbit's noise
         "rules.support.enabled": True,
         "rules.frame_aligned.enabled": True,
         # values chosen on the OSSE by bench/bench_quality.py (the trade-off is printed there):

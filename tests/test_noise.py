@@ -137,3 +137,45 @@ def test_mirror_null_counts_then_extrapolates():
 def test_an_impossible_false_rate_is_refused_by_name(value):
     with pytest.raises(ValueError, match="detection.false_alarms_per_1000km"):
         DetectionSettings({"detection.false_alarms_per_1000km": value})
+
+
+def _coasts(df: pd.DataFrame, stretches_km, offset_ppm: float) -> pd.DataFrame:
+    """Water stretches ``[(start, end), ...]`` along the crafted track, their XCO2 raised by ``offset_ppm``."""
+    out = df.copy()
+    for a, b in stretches_km:
+        wet = (out["x_true_km"] >= a) & (out["x_true_km"] < b)
+        out.loc[wet, "land_water_indicator"] = np.int8(1)
+        out.loc[wet, "xco2"] = (out.loc[wet, "xco2"] + offset_ppm).astype(np.float32)
+    return out
+
+
+def test_surface_offsets_recover_each_stretch_and_leave_a_coastal_plume():
+    from core.noise import surface_offsets_ppm
+    from orbit_factory import add_gaussian
+
+    df = _coasts(crafted_orbit(1000, seed=41), [(200, 260), (600, 900)], 0.8)
+    x = df["x_true_km"].to_numpy()
+    offset = surface_offsets_ppm(x, df["xco2"].to_numpy(float), df["land_water_indicator"].to_numpy())
+    wet = df["land_water_indicator"].to_numpy() == 1
+    assert np.all(offset[~wet] == 0)
+    assert np.abs(offset[wet] - 0.8).max() < 0.1
+    # a 2 ppm plume one width inside a coast barely moves the stretch's offset (medians over 50 km)
+    plume = add_gaussian(df, 203.0, 2.0 * 3.0 * np.sqrt(2 * np.pi), 3.0)
+    moved = surface_offsets_ppm(x, plume["xco2"].to_numpy(float), plume["land_water_indicator"].to_numpy())
+    assert np.abs(moved[wet] - offset[wet]).max() < 0.15
+    # nothing to compare: no water, or water everywhere
+    land = crafted_orbit(300, seed=42)
+    assert not surface_offsets_ppm(land["x_true_km"].to_numpy(), land["xco2"].to_numpy(float),
+                                   land["land_water_indicator"].to_numpy()).any()
+    assert not surface_offsets_ppm(x, df["xco2"].to_numpy(float), np.ones(x.size, np.int8)).any()
+
+
+def test_coast_steps_do_not_inflate_the_orbit_noise_when_their_offsets_are_removed():
+    """Twenty 1 ppm steps (ten water stretches) on an orbit of stated white noise: left in, they inflate the
+    screen's spread, which would lower every significance of the orbit; their offsets removed, it is ~1 again."""
+    df = _coasts(crafted_orbit(2000, seed=43), [(100 + 190 * k, 160 + 190 * k) for k in range(10)], 1.0)
+    od = prepare_orbit(df)
+    on = orbit_noise(od, DetectionSettings())
+    off = orbit_noise(od, DetectionSettings().replace({"noise.surface_offsets": False}))
+    assert off.raw_spread[0] > 1.3 * on.raw_spread[0]
+    assert on.raw_spread[0] < 1.2
