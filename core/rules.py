@@ -523,7 +523,8 @@ def rule_failures(stats, settings: DetectionSettings, significance_threshold: fl
         "step-like": lambda: ~(col["delta_chi2_step"] > s["rules.step_like.min_delta_chi2"]),
         "box-like": lambda: (~(col["delta_chi2_box"] > s["rules.box_like.min_delta_chi2"])
                              & ~(s["rules.box_like.spare_blends"]
-                                 & (col["delta_chi2_pair"] > s["rules.box_like.min_pair_advantage"]))),
+                                 & (col["delta_chi2_pair"] > s["rules.box_like.min_pair_advantage"])
+                                 & ~burst_like(stats, s))),
         "surface-transition": lambda: col["surface_transition"].astype(bool),
         "frame-aligned": lambda: ((col["footprint_chi2"] > s["rules.frame_aligned.max_footprint_chi2"])
                                   | (col["geometry_tells"].astype(bool)
@@ -596,7 +597,8 @@ _EXPLAIN = {
     "step-like": ("delta_chi2_step", "chi2(best step) - chi2(Gaussian)", "above {rules.step_like.min_delta_chi2:g}"),
     "box-like": (("delta_chi2_box", "delta_chi2_pair"), "chi2(best plateau) - chi2(Gaussian); "
                  "chi2(plateau) - chi2(two plumes)", "above {rules.box_like.min_delta_chi2:g}; or, blends spared "
-                 "({rules.box_like.spare_blends}), two plumes better by more than {rules.box_like.min_pair_advantage:g}"),
+                 "({rules.box_like.spare_blends}), two plumes better by more than {rules.box_like.min_pair_advantage:g}"
+                 " and not burst-like"),
     "surface-transition": ("surface_transition", "land/water change within 2 sigma + "
                            "{rules.surface_transition.margin_km:g} km", "none"),
     "frame-aligned": (("footprint_chi2", "delta_chi2_frame", "geometry_tells", "burst_advantage", "shift_gain"),

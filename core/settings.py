@@ -224,7 +224,9 @@ RULES = (
              "narrowest plateau compared (narrower ones look like a narrow plume at 2.25 km sampling)", 0, 100,
              fit_stage=True),
           _s("rules.box_like.spare_blends", False, "",
-             "a plateau that two Gaussians beat (a blend of two plumes, not a burst) does not reject"),
+             "a plateau that two Gaussians beat (a blend of two plumes, not a burst) does not reject, unless the "
+             "bump is burst-like (narrow, its footprints not shifted: two plumes a frame apart are then a burst's "
+             "twin, and 3-frame bursts of cloud-contaminated soundings were spared as blends)"),
           _s("rules.box_like.min_pair_advantage", 10.0, "1",
              "chi2(plateau) - chi2(two Gaussians) above which a bump is a blend (rules.box_like.spare_blends; the "
              "pair is fitted where the plateau beats the Gaussian)", 0, 500))),

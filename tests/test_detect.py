@@ -436,14 +436,34 @@ def test_two_gaussians_beat_a_plateau_on_a_blend_but_not_on_a_burst():
 def test_box_like_rule_spares_a_blend_of_plumes_only():
     from core.rules import rule_failures
 
-    stats = pd.DataFrame({"delta_chi2_box": [-30.0, -30.0, -30.0, 5.0], "delta_chi2_pair": [25.0, 3.0, np.nan, np.nan],
-                          "sigma_km": 4.0, "amplitude_ppm_km": 10.0})
+    # the last two: narrow (sigma 2.5 km) with no footprint shift (burst-like), or with one (a crossing)
+    stats = pd.DataFrame({"delta_chi2_box": [-30.0, -30.0, -30.0, 5.0, -30.0, -30.0],
+                          "delta_chi2_pair": [25.0, 3.0, np.nan, np.nan, 25.0, 25.0],
+                          "sigma_km": [4.0, 4.0, 4.0, 4.0, 2.5, 2.5], "shift_gain": [np.nan] * 4 + [0.0, 9.0],
+                          "amplitude_ppm_km": 10.0})
     only_box = RECOMMENDED.replace({f"rules.{r}.enabled": False for r in (
         "near_sides", "flanks", "significance", "step_like", "surface_transition", "support", "too_narrow",
         "too_wide", "depletion", "min_orbit_soundings", "frame_aligned")})
-    assert rule_failures(stats, only_box)["box-like"].tolist() == [False, True, True, False]
+    assert rule_failures(stats, only_box)["box-like"].tolist() == [False, True, True, False, True, False]
     plateau_alone = only_box.replace({"rules.box_like.spare_blends": False})
-    assert rule_failures(stats, plateau_alone)["box-like"].tolist() == [True, True, True, False]
+    assert rule_failures(stats, plateau_alone)["box-like"].tolist() == [True, True, True, False, True, True]
+
+
+def test_a_three_frame_burst_is_not_spared_as_a_blend_of_two_plumes():
+    """Three frames of every footprint raised by ~2.8 ppm (x 0.7-1.3 a sounding): a plateau beats the Gaussian,
+    two Gaussians beat the plateau, and the bump is burst-like (sigma ~2.5 km, no footprint shift). Spared as a
+    blend it would pass; burst-like, it is not spared."""
+    df = crafted_orbit(1000, seed=203)
+    rng = np.random.default_rng(3)
+    burst = (df["x_true_km"] >= 499) & (df["x_true_km"] < 505.5)
+    df.loc[burst, "xco2"] = (df.loc[burst, "xco2"] + 2.8 * rng.uniform(0.7, 1.3, burst.sum())).astype(np.float32)
+    for settings, rejected in ((RECOMMENDED, True), (RECOMMENDED.replace({"rules.frame_aligned.burst_sigma_km": 0.0}),
+                                                     False)):
+        c = detect_orbit(df, settings, calibrate=False)
+        near = c[((c["center_km"] - 502).abs() < 10) & c["fixed_reason"].eq("") & c["sign"].eq(1)]
+        best = near.loc[near["significance"].idxmax()]
+        assert best["delta_chi2_box"] < -10 and best["delta_chi2_pair"] > 10
+        assert ("box-like" in best["rejected_by"].split("+")) == rejected, best["rejected_by"]
 
 
 def test_a_burst_of_contaminated_frames_is_not_an_accepted_peak():
