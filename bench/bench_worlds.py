@@ -12,7 +12,8 @@ prints, with bootstrap 90 % intervals over passes (``core.validation.score_many`
   truth (the loss from not knowing the noise is the difference).
 
     python bench/bench_worlds.py [--days 10] [--pass-km 3000] [--settings recommended|chevallier-2020|previous]
-                                 [--worlds ...] [--held-out-seeds | --seeds S [S ...]] [--alone] [--set KEY=VALUE ...]
+                                 [--worlds ...] [--held-out-seeds | --seeds S [S ...]] [--alone] [--clean]
+                                 [--set KEY=VALUE ...]
 
 Seeds: by default the tuning worlds run on the tuning seeds (1, 2) and the held-out worlds on the held-out seeds
 (101, 102); ``--held-out-seeds`` adds the tuning worlds on the held-out seeds; ``--seeds 4 5 6`` runs every
@@ -20,6 +21,9 @@ selected world on exactly those seeds (a run is labelled tuning, held-out or mix
 run prints its command line and, per world and seed, a fingerprint of the simulated files (cached under
 ``bench/out/worlds/`` and re-used; a fingerprint that differs from a quoted one means different data, e.g. a
 cache written by an older simulator: delete the folder to re-simulate).
+
+``--clean`` writes the worlds with plume passes only and without cloud bursts or water stretches (folders
+``...-clean``): the simulator's cloud bursts raise XCO2 only, in every world, which the mirror cannot see.
 
 ``--alone`` detects each pass on its own, a month of one orbit (as when an analyst loads a single file): too little
 null for the mirror, so every pass takes the stated ``detection.fallback_significance``.
@@ -41,7 +45,7 @@ from core.batch import detect_soundings  # noqa: E402
 from core.detect import detect_orbit, rejudge  # noqa: E402
 from core.false_alarms import month_summary  # noqa: E402
 from core.settings import DetectionSettings  # noqa: E402
-from core.simulate import simulate  # noqa: E402
+from core.simulate import OsseSettings, simulate  # noqa: E402
 from core.validation import (detectable_plumes, load_osse, match_plumes, recall_by_peak, score_many,  # noqa: E402
                              with_interval)
 from core.validation import osse_fingerprint as fingerprint  # noqa: E402
@@ -53,6 +57,8 @@ TUNING_WORLDS = ("as-stated", "understated", "correlated")
 HELD_OUT_WORLDS = ("drifting", "artefacts", "mixture", "one-sided", "heavy-tailed")
 TUNING_SEEDS = (1, 2)
 HELD_OUT_SEEDS = (101, 102)
+#: ``--clean``: the worlds without their one-sided nuisances (cloud bursts raise XCO2 only) and water steps.
+CLEAN = OsseSettings(bursts_per_1000km=0.0, water_stretches_per_1000km=0.0)
 SETTINGS = {
     "recommended": lambda: DetectionSettings(),
     "chevallier-2020": lambda: DetectionSettings.preset("chevallier-2020"),
@@ -63,11 +69,13 @@ SETTINGS = {
 }
 
 
-def osse(world: str, seed: int, days: int, passes_per_day: int = 6, pass_km: float = 3000.0):
+def osse(world: str, seed: int, days: int, passes_per_day: int = 6, pass_km: float = 3000.0, clean: bool = False):
     length = "" if pass_km == 3000.0 else f"-{pass_km:.0f}km"  # the default's folders keep their old names
-    folder = OUT / f"{world}-seed{seed}-{days}d-{passes_per_day}p{length}"
+    folder = OUT / f"{world}-seed{seed}-{days}d-{passes_per_day}p{length}{'-clean' if clean else ''}"
     if not (folder / "truth_plumes.csv").exists():
-        simulate(folder, days=days, seed=seed, passes_per_day=passes_per_day, pass_km=pass_km, world=world)
+        # clean: plume passes only (a plume-free pass always gets a cloud burst), no cloud bursts, no water
+        extra = dict(plume_fraction=1.0, settings=CLEAN) if clean else {}
+        simulate(folder, days=days, seed=seed, passes_per_day=passes_per_day, pass_km=pass_km, world=world, **extra)
     data = load_osse(folder)
     return data, detectable_plumes(data), fingerprint(folder)
 
@@ -100,10 +108,11 @@ def oracle_recall(parts, settings: DetectionSettings, false_per_1000km: float) -
     return best
 
 
-def run(world: str, seeds, settings: DetectionSettings, days: int, alone: bool = False, pass_km: float = 3000.0):
+def run(world: str, seeds, settings: DetectionSettings, days: int, alone: bool = False, pass_km: float = 3000.0,
+        clean: bool = False):
     parts, estimates, seconds, prints = [], [], 0.0, []
     for seed in seeds:
-        data, plumes, digest = osse(world, seed, days, pass_km=pass_km)
+        data, plumes, digest = osse(world, seed, days, pass_km=pass_km, clean=clean)
         prints.append(f"{seed}: {digest}")
         start = time.perf_counter()
         if alone:  # each pass a month of its own: too little null, so the stated fallback threshold
@@ -143,6 +152,9 @@ def main(argv=None) -> int:
                        help="every selected world on exactly these seeds (instead of its default seeds)")
     parser.add_argument("--alone", action="store_true",
                         help="detect each pass alone (a one-orbit month: the fallback threshold) instead of as a month")
+    parser.add_argument("--clean", action="store_true",
+                        help="plume passes only, without cloud bursts (which only raise XCO2) or water stretches: "
+                             "the mirror's estimate where every nuisance is symmetric")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="settings changed from --settings (TOML values: 100.0, true, ...)")
     args = parser.parse_args(argv)
@@ -167,7 +179,7 @@ def main(argv=None) -> int:
     for world, seeds in runs:
         role = role_of(world, seeds)
         s, by_peak, (expected, bound), methods, thresholds, oracle, seconds, prints = run(
-            world, seeds, settings, args.days, args.alone, args.pass_km)
+            world, seeds, settings, args.days, args.alone, args.pass_km, args.clean)
         iv = s.intervals
         ratio = s.false_per_1000_km / expected if expected and np.isfinite(expected) else np.nan
         print(f"{world:<12} seeds {seeds} ({role}): {s.n_detectable} plumes >= 0.8 ppm, {s.track_km:,.0f} km, "
