@@ -680,3 +680,20 @@ def test_peak_detail_ratios_are_the_month_tables(small_cache):
                        "n_sources_carried"):
             assert judged[column] == pytest.approx(row[column], rel=1e-9) if column != "source_id" else \
                 judged[column] == row[column], column
+
+
+def test_charts_say_what_the_surface_offsets_took_off_the_water_soundings():
+    """The detection view lowers a water stretch by its offset against the land (noise.surface_offsets); the peak's
+    window keeps that column and the caption names it, with the range of offsets; none on an orbit all land."""
+    from core.detect import detection_view
+    from workbench import ui
+
+    df = add_step(crafted_orbit(600, seed=51), 300.0, 0.9)  # water from 300 km on, 0.9 ppm higher
+    view = detection_view(prepare_orbit(df), DetectionSettings())
+    row = pd.Series({"center_km": 310.0, "amplitude_ppm_km": 1.0, "sigma_km": 3.0, "slope_ppm_km": 0.0,
+                     "intercept_ppm": 410.0})
+    window = tables.peak_window(view.soundings, row, 200.0)
+    assert window["surface_offset_ppm"].max() == pytest.approx(0.9, abs=0.1)
+    note = ui.surface_note(window)
+    assert "1 offset(s)" in note and "noise.surface_offsets" in note
+    assert ui.surface_note(detection_view(prepare_orbit(crafted_orbit(300, seed=52)), DetectionSettings()).soundings) == ""

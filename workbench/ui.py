@@ -280,11 +280,23 @@ def orbit_noise_row(month: str, orbit: int, settings: DetectionSettings, candida
                    " false events per 1,000 km). Significance: A/stderr(A) in units of the orbit's own noise.")
 
 
+def surface_note(soundings: pd.DataFrame) -> str:
+    """What the detection view took off the water soundings (``noise.surface_offsets``), for a chart's caption."""
+    offset = soundings["surface_offset_ppm"].to_numpy(float) if "surface_offset_ppm" in soundings else np.zeros(0)
+    moved = np.unique(np.round(offset[offset != 0], 3))
+    if moved.size == 0:
+        return ""
+    return (f" XCO2 over water is shown less its stretch's offset against the land beside it ({moved.size} "
+            f"offset(s), {moved.min():+.2f} to {moved.max():+.2f} ppm; noise.surface_offsets): what was fitted.")
+
+
 def significance_caption(row: pd.Series) -> None:
     """A peak's significance against the month's threshold, its q-value and expected false rate."""
     if pd.isna(row.get("significance", float("nan"))):
         return
-    text = f"Significance {row['significance']:.2f} (A/stderr(A) over the orbit's own noise)"
+    text = f"Significance {row['significance']:.2f} (A/stderr(A) over the orbit's own noise"
+    share = float(row.get("covariate_share", float("nan")))
+    text += (f", x {share:.2f} left with the land/water and pressure terms modelled)" if share < 1 else ")")
     if pd.notna(row.get("significance_threshold", float("nan"))):
         text += f"; the month's threshold {row['significance_threshold']:.2f} ({row['threshold_method']})"
     if pd.notna(row.get("q_value", float("nan"))):

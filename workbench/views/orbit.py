@@ -57,7 +57,7 @@ st.vega_lite_chart(ui.vega(("orbit-chart", *orbit_key, None if peak is None else
 st.caption("Grey dots: good soundings. Curves: each fitted candidate over +-4 sigma; red solid accepted, orange "
            "dashed rejected (hover for the rules it failed), grey dotted other windows of the same plume"
            + (", purple dash-dotted mirror events (depletions)" if show_mirrors else "") +
-           ". Drag to pan, scroll to zoom.")
+           ". Drag to pan, scroll to zoom." + ui.surface_note(od.soundings))
 
 left, right = st.columns([3, 2])
 with left:

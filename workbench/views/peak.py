@@ -73,7 +73,9 @@ with left:
         st.caption("The window's soundings, the fitted Gaussian + line and its background line"
                    + (f"; the model includes the {neighbours} stronger neighbouring fit(s) it was fitted with"
                       if neighbours else "")
-                   + ("" if alternative == "none" else f"; purple: the best {alternative} model"))
+                   + ("" if alternative == "none" else f"; purple: the best {alternative} model") + "."
+                   + ui.surface_note(tables.peak_window(ui.orbit_data(month, orbit, settings).soundings, row,
+                                                        settings["fit.window_km"], candidates)))
     else:
         st.caption("The window's soundings and the screen's estimate (dashed): this candidate was not fitted.")
     st.vega_lite_chart(fit_chart, width="stretch")
