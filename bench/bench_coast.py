@@ -4,7 +4,8 @@ Many large emitters sit on a coast or a lake shore (cooling water), where the re
 land/water edge. The OSSE of ``bench/bench_worlds.py`` keeps every nuisance 150 km from its plumes, so it cannot
 show what a coast does to a plume. This bench writes the as-stated world with shorter land/water stretches twenty
 times as frequent and allowed anywhere (``OsseSettings(water_stretches_per_1000km=8, water_length_km=(10, 80),
-nuisance_min_distance_km=0)``: lakes and coasts that may hold or border a plume crossing), and scores three settings on the same files:
+nuisance_min_distance_km=0)``: lakes and coasts that may hold or border a plume crossing), and scores three settings
+on the same files:
 
 * ``recommended``: each water stretch's offset against the land beside it is subtracted before the screen, the
   noise estimates and the fits (``noise.surface_offsets``), and a fit's significance is the one left when one
@@ -93,9 +94,10 @@ def main(argv=None) -> int:
         expected = sum(e.false_per_1000km * e.track_km for e in estimates) / km
         for e in estimates:
             print("   ", e.line())
-        print(f"{name:11s} (hash {settings.hash}): recall {with_interval(s.recall, s.intervals['recall'])}; coastal plumes "
-              f"{coast_hit.mean():.3f} ({coast_hit.sum()}/{coast_hit.size}); false events per 1,000 km "
-              f"{with_interval(s.false_per_1000_km, s.intervals['false_per_1000_km'])}, estimated from the mirror {expected:.3f}")
+        false = with_interval(s.false_per_1000_km, s.intervals["false_per_1000_km"])
+        print(f"{name:11s} (hash {settings.hash}): recall {with_interval(s.recall, s.intervals['recall'])}; coastal "
+              f"plumes {coast_hit.mean():.3f} ({coast_hit.sum()}/{coast_hit.size}); false events per 1,000 km "
+              f"{false}, estimated from the mirror {expected:.3f}")
     return 0
 
 

@@ -317,8 +317,9 @@ def covariate_share(d, y, w, sigma_km: float, land_water, dp_hpa=None) -> float:
     (``psurf - psurf_apriori``: the bias correction's surface-pressure term leaves an error proportional to it,
     Kiel et al. 2019, AMT 12, 2241-2259) where its coefficient is significant (``|t| >= DP_MIN_T``).
 
-    A plume at a coast keeps its significance (the step is modelled, not the bump); a land/water step or a
-    pressure artefact fitted as a Gaussian loses it. The mirror's depletions get the same treatment, so the
+    A plume one width from a coast keeps about half of its significance (the step and the bump overlap there; the
+    water stretches' offsets are mostly removed before, ``noise.surface_offsets``); a land/water step or a pressure
+    artefact fitted as a Gaussian keeps a quarter or less. The mirror's depletions get the same treatment, so the
     month's threshold stays calibrated (docs/METHOD.md section 2)."""
     d = np.asarray(d, float)
     if d.size < 8:

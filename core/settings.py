@@ -136,7 +136,7 @@ FIT = _fit_stage((
     _s("fit.min_soundings", 30, "1", "fewest soundings in a window for a fit to be attempted", 5, 2000),
     _s("fit.surface_covariates", False, "", "a fit's significance is the one left when the surface is modelled "
        "beside the Gaussian: one offset per land/water kind in its soundings, and psurf - psurf_apriori where that "
-       "term is significant (rules.covariate_share)"),
+       "term is significant (core.rules.covariate_share)"),
     _s("fit.neighbour_min_snr", 0.0, "1", "fits of at least this |A|/stderr are part of the model of weaker "
        "candidates' windows (their Gaussians, fitted first, subtracted): a plume beside stronger ones is fitted on "
        "its own background; 0: off", 0, 100),

@@ -696,4 +696,5 @@ def test_charts_say_what_the_surface_offsets_took_off_the_water_soundings():
     assert window["surface_offset_ppm"].max() == pytest.approx(0.9, abs=0.1)
     note = ui.surface_note(window)
     assert "1 offset(s)" in note and "noise.surface_offsets" in note
-    assert ui.surface_note(detection_view(prepare_orbit(crafted_orbit(300, seed=52)), DetectionSettings()).soundings) == ""
+    land = detection_view(prepare_orbit(crafted_orbit(300, seed=52)), DetectionSettings())
+    assert ui.surface_note(land.soundings) == ""
