@@ -14,10 +14,13 @@ Attribution to inventory sources is a separate step (:mod:`core.attribution`).
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
+from scipy.spatial import cKDTree
 
 from . import emission as em
 from .fitting import SQRT_2PI, fit_window, gaussian_line
@@ -25,8 +28,9 @@ from .noise import VariogramNoise, screen_spread, shrunk_spread, surface_offsets
 from .rules import (LOCAL_SPAN_MIN_KM, LOCAL_SPAN_SIGMA, STAT_COLUMNS, burst_like, gaussian_line_chi2_many,
                     geometry_stats, rule_verdicts, window_stats)
 from .screen import ScreenResult, best_width, local_extrema, screen_widths, width_extrema, window_snr
+from .paths import EMBEDDED_INVENTORY
 from .settings import DetectionSettings
-from .track import MIN_WIND_ANGLE_DEG, along_track, cross_track_wind_ms, shift_ratio, wind_aligned_km
+from .track import EARTH_RADIUS_KM, MIN_WIND_ANGLE_DEG, along_track, cross_track_wind_ms, shift_ratio, wind_aligned_km
 
 #: Along-track distance between OCO-2 frames [km] (3 frames/s at ~6.75 km/s ground speed).
 FRAME_KM = 2.25
@@ -186,6 +190,41 @@ def _screen(od: OrbitData, settings: DetectionSettings) -> tuple[ScreenResult, O
         spread, fallback = np.ones_like(sigmas), False
     span = float(np.ptp(track)) if track.size else 0.0
     od.views[key] = (scr, OrbitNoise(sigmas, spread, raw, n_eff, variogram, span, fallback))
+    return od.views[key]
+
+
+@functools.lru_cache(maxsize=4)
+def _source_tree(min_emission_MtCO2_yr: float) -> cKDTree | None:
+    """Unit vectors of the embedded inventory's sources of at least ``min_emission_MtCO2_yr`` in a k-d tree."""
+    table = pq.read_table(EMBEDDED_INVENTORY / "sources.parquet", columns=["latitude", "longitude",
+                                                                           "emission_tCO2_yr"]).to_pandas()
+    table = table[table["emission_tCO2_yr"] >= 1e6 * min_emission_MtCO2_yr]
+    return cKDTree(_unit_vectors(table["latitude"].to_numpy(float), table["longitude"].to_numpy(float))) \
+        if len(table) else None
+
+
+def _unit_vectors(lat_deg: np.ndarray, lon_deg: np.ndarray) -> np.ndarray:
+    lat, lon = np.radians(lat_deg), np.radians(lon_deg)
+    return np.column_stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)])
+
+
+def control_mask(od: OrbitData, settings: DetectionSettings) -> np.ndarray:
+    """Soundings of the view farther than ``detection.control_distance_km`` from every source of the embedded
+    inventory of at least ``detection.control_min_emission_MtCO2_yr``: track where no plume can be (all False when
+    the distance is 0). Cached on the view."""
+    distance_km = float(settings["detection.control_distance_km"])
+    key = ("control", distance_km, float(settings["detection.control_min_emission_MtCO2_yr"]))
+    if key not in od.views:
+        df = od.soundings
+        mask = np.zeros(len(df), bool)
+        if distance_km > 0 and len(df):
+            tree = _source_tree(key[2])
+            if tree is None:  # no such source at all: no plume anywhere
+                mask[:] = True
+            else:
+                chord, _ = tree.query(_unit_vectors(df["latitude"].to_numpy(float), df["longitude"].to_numpy(float)))
+                mask = 2 * EARTH_RADIUS_KM * np.arcsin(np.clip(chord / 2, 0, 1)) > distance_km
+        od.views[key] = mask
     return od.views[key]
 
 
@@ -374,6 +413,11 @@ def fit_candidates(od: OrbitData, candidates: pd.DataFrame, settings: DetectionS
         out["significance"] = out["significance"] * np.where(np.isfinite(out["covariate_share"]),
                                                              out["covariate_share"], 1.0)
     out.update(noise.columns(n))
+    # the control region (detection.control_distance_km): where the candidate sits, and how much of the orbit
+    control = control_mask(od, s)
+    nearest = np.clip(np.searchsorted(x, centre), 0, len(x) - 1)
+    out["control"] = control[nearest]
+    out["orbit_control_km"] = np.full(n, noise.track_km * control.mean() if control.size else 0.0)
     return pd.DataFrame(out)
 
 

@@ -9,6 +9,14 @@ at most ``detection.false_alarms_per_1000km`` (never below ``rules.significance.
 gets the expected false rate at its own significance and a q-value (the estimated share of false events among
 events at least as significant: Benjamini and Hochberg 1995, Storey 2002).
 
+Artefacts that only ever raise XCO2 (cloud-contaminated soundings, some bursts of bad frames) have no mirror image.
+Where ``detection.control_distance_km`` is set, track that far from every inventory source big enough to make a
+plume (the *control region*: oceans, deserts, forests) holds no plume, so its positive events beyond its mirror
+events are such artefacts: their rate per km of control track, times the month's track, is added to the mirror's
+estimate at every significance (:class:`ControlExcess`), and the threshold is the lowest at which the sum is at
+most the rate asked. An inventory that misses sources puts real plumes in the control region: the estimate then
+errs high (fewer events accepted), never low.
+
 Where the month holds few mirror events above the threshold, the tail of the mirror significances is
 extrapolated with an exponential fitted to the strongest ones (a heavier tail than the Gaussian's, so the
 extrapolation errs on the side of fewer false events); with fewer than ``detection.min_mirror_events`` mirror
@@ -28,7 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.stats import chi2
+from scipy.stats import chi2, norm
 
 from .detect import rejudge
 from .rules import STAT_COLUMNS, rule_failures
@@ -37,7 +45,7 @@ from .settings import DetectionSettings
 #: Columns every candidate row carries after :func:`calibrate_month` (month-level values repeated).
 MONTH_COLUMNS = ("significance_threshold", "threshold_method", "month_false_per_1000km",
                  "month_false_per_1000km_low", "month_false_per_1000km_high", "month_track_km",
-                 "false_alarm_per_1000km", "q_value")
+                 "month_control_km", "month_control_excess_per_1000km", "false_alarm_per_1000km", "q_value")
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,9 @@ class MonthThreshold:
     message: str
     n_accepted: int = 0  # accepted events (read back from a judged table; 0 before judging)
     n_burst_like: int = 0  # ... of which burst-like (:func:`core.rules.burst_like`)
+    control_km: float = 0.0  # track of the control region (detection.control_distance_km) [km]
+    control_excess_per_1000km: float = 0.0  # the control region's positive events beyond its mirror events, in
+    # false_per_1000km (scaled to the month's track): the artefacts the mirror cannot see
 
     @property
     def burst_like_per_1000km(self) -> float:
@@ -75,8 +86,10 @@ class MonthThreshold:
         lo, hi = self.interval_per_1000km
         counted = (f"threshold {self.threshold:.2f} ({self.method}): {self.false_per_1000km:.2f} false events per "
                    f"1,000 km expected (90 % {lo:.2f}-{hi:.2f}) on {self.track_km:,.0f} km of {self.n_orbits} "
-                   f"orbits, from {self.n_mirror} mirror events ({self.n_mirror_above} above it).")
-        return " ".join(part for part in (counted, self.burst_note(), self.message) if part)
+                   f"orbits, from {self.n_mirror} mirror events ({self.n_mirror_above} above it)")
+        control = (f", {self.control_excess_per_1000km:.2f} of them positive artefacts seen in the "
+                   f"{self.control_km:,.0f} km far from every source" if self.control_km > 0 else "") + "."
+        return " ".join(part for part in (counted + control, self.burst_note(), self.message) if part)
 
 
 def poisson_interval(count: float, level: float = 0.9) -> tuple[float, float]:
@@ -97,7 +110,7 @@ def rule_passing_events(candidates: pd.DataFrame, settings: DetectionSettings) -
     sign and orbit are the same feature, as in :func:`core.detect.judge`)."""
     fitted = candidates[candidates["fixed_reason"].eq("")]
     if fitted.empty:
-        return pd.DataFrame(columns=["orbit", "sign", "significance", "row"])
+        return pd.DataFrame(columns=["orbit", "sign", "significance", "row", "control"])
     needed = [c for c in (*STAT_COLUMNS, "significance", "sigma_km", "amplitude_ppm_km") if c in fitted]
     failures = rule_failures({c: fitted[c].to_numpy() for c in needed}, settings)
     failures.pop("significance", None)
@@ -105,7 +118,9 @@ def rule_passing_events(candidates: pd.DataFrame, settings: DetectionSettings) -
     table = pd.DataFrame({"orbit": fitted["orbit"].to_numpy()[ok], "sign": fitted["sign"].to_numpy()[ok],
                           "significance": fitted["significance"].to_numpy(float)[ok],
                           "center_km": fitted["center_km"].to_numpy(float)[ok],
-                          "sigma_km": fitted["sigma_km"].to_numpy(float)[ok], "row": fitted.index[ok]})
+                          "sigma_km": fitted["sigma_km"].to_numpy(float)[ok], "row": fitted.index[ok],
+                          "control": (fitted["control"].to_numpy(bool)[ok] if "control" in fitted
+                                      else np.zeros(int(ok.sum()), bool))})
     table = table[np.isfinite(table["significance"])].sort_values("significance", ascending=False, kind="stable")
     keep = np.ones(len(table), bool)
     kept: dict[tuple, list[int]] = {}
@@ -163,6 +178,46 @@ class MirrorNull:
         return float(min(values)), float(max(values))
 
 
+#: The control region's excess is counted beyond this many standard deviations of its Poisson difference.
+CONTROL_SHRINK_SD = 1.0
+
+
+class ControlExcess:
+    """Positive events of the control region beyond its mirror events, at or above a significance, scaled from the
+    control track to the month's (``scale`` = month km / control km): expected false events the mirror misses.
+
+    Counted beyond one standard deviation of the difference of the two Poisson counts, ``sqrt(P + M)``: where the
+    artefacts are symmetric the difference is noise, and its positive part alone would add ~0.4 sd on average
+    (a one-sided excess of P - M events is then taken as P - M - sqrt(P + M))."""
+
+    def __init__(self, events: pd.DataFrame, control_km: float, month_km: float):
+        control = events[events["control"].astype(bool)] if "control" in events and control_km > 0 else events[:0]
+        self.plus = np.sort(control.loc[control["sign"] > 0, "significance"].to_numpy(float))[::-1]
+        self.minus = np.sort(control.loc[control["sign"] < 0, "significance"].to_numpy(float))[::-1]
+        self.scale = month_km / control_km if control_km > 0 else 0.0
+
+    def counts(self, t) -> tuple[np.ndarray, np.ndarray]:
+        """Positive and mirror events of the control region at or above ``t``."""
+        t = -np.asarray(t, float)
+        return np.searchsorted(-self.plus, t, side="right"), np.searchsorted(-self.minus, t, side="right")
+
+    def at(self, t) -> np.ndarray:
+        plus, minus = self.counts(t)
+        return np.maximum(plus - minus - CONTROL_SHRINK_SD * np.sqrt(plus + minus), 0.0) * self.scale
+
+    def interval(self, t: float, level: float = 0.9) -> tuple[float, float]:
+        """Interval of the excess at ``t`` (the difference of two Poisson counts, normal approximation)."""
+        plus, minus = (float(c) for c in self.counts(t))
+        half = norm.ppf(0.5 + level / 2) * np.sqrt(plus + minus)
+        return max(plus - minus - half, 0.0) * self.scale, max(plus - minus + half, 0.0) * self.scale
+
+
+def _control_km(candidates: pd.DataFrame) -> float:
+    if "orbit_control_km" not in candidates:
+        return 0.0
+    return float(candidates.groupby("orbit")["orbit_control_km"].first().sum())
+
+
 def month_threshold(candidates: pd.DataFrame, settings: DetectionSettings) -> MonthThreshold:
     """The month's threshold for ``detection.false_alarms_per_1000km`` (see the module docstring)."""
     s = settings
@@ -197,11 +252,24 @@ def month_threshold(candidates: pd.DataFrame, settings: DetectionSettings) -> Mo
     threshold, method = null.threshold_for(allowed)
     if threshold < floor:
         threshold, method = floor, "floor"
+    control_km = _control_km(candidates) if s["detection.control_distance_km"] > 0 else 0.0
+    excess = ControlExcess(events, control_km, km)
+    if control_km > 0 and float(null.expected(threshold) + excess.at(threshold)) > allowed:
+        # the lowest significance where the mirror's and the control region's expected false events fit
+        steps = np.unique(events["significance"].to_numpy(float))
+        steps = np.r_[threshold, np.nextafter(steps[steps >= threshold], np.inf)]
+        fits = null.expected(steps) + excess.at(steps) <= allowed
+        threshold = float(steps[np.argmax(fits)] if fits.any() else steps[-1])
+        method += "+control"
     expected = float(null.expected(threshold))
     lo, hi = null.interval(threshold)
+    more = float(excess.at(threshold))
+    more_lo, more_hi = excess.interval(threshold) if control_km > 0 else (0.0, 0.0)
     scale = 1000.0 / km
     return MonthThreshold(float(threshold), method, km, n_orbits, int(mirror.size),
-                          int(null.counted(threshold)), expected * scale, (lo * scale, hi * scale), "")
+                          int(null.counted(threshold)), (expected + more) * scale,
+                          ((lo + more_lo) * scale, (hi + more_hi) * scale), "", control_km=control_km,
+                          control_excess_per_1000km=more * scale)
 
 
 def calibrate_month(candidates: pd.DataFrame, settings: DetectionSettings) -> pd.DataFrame:
@@ -216,7 +284,8 @@ def calibrate_month(candidates: pd.DataFrame, settings: DetectionSettings) -> pd
                "month_false_per_1000km": np.full(n, t.false_per_1000km),
                "month_false_per_1000km_low": np.full(n, t.interval_per_1000km[0]),
                "month_false_per_1000km_high": np.full(n, t.interval_per_1000km[1]),
-               "month_track_km": np.full(n, t.track_km),
+               "month_track_km": np.full(n, t.track_km), "month_control_km": np.full(n, t.control_km),
+               "month_control_excess_per_1000km": np.full(n, t.control_excess_per_1000km),
                "false_alarm_per_1000km": np.full(n, np.nan), "q_value": np.full(n, np.nan)}
     if t.method not in ("fixed", "fallback"):
         events = rule_passing_events(out, settings)
@@ -225,7 +294,7 @@ def calibrate_month(candidates: pd.DataFrame, settings: DetectionSettings) -> pd
         plus = np.sort(events.loc[events["sign"] > 0, "significance"].to_numpy(float))[::-1]
         rows = out.index.get_indexer(events.loc[events["sign"] > 0, "row"])
         sig = out["significance"].to_numpy(float)[rows]
-        expected = null.expected(sig)
+        expected = null.expected(sig) + ControlExcess(events, t.control_km, t.track_km).at(sig)
         n_plus = np.searchsorted(-plus, -sig, side="right")
         q = np.minimum(1.0, expected / np.maximum(n_plus, 1))
         order = np.argsort(sig)  # q-values monotone in significance (the step-up of Benjamini-Hochberg)
@@ -251,4 +320,6 @@ def month_summary(candidates: pd.DataFrame) -> MonthThreshold | None:
     return MonthThreshold(float(row["significance_threshold"]), str(row["threshold_method"]), km, n_orbits,
                           int(len(mirror)), above, float(row["month_false_per_1000km"]),
                           (float(row["month_false_per_1000km_low"]), float(row["month_false_per_1000km_high"])), "",
-                          int(accepted.sum()), int((accepted & burst).sum()))
+                          int(accepted.sum()), int((accepted & burst).sum()),
+                          float(row.get("month_control_km", 0.0)),
+                          float(row.get("month_control_excess_per_1000km", 0.0)))

@@ -176,6 +176,12 @@ DETECTION = (
        "detection.fallback_significance", 3, 1000),
     _s("detection.fallback_significance", 6.0, "1", "conservative significance threshold where the month holds "
        "too few mirror events to set one", 0, 50),
+    _s("detection.control_distance_km", 0.0, "km", "track this far from every inventory source of at least "
+       "detection.control_min_emission_MtCO2_yr holds no plume: its positive events beyond the mirror's are artefacts "
+       "the mirror cannot see, and their rate is added to the month's false-rate estimate; 0: off", 0, 5000,
+       fit_stage=True),
+    _s("detection.control_min_emission_MtCO2_yr", 0.1, "Mt/yr", "smallest inventory source that keeps the track "
+       "near it out of the control region (detection.control_distance_km)", 0, 10, fit_stage=True),
 )
 EMISSION = (
     _s("emission.wind_uncertainty_ms", 1.5, "m/s", "1-sigma error of the analysed wind across the track (the "
@@ -336,6 +342,9 @@ PRESETS: dict[str, dict] = {
         "screen.min_significance": 3.0,
         "screen.min_significance_beside": 2.4,
         "detection.fallback_significance": 4.0,
+        # track 200 km from every source of >= 0.1 Mt/yr holds no detectable plume (12 h at 5 m/s): its positive
+        # events beyond the mirror's measure the artefacts that only raise XCO2 (docs/NOISE.md)
+        "detection.control_distance_km": 200.0,
     },
 }
 

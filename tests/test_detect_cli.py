@@ -78,15 +78,16 @@ def test_small_osse_recall(small_osse):
         candidates = load_detections(small_osse / "cache", "2019-08", DetectionSettings())
     result = score(candidates, load_osse(small_osse / "raw"))
     # What the detector achieves on this month (as-stated noise, perfect winds; recommended preset, one process):
-    # 52 of 80 detectable plumes (0.650), 13 of 17 isolated ones (0.765), 18 false events on 95,891 km (0.188
-    # per 1,000 km) at the month's own threshold (mirror, 2.45). The recall is below the headline 0.8 of
-    # bench_worlds because three passes in four carry plumes here: 63 of the 80 overlap another plume along the
-    # track, where one event covers both (core.validation). The data are fixed, so these figures move only when
-    # the code does; the bounds let a benign change trade a few borderline plumes or events (4 plumes, 1 isolated
-    # plume, 5 false events) and fail a regression beyond that: 5 points of recall, a false rate a quarter above
-    # the calibrated 0.2 per 1,000 km.
+    # 49 of 80 detectable plumes (0.613), 13 of 17 isolated ones (0.765), 9 false events on 95,891 km (0.094
+    # per 1,000 km) at the month's own threshold (mirror+control, 3.18: the control region far from every source
+    # holds the simulator's positive cloud bursts, which lift the threshold; 52, 13 and 18 at 2.45 from the mirror
+    # alone). The recall is below the headline 0.8 of bench_worlds because three passes in four carry plumes here:
+    # 63 of the 80 overlap another plume along the track, where one event covers both (core.validation). The data
+    # are fixed, so these figures move only when the code does; the bounds let a benign change trade a few
+    # borderline plumes or events (4 plumes, 1 isolated plume, 5 false events) and fail a regression beyond that:
+    # 5 points of recall, a false rate a quarter above the calibrated 0.2 per 1,000 km.
     assert result.n_detectable == 80 and result.track_km == pytest.approx(95_891, abs=1), result.line()
-    assert candidates["threshold_method"].iloc[0] == "mirror", "the month's threshold from its own null"
-    assert result.recall >= 0.6, result.line()
+    assert candidates["threshold_method"].iloc[0].startswith("mirror"), "the month's threshold from its own null"
+    assert result.recall >= 0.56, result.line()
     assert result.recall_isolated >= 12 / 17, result.line()
     assert result.false_per_1000_km <= 0.25, result.line()

@@ -23,11 +23,12 @@ from core.vetting import current_plume_decisions
 #: Columns after the contract ones: how significant the peak is in units of its orbit's own noise, the month's
 #: threshold and false-event rate it was judged at, its own expected false rate and q-value, its orbit's noise
 #: (``core.detect.OrbitNoise.columns``, ``core.false_alarms.MONTH_COLUMNS``; empty where a table lacks them), and
-#: whether one pass cannot tell it from a burst of bad frames (``core.rules.burst_like``).
+#: whether one pass cannot tell it from a burst of bad frames (``core.rules.burst_like``); whether it lies in the
+#: control region and what that region added to the month's estimate (``core.false_alarms.ControlExcess``).
 SIGNIFICANCE_COLUMNS = ["significance", "q_value", "false_alarm_per_1000km", "significance_threshold",
                         "threshold_method", "month_false_per_1000km", "month_false_per_1000km_low",
-                        "month_false_per_1000km_high", "noise_scale", "correlated_ppm", "correlation_km",
-                        "noise_fallback", "noise_spread", "burst_like"]
+                        "month_false_per_1000km_high", "month_control_excess_per_1000km", "control", "noise_scale",
+                        "correlated_ppm", "correlation_km", "noise_fallback", "noise_spread", "burst_like"]
 DECISION_COLUMNS = ["month", "decision", "note", "analyst", "decided_at", "n_decisions", "decision_id"]
 PROVENANCE_COLUMNS = ["rules_hash", "preset", "settings_json", "software_version", "vetted_with_version",
                       "data_files", "peak_link", "exported_at"]

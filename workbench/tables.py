@@ -287,15 +287,20 @@ def threshold_note(t: MonthThreshold | None, settings: DetectionSettings) -> tup
             f"(`detection.fallback_significance` = {settings['detection.fallback_significance']:g}) instead of the "
             f"{settings['detection.false_alarms_per_1000km']:g} false events per 1,000 km asked; "
             f"{t.n_mirror_above} mirror events reach it (at most {hi:.2f} per 1,000 km, 90 %).")
+    base = t.method.split("+")[0]
     how = {"mirror": f"{t.n_mirror_above} of them above it",
            "mirror-tail": "extrapolated from the tail of the strongest of them",
-           "floor": f"the floor {floor} binds; {t.n_mirror_above} of them above it"}.get(t.method, t.method)
+           "floor": f"the floor {floor} binds; {t.n_mirror_above} of them above it"}.get(base, base)
+    control = (f" {t.control_excess_per_1000km:.2f} per 1,000 km of it are positive artefacts the mirror cannot "
+               f"see, counted in the {t.control_km:,.0f} km of track far from every source "
+               f"(`detection.control_distance_km`){': they raised the threshold' if '+control' in t.method else ''}."
+               if t.control_km > 0 else "")
     burst = (f" {t.burst_note()} Reject them with `rules.frame_aligned.reject_burst_like`."
              if t.n_burst_like and not settings["rules.frame_aligned.reject_burst_like"] else "")
     return "info", (f"Expected false events: {t.false_per_1000km:.2f} per 1,000 km ({lo:.2f}-{hi:.2f}, 90 %), "
                     f"threshold {t.threshold:.2f} from {t.n_mirror} mirror events ({how}) on {t.track_km:,.0f} km of "
                     f"{t.n_orbits} orbits; asked: {settings['detection.false_alarms_per_1000km']:g} per 1,000 km "
-                    f"(`detection.false_alarms_per_1000km`).{burst}")
+                    f"(`detection.false_alarms_per_1000km`).{control}{burst}")
 
 
 def mirror_events_above(candidates: pd.DataFrame) -> int:
