@@ -12,8 +12,9 @@ on the same files:
   offset per land/water kind (and a significant ``psurf - psurf_apriori`` term) is modelled beside the Gaussian
   (``fit.surface_covariates``); the surface-transition rule off;
 * ``no offsets``: the same without ``noise.surface_offsets``;
-* ``before`` (the recommended preset before session 10, 2026-12-06): neither, and every fit with a land/water
-  change within 2 sigma + 5 km of its centre rejected (``rules.surface_transition``).
+* ``before`` (the recommended preset before session 10, 2026-12-06, but for the box-like rule's burst-like
+  exception, which is code): neither, no control region, and every fit with a land/water change within 2 sigma +
+  5 km of its centre rejected (``rules.surface_transition``).
 
 It prints, for each: recall on plumes >= 0.8 ppm, recall on *coastal* ones (a land/water edge of the truth within
 10 km of the crossing), false events per 1,000 km (all track) and the month's own estimate, with 90 % intervals.
@@ -48,7 +49,7 @@ RULE_SETS = {
     "recommended": {},
     "no offsets": {"noise.surface_offsets": False},
     "before": {"noise.surface_offsets": False, "fit.surface_covariates": False,
-               "rules.surface_transition.enabled": True},
+               "rules.surface_transition.enabled": True, "detection.control_distance_km": 0.0},
 }
 
 
