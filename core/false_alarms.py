@@ -178,19 +178,17 @@ class MirrorNull:
         return float(min(values)), float(max(values))
 
 
-#: The control region's excess is counted beyond this many standard deviations of its Poisson difference.
-CONTROL_SHRINK_SD = 1.0
-
-
 class ControlExcess:
     """Positive events of the control region beyond its mirror events, at or above a significance, scaled from the
     control track to the month's (``scale`` = month km / control km): expected false events the mirror misses.
 
-    Counted beyond one standard deviation of the difference of the two Poisson counts, ``sqrt(P + M)``: where the
-    artefacts are symmetric the difference is noise, and its positive part alone would add ~0.4 sd on average
-    (a one-sided excess of P - M events is then taken as P - M - sqrt(P + M))."""
+    Counted beyond ``shrink_sd`` (``detection.control_shrink_sd``, 1) standard deviations of the difference of the
+    two Poisson counts, ``sqrt(P + M)``: where the artefacts are symmetric the difference is noise, and its positive
+    part alone would add ~0.4 sd on average (a one-sided excess of P - M events is then taken as
+    P - M - sqrt(P + M))."""
 
-    def __init__(self, events: pd.DataFrame, control_km: float, month_km: float):
+    def __init__(self, events: pd.DataFrame, control_km: float, month_km: float, shrink_sd: float = 1.0):
+        self.shrink_sd = float(shrink_sd)
         control = events[events["control"].astype(bool)] if "control" in events and control_km > 0 else events[:0]
         self.plus = np.sort(control.loc[control["sign"] > 0, "significance"].to_numpy(float))[::-1]
         self.minus = np.sort(control.loc[control["sign"] < 0, "significance"].to_numpy(float))[::-1]
@@ -203,7 +201,7 @@ class ControlExcess:
 
     def at(self, t) -> np.ndarray:
         plus, minus = self.counts(t)
-        return np.maximum(plus - minus - CONTROL_SHRINK_SD * np.sqrt(plus + minus), 0.0) * self.scale
+        return np.maximum(plus - minus - self.shrink_sd * np.sqrt(plus + minus), 0.0) * self.scale
 
     def interval(self, t: float, level: float = 0.9) -> tuple[float, float]:
         """Interval of the excess at ``t`` (the difference of two Poisson counts, normal approximation)."""
@@ -253,7 +251,7 @@ def month_threshold(candidates: pd.DataFrame, settings: DetectionSettings) -> Mo
     if threshold < floor:
         threshold, method = floor, "floor"
     control_km = _control_km(candidates) if s["detection.control_distance_km"] > 0 else 0.0
-    excess = ControlExcess(events, control_km, km)
+    excess = ControlExcess(events, control_km, km, s["detection.control_shrink_sd"])
     if control_km > 0 and float(null.expected(threshold) + excess.at(threshold)) > allowed:
         # the lowest significance where the mirror's and the control region's expected false events fit
         steps = np.unique(events["significance"].to_numpy(float))
@@ -294,7 +292,7 @@ def calibrate_month(candidates: pd.DataFrame, settings: DetectionSettings) -> pd
         plus = np.sort(events.loc[events["sign"] > 0, "significance"].to_numpy(float))[::-1]
         rows = out.index.get_indexer(events.loc[events["sign"] > 0, "row"])
         sig = out["significance"].to_numpy(float)[rows]
-        expected = null.expected(sig) + ControlExcess(events, t.control_km, t.track_km).at(sig)
+        expected = null.expected(sig) + ControlExcess(events, t.control_km, t.track_km, settings["detection.control_shrink_sd"]).at(sig)
         n_plus = np.searchsorted(-plus, -sig, side="right")
         q = np.minimum(1.0, expected / np.maximum(n_plus, 1))
         order = np.argsort(sig)  # q-values monotone in significance (the step-up of Benjamini-Hochberg)

@@ -182,6 +182,9 @@ DETECTION = (
        fit_stage=True),
     _s("detection.control_min_emission_MtCO2_yr", 0.1, "Mt/yr", "smallest inventory source that keeps the track "
        "near it out of the control region (detection.control_distance_km)", 0, 10, fit_stage=True),
+    _s("detection.control_shrink_sd", 1.0, "1", "the control region's positive events beyond its mirror events are "
+       "counted beyond this many standard deviations of their Poisson difference (0: every one; where artefacts "
+       "are symmetric the difference is noise)", 0, 5),
 )
 EMISSION = (
     _s("emission.wind_uncertainty_ms", 1.5, "m/s", "1-sigma error of the analysed wind across the track (the "
