@@ -25,12 +25,13 @@ from scipy.spatial import cKDTree
 from . import emission as em
 from .fitting import SQRT_2PI, fit_window, gaussian_line
 from .noise import VariogramNoise, screen_spread, shrunk_spread, surface_offsets_ppm, variogram_noise
+from .paths import EMBEDDED_INVENTORY
 from .rules import (LOCAL_SPAN_MIN_KM, LOCAL_SPAN_SIGMA, STAT_COLUMNS, burst_like, gaussian_line_chi2_many,
                     geometry_stats, rule_verdicts, window_stats)
 from .screen import ScreenResult, best_width, local_extrema, screen_widths, width_extrema, window_snr
-from .paths import EMBEDDED_INVENTORY
 from .settings import DetectionSettings
-from .track import EARTH_RADIUS_KM, MIN_WIND_ANGLE_DEG, along_track, cross_track_wind_ms, shift_ratio, wind_aligned_km
+from .track import (EARTH_RADIUS_KM, MIN_WIND_ANGLE_DEG, along_track, cross_track_wind_ms, shift_ratio,
+                    unit_vectors, wind_aligned_km)
 
 #: Along-track distance between OCO-2 frames [km] (3 frames/s at ~6.75 km/s ground speed).
 FRAME_KM = 2.25
@@ -199,13 +200,8 @@ def _source_tree(min_emission_MtCO2_yr: float) -> cKDTree | None:
     table = pq.read_table(EMBEDDED_INVENTORY / "sources.parquet", columns=["latitude", "longitude",
                                                                            "emission_tCO2_yr"]).to_pandas()
     table = table[table["emission_tCO2_yr"] >= 1e6 * min_emission_MtCO2_yr]
-    return cKDTree(_unit_vectors(table["latitude"].to_numpy(float), table["longitude"].to_numpy(float))) \
+    return cKDTree(unit_vectors(table["latitude"].to_numpy(float), table["longitude"].to_numpy(float))) \
         if len(table) else None
-
-
-def _unit_vectors(lat_deg: np.ndarray, lon_deg: np.ndarray) -> np.ndarray:
-    lat, lon = np.radians(lat_deg), np.radians(lon_deg)
-    return np.column_stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)])
 
 
 def control_mask(od: OrbitData, settings: DetectionSettings) -> np.ndarray:
@@ -221,9 +217,11 @@ def control_mask(od: OrbitData, settings: DetectionSettings) -> np.ndarray:
             tree = _source_tree(key[2])
             if tree is None:  # no such source at all: no plume anywhere
                 mask[:] = True
-            else:
-                chord, _ = tree.query(_unit_vectors(df["latitude"].to_numpy(float), df["longitude"].to_numpy(float)))
-                mask = 2 * EARTH_RADIUS_KM * np.arcsin(np.clip(chord / 2, 0, 1)) > distance_km
+            else:  # the chord of distance_km bounds the search: a sounding with no source within it is far
+                limit = 2 * np.sin(distance_km / (2 * EARTH_RADIUS_KM))
+                chord, _ = tree.query(unit_vectors(df["latitude"].to_numpy(float), df["longitude"].to_numpy(float)),
+                                      distance_upper_bound=limit)
+                mask = ~(chord <= limit)
         od.views[key] = mask
     return od.views[key]
 

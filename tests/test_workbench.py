@@ -683,18 +683,17 @@ def test_peak_detail_ratios_are_the_month_tables(small_cache):
 
 
 def test_charts_say_what_the_surface_offsets_took_off_the_water_soundings():
-    """The detection view lowers a water stretch by its offset against the land (noise.surface_offsets); the peak's
-    window keeps that column and the caption names it, with the range of offsets; none on an orbit all land."""
+    """The detection view lowers a water stretch by its offset against the land (noise.surface_offsets); the caption
+    of the orbit, or of a peak's window that reaches the water, names it with the range of offsets; none on a window
+    all land, nor on an orbit all land."""
     from core.detect import detection_view
     from workbench import ui
 
     df = add_step(crafted_orbit(600, seed=51), 300.0, 0.9)  # water from 300 km on, 0.9 ppm higher
     view = detection_view(prepare_orbit(df), DetectionSettings())
-    row = pd.Series({"center_km": 310.0, "amplitude_ppm_km": 1.0, "sigma_km": 3.0, "slope_ppm_km": 0.0,
-                     "intercept_ppm": 410.0})
-    window = tables.peak_window(view.soundings, row, 200.0)
-    assert window["surface_offset_ppm"].max() == pytest.approx(0.9, abs=0.1)
-    note = ui.surface_note(window)
-    assert "1 offset(s)" in note and "noise.surface_offsets" in note
+    assert view.soundings["surface_offset_ppm"].max() == pytest.approx(0.9, abs=0.1)
+    for note in (ui.surface_note(view.soundings), ui.surface_note(view.soundings, 310.0, 200.0)):
+        assert "1 offset(s)" in note and "noise.surface_offsets" in note
+    assert ui.surface_note(view.soundings, 100.0, 200.0) == ""  # the window 0-200 km is all land
     land = detection_view(prepare_orbit(crafted_orbit(300, seed=52)), DetectionSettings())
     assert ui.surface_note(land.soundings) == ""

@@ -136,8 +136,7 @@ def peak_window(soundings: pd.DataFrame, row: pd.Series, window_km: float,
     (``sign`` -1: fitted on the data turned upside down) is turned back into the data's frame."""
     x0 = float(row["center_km"])
     sel = soundings[(soundings["x_km"] >= x0 - window_km / 2) & (soundings["x_km"] <= x0 + window_km / 2)]
-    shown = ["x_km", "xco2", "xco2_uncertainty", "footprint", "land_water_indicator"]
-    out = sel[shown + [c for c in ("surface_offset_ppm",) if c in sel]].copy()  # the view's offsets (ui.surface_note)
+    out = sel[["x_km", "xco2", "xco2_uncertainty", "footprint", "land_water_indicator"]].copy()
     out["d_km"] = out["x_km"] - x0
     p = {k: float(row[k]) for k in ("amplitude_ppm_km", "sigma_km", "center_km", "slope_ppm_km", "intercept_ppm")}
     sign = float(row.get("sign", 1))

@@ -280,9 +280,12 @@ def orbit_noise_row(month: str, orbit: int, settings: DetectionSettings, candida
                    " false events per 1,000 km). Significance: A/stderr(A) in units of the orbit's own noise.")
 
 
-def surface_note(soundings: pd.DataFrame) -> str:
-    """What the detection view took off the water soundings (``noise.surface_offsets``), for a chart's caption."""
+def surface_note(soundings: pd.DataFrame, centre_km: float | None = None, window_km: float | None = None) -> str:
+    """What the detection view took off the water soundings (``noise.surface_offsets``), for a chart's caption: the
+    whole orbit, or the window of ``window_km`` around ``centre_km`` (``x_km``)."""
     offset = soundings["surface_offset_ppm"].to_numpy(float) if "surface_offset_ppm" in soundings else np.zeros(0)
+    if offset.size and centre_km is not None:
+        offset = offset[np.abs(soundings["x_km"].to_numpy(float) - centre_km) <= window_km / 2]
     moved = np.unique(np.round(offset[offset != 0], 3))
     if moved.size == 0:
         return ""

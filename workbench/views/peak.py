@@ -74,8 +74,8 @@ with left:
                    + (f"; the model includes the {neighbours} stronger neighbouring fit(s) it was fitted with"
                       if neighbours else "")
                    + ("" if alternative == "none" else f"; purple: the best {alternative} model") + "."
-                   + ui.surface_note(tables.peak_window(ui.orbit_data(month, orbit, settings).soundings, row,
-                                                        settings["fit.window_km"], candidates)))
+                   + ui.surface_note(ui.orbit_data(month, orbit, settings).soundings, float(row["center_km"]),
+                                     settings["fit.window_km"]))
     else:
         st.caption("The window's soundings and the screen's estimate (dashed): this candidate was not fitted.")
     st.vega_lite_chart(fit_chart, width="stretch")
